@@ -1,0 +1,32 @@
+"""Production: secrets are required, connections persist, cookies and headers are strict.
+
+`DJANGO_SECRET_KEY` and `ALLOWED_HOSTS` must be set or the process refuses to start.
+"""
+
+from config.env import env_bool, env_int, env_list, env_required
+
+from .base import *  # noqa: F403
+from .base import DATABASES
+
+SECRET_KEY = env_required("DJANGO_SECRET_KEY")
+DEBUG = False
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_required("ALLOWED_HOSTS")]
+
+# Opening a PostgreSQL connection costs more than a typical API request: keep them open and
+# check them before reuse so a restarted database does not break the next request.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+X_FRAME_OPTIONS = "DENY"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

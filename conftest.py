@@ -1,0 +1,115 @@
+"""Shared fixtures: named personas, each with what it may do.
+
+With REQUIRE_SERVICES=1 (CI), tests marked ``postgres`` fail instead of skipping when the
+database is not PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection
+
+from releases.roles import Role
+from tests.factories import EnvironmentFactory, ServiceFactory, TeamFactory, UserFactory
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    on_pg = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
+    if on_pg or os.environ.get("REQUIRE_SERVICES") == "1":
+        return
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip_pg)
+
+
+@pytest.fixture
+def require_postgres(db):
+    if connection.vendor != "postgresql":
+        pytest.fail("This test needs PostgreSQL: set DATABASE_URL=postgres://…")
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory(name="Payments", slug="payments")
+
+
+@pytest.fixture
+def other_team(db):
+    return TeamFactory(name="Identity", slug="identity")
+
+
+@pytest.fixture
+def service(team):
+    return ServiceFactory(name="payments-api", slug="payments-api", team=team, criticality="high")
+
+
+@pytest.fixture
+def other_service(other_team):
+    return ServiceFactory(name="identity-api", slug="identity-api", team=other_team)
+
+
+@pytest.fixture
+def production(db):
+    return EnvironmentFactory(name="production", slug="production", order=4, is_production=True)
+
+
+@pytest.fixture
+def staging(db):
+    return EnvironmentFactory(name="staging", slug="staging", order=3)
+
+
+@pytest.fixture
+def release_manager(team):
+    """Manages (edits, transitions) releases of the Payments team's services."""
+    return UserFactory(username="rita", roles=[Role.RELEASE_MANAGER], teams=[team])
+
+
+@pytest.fixture
+def other_release_manager(other_team):
+    """A release manager of another team: reads Payments releases, cannot change them."""
+    return UserFactory(username="oscar", roles=[Role.RELEASE_MANAGER], teams=[other_team])
+
+
+@pytest.fixture
+def security_approver(db):
+    """Signs off security gates; reads releases."""
+    return UserFactory(username="sam", roles=[Role.SECURITY_LEAD])
+
+
+@pytest.fixture
+def qa_lead(db):
+    """Signs off QA gates; reads releases."""
+    return UserFactory(username="quinn", roles=[Role.QA_LEAD])
+
+
+@pytest.fixture
+def cab_member(db):
+    """Votes on change requests."""
+    return UserFactory(username="carla", roles=[Role.CAB_MEMBER])
+
+
+@pytest.fixture
+def cab_chair(db):
+    """Chairs CAB meetings, records decisions; also votes."""
+    return UserFactory(username="chris", roles=[Role.CAB_CHAIR, Role.CAB_MEMBER])
+
+
+@pytest.fixture
+def viewer(db):
+    """A stakeholder: reads everything, changes nothing."""
+    return UserFactory(username="stella", roles=[Role.STAKEHOLDER])
+
+
+@pytest.fixture
+def administrator(db):
+    """May do everything a release manager may, for every team."""
+    return UserFactory(username="ada", roles=[Role.ADMINISTRATOR])
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in but holds no role: sees nothing (404s)."""
+    return UserFactory(username="otto")

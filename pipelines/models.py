@@ -1,0 +1,193 @@
+"""Machine access (API tokens). Pipeline runs, artefacts and integrations come next."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class TokenScope(models.TextChoices):
+    RUNS_WRITE = "runs:write", "Post pipeline runs"
+    DEPLOYMENTS_WRITE = "deployments:write", "Report deployments"
+    RELEASES_READ = "releases:read", "Read releases"
+    RELEASES_WRITE = "releases:write", "Create, edit and transition releases"
+
+
+TOKEN_PREFIX = "rg_"
+
+
+def hash_token(raw: str) -> str:
+    # Tokens are 256-bit random strings, so a fast unsalted hash is safe here and lets the
+    # lookup be one indexed equality (a slow KDF would only cost every API request).
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A bearer token for a CI/CD system, scoped to services and actions.
+
+    Only its SHA-256 is stored; the raw value is shown once at creation.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_hint = models.CharField(max_length=12, editable=False, help_text="First characters.")
+    services = models.ManyToManyField("releases.Service", related_name="api_tokens", blank=True)
+    scopes = models.JSONField(default=list, help_text="Actions this token may perform.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def generate_raw() -> str:
+        return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in (self.scopes or [])
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_RUN_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class Provider(models.TextChoices):
+    GITHUB_ACTIONS = "github_actions", "GitHub Actions"
+    GITLAB = "gitlab", "GitLab CI"
+    JENKINS = "jenkins", "Jenkins"
+    GENERIC = "generic", "Other CI"
+
+
+class CheckKind(models.TextChoices):
+    TESTS = "tests", "Tests"
+    SECURITY_SCAN = "security_scan", "Security scan"
+    COVERAGE = "coverage", "Coverage"
+    PERFORMANCE = "performance", "Performance"
+    LINT = "lint", "Lint"
+    CUSTOM = "custom", "Custom"
+
+
+class CheckStatus(models.TextChoices):
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    RUNNING = "running", "Running"
+
+
+class PipelineRun(models.Model):
+    """One CI run (one attempt) of a service's pipeline, as reported by CI or polled.
+
+    Unique on (provider, external_id, attempt): posting the same run again updates it.
+    """
+
+    service = models.ForeignKey(
+        "releases.Service", on_delete=models.PROTECT, related_name="pipeline_runs"
+    )
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    external_id = models.CharField(max_length=200)
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=RunStatus.choices)
+    commit_sha = models.CharField(max_length=64, blank=True, db_index=True)
+    ref = models.CharField(max_length=255, blank=True)
+    version = models.CharField(max_length=64, blank=True)
+    url = models.URLField(max_length=500, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "external_id", "attempt"], name="pipeline_run_unique_attempt"
+            )
+        ]
+        indexes = [models.Index(fields=["service", "version"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} #{self.external_id}.{self.attempt} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_RUN_STATUSES
+
+
+class PipelineCheck(models.Model):
+    """A check reported inside a run (tests, security scan, coverage…); one per kind+name."""
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="checks")
+    kind = models.CharField(max_length=20, choices=CheckKind.choices)
+    name = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=CheckStatus.choices)
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="passed/failed/skipped, critical/high, percent…"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "kind", "name"], name="pipeline_check_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status}"
+
+
+class Artefact(models.Model):
+    """An immutable build output: (service, name, digest) is one record, and a name+version
+    never changes digest."""
+
+    service = models.ForeignKey(
+        "releases.Service", on_delete=models.PROTECT, related_name="artefacts"
+    )
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=64)
+    digest = models.CharField(max_length=100)
+    uri = models.CharField(max_length=500, blank=True)
+    first_run = models.ForeignKey(
+        PipelineRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="artefacts"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "name", "digest"], name="artefact_unique_digest"
+            ),
+            models.UniqueConstraint(
+                fields=["service", "name", "version"], name="artefact_unique_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version} ({self.digest[:19]})"

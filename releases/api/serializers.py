@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from governance.models import AuditEvent
+
+from ..choices import ReleaseState
+from ..models import Release, ReleaseRisk, RollbackPlan, ScopeItem, Service
+
+User = get_user_model()
+
+
+class ScopeItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScopeItem
+        fields = ["id", "kind", "external_key", "title", "url", "status"]
+
+
+class ReleaseRiskSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ReleaseRisk
+        fields = ["id", "description", "likelihood", "impact", "mitigation", "owner", "status"]
+
+
+class RollbackPlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RollbackPlan
+        fields = ["steps", "rehearsed_at", "evidence_url", "updated_at"]
+
+
+class ReleaseListSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    services = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "name",
+            "version",
+            "release_type",
+            "risk_level",
+            "state",
+            "owner",
+            "services",
+            "window_start",
+            "window_end",
+            "code_freeze_at",
+            "target_date",
+            "updated_at",
+        ]
+
+
+class ReleaseDetailSerializer(ReleaseListSerializer):
+    product_owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    scope_items = ScopeItemSerializer(many=True, read_only=True)
+    risks = ReleaseRiskSerializer(many=True, read_only=True)
+    rollback_plan = RollbackPlanSerializer(read_only=True)
+    available_transitions = serializers.SerializerMethodField()
+
+    class Meta(ReleaseListSerializer.Meta):
+        fields = [
+            *ReleaseListSerializer.Meta.fields,
+            "product_owner",
+            "description",
+            "release_notes",
+            "scope_items",
+            "risks",
+            "rollback_plan",
+            "planned_at",
+            "approved_at",
+            "deployed_at",
+            "closed_at",
+            "available_transitions",
+        ]
+
+    def get_available_transitions(self, release) -> list[str]:
+        from ..services import available_transitions
+
+        return available_transitions(release=release, actor=self.context["request"].user)
+
+
+class ReleaseWriteSerializer(serializers.Serializer):
+    """Input for create and partial update; the service does the writing."""
+
+    name = serializers.CharField(max_length=200)
+    version = serializers.CharField(max_length=64)
+    release_type = serializers.ChoiceField(choices=Release._meta.get_field("release_type").choices)
+    risk_level = serializers.ChoiceField(
+        choices=Release._meta.get_field("risk_level").choices, required=False
+    )
+    services = serializers.SlugRelatedField(
+        slug_field="slug", many=True, queryset=Service.objects.all()
+    )
+    owner = serializers.SlugRelatedField(
+        slug_field="username", queryset=User.objects.all(), required=False, allow_null=True
+    )
+    product_owner = serializers.SlugRelatedField(
+        slug_field="username", queryset=User.objects.all(), required=False, allow_null=True
+    )
+    window_start = serializers.DateTimeField(required=False, allow_null=True)
+    window_end = serializers.DateTimeField(required=False, allow_null=True)
+    code_freeze_at = serializers.DateTimeField(required=False, allow_null=True)
+    target_date = serializers.DateField(required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    release_notes = serializers.CharField(required=False, allow_blank=True, max_length=100000)
+
+    def validate(self, attrs):
+        start, end = attrs.get("window_start"), attrs.get("window_end")
+        if start and end and end <= start:
+            raise serializers.ValidationError({"window_end": "Must be after the window start."})
+        return attrs
+
+
+class TransitionInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+
+class TransitionErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    blockers = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label")
+    target_type = serializers.CharField(source="target_type.model")
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "from_state",
+            "to_state",
+            "reason",
+            "before",
+            "after",
+            "ip_address",
+            "user_agent",
+        ]
+
+
+STATE_CHOICES = ReleaseState.choices

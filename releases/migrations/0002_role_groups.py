@@ -1,0 +1,26 @@
+"""Create one group per role so that a fresh database already knows the roles."""
+
+from django.db import migrations
+
+ROLES = [
+    "release_manager",
+    "qa_lead",
+    "security_lead",
+    "operations",
+    "product_owner",
+    "cab_member",
+    "cab_chair",
+    "stakeholder",
+    "administrator",
+]
+
+
+def create_groups(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("releases", "0001_initial"), ("auth", "0012_alter_user_first_name_max_length")]
+    operations = [migrations.RunPython(create_groups, migrations.RunPython.noop)]

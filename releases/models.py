@@ -1,0 +1,355 @@
+"""Services, environments, releases and what a release carries.
+
+Lifecycle fields are protected FSM fields: they change only through the transition methods
+below, which are pure (they set fields, never do I/O) and are called only from services.py,
+which locks the row, checks permissions and readiness, and writes the audit trail.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from .choices import (
+    CANCELLABLE_STATES,
+    Criticality,
+    DeploymentState,
+    DeploymentStrategy,
+    Likelihood,
+    ReleaseState,
+    ReleaseType,
+    RiskItemStatus,
+    RiskLevel,
+    ScopeKind,
+    ScopeStatus,
+)
+
+
+class Team(models.Model):
+    """A team owns services; its members who are release managers manage their releases."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    """A deployable service. Its team decides who may manage its releases."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
+    criticality = models.CharField(
+        max_length=10, choices=Criticality.choices, default=Criticality.MEDIUM
+    )
+    repository_url = models.URLField(blank=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Environment(models.Model):
+    """A stage of the promotion path (dev → staging → production)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    order = models.PositiveSmallIntegerField(help_text="Position in the promotion path.")
+    is_production = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- transition conditions: side-effect-free reads, also used to explain refusals ---------
+
+
+def has_owner(release: Release) -> bool:
+    return release.owner_id is not None
+
+
+def has_window(release: Release) -> bool:
+    return bool(
+        release.window_start and release.window_end and release.window_end > release.window_start
+    )
+
+
+def has_scope(release: Release) -> bool:
+    return release.scope_items.filter(status=ScopeStatus.INCLUDED).exists()
+
+
+def has_rollback_plan(release: Release) -> bool:
+    plan = getattr(release, "rollback_plan", None)
+    return bool(plan and plan.steps.strip())
+
+
+class Release(ConcurrentTransitionMixin, models.Model):
+    """A versioned delivery of one or more services, driven through its lifecycle.
+
+    Permissions: release managers of a team owning one of its services (or its owner) edit
+    and transition it; every user holding a role reads it; others do not see it.
+    """
+
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=64)
+    release_type = models.CharField(
+        max_length=10, choices=ReleaseType.choices, default=ReleaseType.MINOR
+    )
+    risk_level = models.CharField(max_length=10, choices=RiskLevel.choices, default=RiskLevel.LOW)
+    state = FSMField(
+        max_length=20, choices=ReleaseState.choices, default=ReleaseState.DRAFT, protected=True
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="owned_releases",
+        help_text="The release manager accountable for this release.",
+    )
+    product_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="product_releases",
+    )
+    services = models.ManyToManyField(Service, related_name="releases")
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    code_freeze_at = models.DateTimeField(null=True, blank=True)
+    target_date = models.DateField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    release_notes = models.TextField(blank=True, help_text="Markdown; rendered sanitised.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    planned_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    deployment_started_at = models.DateTimeField(null=True, blank=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-window_start", "-id"]
+        indexes = [
+            models.Index(fields=["state", "window_start"]),
+            models.Index(fields=["window_start"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_end__isnull=True)
+                | Q(window_start__isnull=True)
+                | Q(window_end__gt=models.F("window_start")),
+                name="release_window_ends_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("releases:detail", args=[self.pk])
+
+    # --- transitions (pure: set fields only) -----------------------------------------------
+
+    @transition(
+        field=state,
+        source=ReleaseState.DRAFT,
+        target=ReleaseState.PLANNED,
+        conditions=[has_owner, has_scope, has_window, has_rollback_plan],
+    )
+    def plan(self) -> None:
+        self.planned_at = timezone.now()
+
+    @transition(field=state, source=ReleaseState.PLANNED, target=ReleaseState.IN_PROGRESS)
+    def start_work(self) -> None:
+        pass
+
+    @transition(field=state, source=ReleaseState.IN_PROGRESS, target=ReleaseState.AWAITING_APPROVAL)
+    def request_approval(self) -> None:
+        pass
+
+    @transition(field=state, source=ReleaseState.AWAITING_APPROVAL, target=ReleaseState.IN_PROGRESS)
+    def request_changes(self) -> None:
+        pass
+
+    @transition(field=state, source=ReleaseState.AWAITING_APPROVAL, target=ReleaseState.APPROVED)
+    def approve(self) -> None:
+        self.approved_at = timezone.now()
+
+    @transition(field=state, source=ReleaseState.APPROVED, target=ReleaseState.IN_PROGRESS)
+    def reopen(self) -> None:
+        self.approved_at = None
+
+    @transition(field=state, source=ReleaseState.APPROVED, target=ReleaseState.DEPLOYING)
+    def start_deployment(self) -> None:
+        self.deployment_started_at = timezone.now()
+
+    @transition(field=state, source=ReleaseState.DEPLOYING, target=ReleaseState.DEPLOYED)
+    def mark_deployed(self) -> None:
+        self.deployed_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=[ReleaseState.DEPLOYING, ReleaseState.DEPLOYED],
+        target=ReleaseState.ROLLED_BACK,
+    )
+    def roll_back(self) -> None:
+        pass
+
+    @transition(field=state, source=ReleaseState.DEPLOYED, target=ReleaseState.CLOSED)
+    def close(self) -> None:
+        self.closed_at = timezone.now()
+
+    @transition(field=state, source=CANCELLABLE_STATES, target=ReleaseState.CANCELLED)
+    def cancel(self) -> None:
+        pass
+
+
+class ScopeItem(models.Model):
+    """A feature, fix, improvement or chore that the release carries (or defers)."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="scope_items")
+    kind = models.CharField(max_length=12, choices=ScopeKind.choices, default=ScopeKind.FEATURE)
+    external_key = models.CharField(max_length=50, blank=True, help_text="For example PAY-123.")
+    title = models.CharField(max_length=300)
+    url = models.URLField(blank=True)
+    status = models.CharField(
+        max_length=10, choices=ScopeStatus.choices, default=ScopeStatus.INCLUDED
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "external_key", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.external_key} {self.title}".strip()
+
+
+class ReleaseRisk(models.Model):
+    """An entry of the release's risk register."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="risks")
+    description = models.TextField()
+    likelihood = models.CharField(
+        max_length=10, choices=Likelihood.choices, default=Likelihood.MEDIUM
+    )
+    impact = models.CharField(max_length=10, choices=Likelihood.choices, default=Likelihood.MEDIUM)
+    mitigation = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        max_length=10, choices=RiskItemStatus.choices, default=RiskItemStatus.OPEN
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.description[:60]
+
+
+class RollbackPlan(models.Model):
+    """How to undo the release; rehearsal evidence feeds the 'rollback rehearsed' gate."""
+
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="rollback_plan")
+    steps = models.TextField()
+    rehearsed_at = models.DateTimeField(null=True, blank=True)
+    evidence_url = models.URLField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Rollback plan for {self.release}"
+
+
+class Deployment(ConcurrentTransitionMixin, models.Model):
+    """A release (of one service's version) going to one environment."""
+
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="deployments", null=True, blank=True
+    )
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="deployments")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="deployments"
+    )
+    version = models.CharField(max_length=64)
+    state = FSMField(
+        max_length=20,
+        choices=DeploymentState.choices,
+        default=DeploymentState.PENDING,
+        protected=True,
+    )
+    strategy = models.CharField(
+        max_length=12, choices=DeploymentStrategy.choices, default=DeploymentStrategy.ALL_AT_ONCE
+    )
+    canary_stages = models.JSONField(
+        default=list, blank=True, help_text="Traffic percentages of a canary, e.g. [5, 25, 100]."
+    )
+    provider = models.CharField(max_length=40, blank=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    url = models.URLField(max_length=500, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["environment", "service", "-finished_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "external_id"],
+                condition=~Q(external_id=""),
+                name="deployment_unique_external_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.version} → {self.environment}"
+
+    @transition(field=state, source=DeploymentState.PENDING, target=DeploymentState.IN_PROGRESS)
+    def start(self) -> None:
+        self.started_at = self.started_at or timezone.now()
+
+    @transition(
+        field=state,
+        source=[DeploymentState.PENDING, DeploymentState.IN_PROGRESS],
+        target=DeploymentState.SUCCEEDED,
+    )
+    def succeed(self) -> None:
+        self.finished_at = self.finished_at or timezone.now()
+
+    @transition(
+        field=state,
+        source=[DeploymentState.PENDING, DeploymentState.IN_PROGRESS],
+        target=DeploymentState.FAILED,
+    )
+    def fail(self) -> None:
+        self.finished_at = self.finished_at or timezone.now()
+
+    @transition(field=state, source=DeploymentState.SUCCEEDED, target=DeploymentState.ROLLED_BACK)
+    def roll_back(self) -> None:
+        pass

@@ -1,0 +1,96 @@
+"""Reads of the releases app, with their joins chosen for the pages and the API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from governance.models import AuditEvent
+
+from .models import Environment, Release, ReleaseRisk, ScopeItem, Service, Team
+
+
+def visible_releases(*, viewer) -> QuerySet[Release]:
+    """Releases the viewer may see: everything for role holders and administrators; for a
+    token, the releases of its services; nothing for outsiders."""
+    qs = Release.objects.all()
+    if getattr(viewer, "is_machine", False):
+        if not viewer.has_scope("releases:read"):
+            return qs.none()
+        return qs.filter(services__in=viewer.service_ids).distinct()
+    if not viewer.has_perm("releases.view_release"):
+        return qs.none()
+    return qs
+
+
+def release_list(*, viewer, filters: dict | None = None) -> QuerySet[Release]:
+    filters = filters or {}
+    qs = (
+        visible_releases(viewer=viewer)
+        .select_related("owner")
+        .prefetch_related(
+            Prefetch("services", queryset=Service.objects.only("id", "name", "slug", "team_id"))
+        )
+    )
+    if states := filters.get("state"):
+        qs = qs.filter(state__in=states if isinstance(states, list | tuple) else [states])
+    if service := filters.get("service"):
+        qs = qs.filter(services__slug=service)
+    if team := filters.get("team"):
+        qs = qs.filter(services__team__slug=team)
+    if release_type := filters.get("release_type"):
+        qs = qs.filter(release_type=release_type)
+    if risk := filters.get("risk_level"):
+        qs = qs.filter(risk_level=risk)
+    if start := filters.get("window_from"):
+        qs = qs.filter(window_end__gte=_as_datetime(start))
+    if end := filters.get("window_to"):
+        qs = qs.filter(window_start__lte=_as_datetime(end, end_of_day=True))
+    if q := (filters.get("q") or "").strip():
+        qs = qs.filter(name__icontains=q) | qs.filter(version__icontains=q)
+    if filters.get("service") or filters.get("team"):
+        qs = qs.distinct()
+    return qs.order_by("-window_start", "-id")
+
+
+def _as_datetime(value: date | datetime | str, *, end_of_day: bool = False) -> datetime:
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value if timezone.is_aware(value) else timezone.make_aware(value)
+    moment = datetime.combine(value, time.max if end_of_day else time.min)
+    return timezone.make_aware(moment)
+
+
+def release_detail(*, viewer, pk: int) -> Release:
+    """One release with everything its page shows. Raises Release.DoesNotExist if hidden."""
+    return (
+        visible_releases(viewer=viewer)
+        .select_related("owner", "product_owner", "rollback_plan")
+        .prefetch_related(
+            Prefetch("services", queryset=Service.objects.select_related("team")),
+            Prefetch(
+                "scope_items", queryset=ScopeItem.objects.order_by("kind", "external_key", "id")
+            ),
+            Prefetch("risks", queryset=ReleaseRisk.objects.select_related("owner")),
+        )
+        .get(pk=pk)
+    )
+
+
+def release_audit_events(*, release: Release) -> QuerySet[AuditEvent]:
+    return (
+        AuditEvent.objects.filter(release=release)
+        .select_related("actor", "actor_token")
+        .order_by("created_at", "id")
+    )
+
+
+def filter_choices() -> dict:
+    return {
+        "services": list(Service.objects.only("slug", "name")),
+        "teams": list(Team.objects.only("slug", "name")),
+        "environments": list(Environment.objects.all()),
+    }
