@@ -1,0 +1,48 @@
+# Releasegate — `make run` serves the demo on the embedded defaults; `make test` runs the suite.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint format check bench-ingest clean
+
+# Create the virtual environment and install the pinned dependencies (re-run only when pyproject.toml changes).
+install: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Migrate, load the demo portfolio (idempotent) and serve web + worker + beat on the embedded broker.
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python scripts/run_all.py --host $(HOST) --port $(PORT)
+
+# Run the whole test suite (PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set).
+test: install
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+# Lint and check formatting.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Format the code.
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Django's system checks and the migrations check.
+check: install
+	$(BIN)/python manage.py check
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# Remove the local database, broker folder and collected static files.
+clean:
+	rm -rf var staticfiles
