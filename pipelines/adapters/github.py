@@ -1,0 +1,191 @@
+"""GitHub Actions ``workflow_run`` webhooks.
+
+GitHub sends one delivery per state change of a workflow run (actions
+``requested``, ``in_progress``, ``completed``), signed with HMAC-SHA256 in
+``X-Hub-Signature-256``. Re-runs keep the run id and bump ``run_attempt``, which
+is why attempts are part of the idempotency key.
+
+Status mapping (``status`` / ``conclusion`` -> RunEvent.status):
+
+=============================================  ===========  ==========================
+GitHub                                         Releasegate  Why
+=============================================  ===========  ==========================
+requested, queued, pending                     queued
+waiting                                        queued       waiting_approval=True
+                                                            (environment protection)
+in_progress                                    running
+completed + success                            succeeded
+completed + neutral                            succeeded    GitHub itself counts neutral
+                                                            as passing for required checks
+completed + failure, timed_out,                failed
+startup_failure
+completed + cancelled                          cancelled
+completed + skipped, stale                     cancelled    nothing ran to completion, so
+                                                            it cannot be release evidence,
+                                                            but nothing failed either
+completed + action_required                    queued       waiting_approval=True: the run
+                                                            starts (same id) once someone
+                                                            approves it, so it must not be
+                                                            recorded as finished
+=============================================  ===========  ==========================
+
+Unknown statuses/conclusions raise AdapterError rather than guessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from typing import Any
+
+from .timeparse import parse_iso8601
+from .types import (
+    AdapterError,
+    RunEvent,
+    RunStatus,
+    get_dict,
+    get_id,
+    get_int,
+    get_str,
+    require_dict,
+)
+
+SIGNATURE_PREFIX = "sha256="
+
+_STATUS_MAP: dict[str, RunStatus] = {
+    "requested": "queued",
+    "queued": "queued",
+    "pending": "queued",
+    "waiting": "queued",
+    "in_progress": "running",
+}
+
+_CONCLUSION_MAP: dict[str, RunStatus] = {
+    "success": "succeeded",
+    "neutral": "succeeded",
+    "failure": "failed",
+    "timed_out": "failed",
+    "startup_failure": "failed",
+    "cancelled": "cancelled",
+    "skipped": "cancelled",
+    "stale": "cancelled",
+    "action_required": "queued",
+}
+
+
+def parse_workflow_run(payload: Any) -> RunEvent | None:
+    """Map a ``workflow_run`` delivery to a RunEvent.
+
+    Returns None for deliveries that are not about a workflow run (``ping``,
+    or another event sent to the same hook) so the endpoint can acknowledge
+    them with 2xx without GitHub disabling the hook.
+    """
+    body = require_dict(payload, "payload")
+    if "workflow_run" not in body:
+        return None
+    run = get_dict(body, "workflow_run", "payload")
+    where = "workflow_run"
+
+    raw_status = get_str(run, "status", where)
+    conclusion = get_str(run, "conclusion", where, required=False)
+    status, waiting = _map_status(raw_status, conclusion)
+
+    # run_attempt arrived in 2021; older deliveries describe the first attempt.
+    attempt = get_int(run, "run_attempt", where, required=False)
+    if attempt is None:
+        attempt = 1
+    if attempt < 1:
+        raise AdapterError("workflow_run.run_attempt must be 1 or more")
+
+    head_branch = get_str(run, "head_branch", where, required=False)
+    started_raw = run.get("run_started_at")
+    started_at = (
+        None
+        if started_raw in (None, "")
+        else parse_iso8601(started_raw, "workflow_run.run_started_at")
+    )
+    finished_at = None
+    if raw_status == "completed" and status != "queued":
+        finished_at = parse_iso8601(run.get("updated_at"), "workflow_run.updated_at")
+
+    return RunEvent(
+        provider="github_actions",
+        external_id=get_id(run, "id", where),
+        attempt=attempt,
+        status=status,
+        commit_sha=get_str(run, "head_sha", where),
+        ref=f"refs/heads/{head_branch}" if head_branch else "",
+        repository=_repository_name(body, run),
+        version="",
+        url=get_str(run, "html_url", where, required=False),
+        started_at=started_at,
+        finished_at=finished_at,
+        name=_workflow_name(body, run),
+        waiting_approval=waiting,
+        raw_status=raw_status if raw_status != "completed" else f"completed/{conclusion}",
+    )
+
+
+def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
+    """Check ``X-Hub-Signature-256: sha256=<hex>`` against ``body`` in constant time.
+
+    An empty secret never verifies: an HMAC keyed with nothing is forgeable.
+    """
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    if not key or header is None or not isinstance(body, bytes | bytearray):
+        return False
+    header = header.strip()
+    if not header.startswith(SIGNATURE_PREFIX):
+        return False
+    provided = header[len(SIGNATURE_PREFIX) :].lower().encode("utf-8", "replace")
+    expected = hmac.new(key, bytes(body), hashlib.sha256).hexdigest().encode("ascii")
+    return hmac.compare_digest(expected, provided)
+
+
+def verify_any(secrets: Iterable[str | bytes], body: bytes, header: str | None) -> bool:
+    """Accept a delivery signed with any configured secret.
+
+    Secrets rotate with an overlap window (old and new both valid), so every
+    candidate is checked, without stopping at the first match.
+    """
+    results = [verify_signature(secret, body, header) for secret in secrets]
+    return any(results)
+
+
+def _map_status(raw_status: str, conclusion: str) -> tuple[RunStatus, bool]:
+    """Return (status, waiting_approval) for a GitHub status/conclusion pair."""
+    if raw_status == "completed":
+        if not conclusion:
+            raise AdapterError("workflow_run.conclusion is required when status is completed")
+        try:
+            status = _CONCLUSION_MAP[conclusion]
+        except KeyError:
+            raise AdapterError(
+                f"workflow_run.conclusion {conclusion!r} is not a known conclusion"
+            ) from None
+        return status, conclusion == "action_required"
+    try:
+        return _STATUS_MAP[raw_status], raw_status == "waiting"
+    except KeyError:
+        raise AdapterError(f"workflow_run.status {raw_status!r} is not a known status") from None
+
+
+def _repository_name(body: dict[str, Any], run: dict[str, Any]) -> str:
+    """``owner/name`` of the repository the run belongs to (top-level, else the run's)."""
+    repo = get_dict(body, "repository", "payload", required=False) or get_dict(
+        run, "repository", "workflow_run", required=False
+    )
+    name = get_str(repo, "full_name", "repository", required=False)
+    if not name:
+        raise AdapterError("repository.full_name is required")
+    return name
+
+
+def _workflow_name(body: dict[str, Any], run: dict[str, Any]) -> str:
+    """The run's name, falling back to the workflow's (older payloads send "")."""
+    name = get_str(run, "name", "workflow_run", required=False)
+    if not name:
+        workflow = get_dict(body, "workflow", "payload", required=False)
+        name = get_str(workflow, "name", "workflow", required=False)
+    return name
