@@ -25,6 +25,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_pg)
 
 
+@pytest.fixture(autouse=True)
+def _audit_truncate_guard(request):
+    """Keep the audit trail's TRUNCATE trigger on during every PostgreSQL test, but let
+    pytest-django flush the tables after a transactional test (the flush uses TRUNCATE).
+
+    Enabled at set-up (rolled back with the test transaction, or committed for transactional
+    tests) and disabled at the teardown of transactional tests, which runs before the flush.
+    """
+    if "django_db" not in request.keywords or connection.vendor != "postgresql":
+        yield
+        return
+    request.getfixturevalue("db")
+    transactional = request.node.get_closest_marker("django_db").kwargs.get("transaction")
+    with connection.cursor() as cursor:
+        cursor.execute(_TRUNCATE_TRIGGER.format("ENABLE"))
+    yield
+    if transactional:
+        with connection.cursor() as cursor:
+            cursor.execute(_TRUNCATE_TRIGGER.format("DISABLE"))
+
+
+_TRUNCATE_TRIGGER = "ALTER TABLE governance_auditevent {} TRIGGER governance_auditevent_no_truncate"
+
+
 @pytest.fixture
 def require_postgres(db):
     if connection.vendor != "postgresql":

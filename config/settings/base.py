@@ -137,6 +137,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"LikelihoodEnum": "releases.choices.Likelihood"},
 }
 
 # Celery. The embedded default is kombu's filesystem broker, so `make run` needs no Redis;
