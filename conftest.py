@@ -11,8 +11,18 @@ import os
 import pytest
 from django.db import connection
 
-from releases.roles import Role
-from tests.factories import EnvironmentFactory, ServiceFactory, TeamFactory, UserFactory
+
+def _f():
+    """The factories, imported lazily so that Django-free test runs can load this file."""
+    from tests import factories
+
+    return factories
+
+
+def _role():
+    from releases.roles import Role
+
+    return Role
 
 
 def pytest_collection_modifyitems(config, items):
@@ -57,83 +67,87 @@ def require_postgres(db):
 
 @pytest.fixture
 def team(db):
-    return TeamFactory(name="Payments", slug="payments")
+    return _f().TeamFactory(name="Payments", slug="payments")
 
 
 @pytest.fixture
 def other_team(db):
-    return TeamFactory(name="Identity", slug="identity")
+    return _f().TeamFactory(name="Identity", slug="identity")
 
 
 @pytest.fixture
 def service(team):
-    return ServiceFactory(name="payments-api", slug="payments-api", team=team, criticality="high")
+    return _f().ServiceFactory(
+        name="payments-api", slug="payments-api", team=team, criticality="high"
+    )
 
 
 @pytest.fixture
 def other_service(other_team):
-    return ServiceFactory(name="identity-api", slug="identity-api", team=other_team)
+    return _f().ServiceFactory(name="identity-api", slug="identity-api", team=other_team)
 
 
 @pytest.fixture
 def production(db):
-    return EnvironmentFactory(name="production", slug="production", order=4, is_production=True)
+    return _f().EnvironmentFactory(
+        name="production", slug="production", order=4, is_production=True
+    )
 
 
 @pytest.fixture
 def staging(db):
-    return EnvironmentFactory(name="staging", slug="staging", order=3)
+    return _f().EnvironmentFactory(name="staging", slug="staging", order=3)
 
 
 @pytest.fixture
 def release_manager(team):
     """Manages (edits, transitions) releases of the Payments team's services."""
-    return UserFactory(username="rita", roles=[Role.RELEASE_MANAGER], teams=[team])
+    return _f().UserFactory(username="rita", roles=[_role().RELEASE_MANAGER], teams=[team])
 
 
 @pytest.fixture
 def other_release_manager(other_team):
     """A release manager of another team: reads Payments releases, cannot change them."""
-    return UserFactory(username="oscar", roles=[Role.RELEASE_MANAGER], teams=[other_team])
+    return _f().UserFactory(username="oscar", roles=[_role().RELEASE_MANAGER], teams=[other_team])
 
 
 @pytest.fixture
 def security_approver(db):
     """Signs off security gates; reads releases."""
-    return UserFactory(username="sam", roles=[Role.SECURITY_LEAD])
+    return _f().UserFactory(username="sam", roles=[_role().SECURITY_LEAD])
 
 
 @pytest.fixture
 def qa_lead(db):
     """Signs off QA gates; reads releases."""
-    return UserFactory(username="quinn", roles=[Role.QA_LEAD])
+    return _f().UserFactory(username="quinn", roles=[_role().QA_LEAD])
 
 
 @pytest.fixture
 def cab_member(db):
     """Votes on change requests."""
-    return UserFactory(username="carla", roles=[Role.CAB_MEMBER])
+    return _f().UserFactory(username="carla", roles=[_role().CAB_MEMBER])
 
 
 @pytest.fixture
 def cab_chair(db):
     """Chairs CAB meetings, records decisions; also votes."""
-    return UserFactory(username="chris", roles=[Role.CAB_CHAIR, Role.CAB_MEMBER])
+    return _f().UserFactory(username="chris", roles=[_role().CAB_CHAIR, _role().CAB_MEMBER])
 
 
 @pytest.fixture
 def viewer(db):
     """A stakeholder: reads everything, changes nothing."""
-    return UserFactory(username="stella", roles=[Role.STAKEHOLDER])
+    return _f().UserFactory(username="stella", roles=[_role().STAKEHOLDER])
 
 
 @pytest.fixture
 def administrator(db):
     """May do everything a release manager may, for every team."""
-    return UserFactory(username="ada", roles=[Role.ADMINISTRATOR])
+    return _f().UserFactory(username="ada", roles=[_role().ADMINISTRATOR])
 
 
 @pytest.fixture
 def outsider(db):
     """Logged in but holds no role: sees nothing (404s)."""
-    return UserFactory(username="otto")
+    return _f().UserFactory(username="otto")
