@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -12,6 +14,50 @@ from .models import ApiToken, hash_token
 # Writing last_used_at on every request would turn each read into a write; a minute's
 # resolution is enough to see which tokens are alive.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+_REVOKED = "revoked"
+
+
+def token_cache_key(key_hash: str) -> str:
+    return f"pipelines:apitoken:{key_hash}"
+
+
+def forget_token(key_hash: str) -> None:
+    """Drop a token from the cache (on revocation or a change of its services/scopes)."""
+    cache.delete(token_cache_key(key_hash))
+
+
+def _load_token(key_hash: str) -> tuple[ApiToken, dict[str, int]] | None:
+    """The active token with this hash and its services (slug → id), cached.
+
+    CI posts arrive by the thousand: looking the token and its services up in the database
+    on every request would cost two queries per post. Entries live API_TOKEN_CACHE_SECONDS;
+    revoking deletes the entry at once (with a shared cache such as Redis, everywhere; with
+    the per-process default cache, other processes notice within that TTL). Unknown hashes
+    are not cached, so the cache cannot be filled by guessing.
+    """
+    ttl = settings.API_TOKEN_CACHE_SECONDS
+    key = token_cache_key(key_hash)
+    cached = cache.get(key) if ttl else None
+    if cached is None:
+        token = ApiToken.objects.active().filter(key_hash=key_hash).first()
+        if token is None:
+            return None
+        services = dict(token.services.values_list("slug", "id"))
+        cached = (
+            {
+                "id": token.pk,
+                "name": token.name,
+                "scopes": list(token.scopes or []),
+                "last_used_at": token.last_used_at,
+            },
+            services,
+        )
+        if ttl:
+            cache.set(key, cached, ttl)
+    fields, services = cached
+    token = ApiToken(key_hash=key_hash, **fields)
+    token._state.adding = False
+    return token, services
 
 
 class TokenPrincipal:
@@ -26,9 +72,12 @@ class TokenPrincipal:
     pk = None
     id = None
 
-    def __init__(self, token: ApiToken):
+    def __init__(self, token: ApiToken, services: dict[str, int] | None = None):
         self.token = token
-        self.service_ids = frozenset(token.services.values_list("id", flat=True))
+        if services is None:
+            services = dict(token.services.values_list("slug", "id"))
+        self.service_slugs = services
+        self.service_ids = frozenset(services.values())
 
     def get_username(self) -> str:
         return f"token:{self.token.name}"
@@ -58,14 +107,54 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Malformed token.") from None
-        token = ApiToken.objects.active().filter(key_hash=hash_token(raw)).first()
-        if token is None:
+        if len(raw) > 200:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-            token.last_used_at = now
-        return TokenPrincipal(token), token
+        loaded = _load_token(hash_token(raw))
+        if loaded is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        token, services = loaded
+        self._touch(token)
+        return TokenPrincipal(token, services), token
+
+    @staticmethod
+    def _touch(token: ApiToken) -> None:
+        # At most one write per token and minute (per cache): cache.add is atomic.
+        if cache.add(f"pipelines:apitoken-used:{token.key_hash}", 1, 60):
+            now = timezone.now()
+            if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+                ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+                token.last_used_at = now
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+class IntegrationPrincipal:
+    """The acting principal of a verified webhook delivery: an integration, a machine that
+    may report runs for its services."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_superuser = False
+    is_staff = False
+    is_machine = True
+    token = None
+    pk = None
+    id = None
+
+    def __init__(self, integration, service_ids: frozenset[int]):
+        self.integration = integration
+        self.service_ids = service_ids
+
+    def get_username(self) -> str:
+        return f"integration:{self.integration.name}"
+
+    def __str__(self) -> str:
+        return self.get_username()
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        return False
+
+    def has_scope(self, scope: str) -> bool:
+        return scope == "runs:write"

@@ -1,4 +1,5 @@
-"""Machine access (API tokens). Pipeline runs, artefacts and integrations come next."""
+"""Machine access (API tokens), pipeline runs with their checks and artefacts, webhook
+integrations and their deliveries, and incidents raised by monitoring on deployments."""
 
 from __future__ import annotations
 
@@ -121,8 +122,16 @@ class PipelineRun(models.Model):
     version = models.CharField(max_length=64, blank=True)
     url = models.URLField(max_length=500, blank=True)
     name = models.CharField(max_length=200, blank=True)
+    repository = models.CharField(max_length=255, blank=True)
+    raw_status = models.CharField(
+        max_length=60, blank=True, help_text="The provider's own words for the status."
+    )
+    waiting_approval = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the last accepted report (normalised): the same body again is recognised
+    # with one read and changes nothing.
+    report_hash = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -191,3 +200,121 @@ class Artefact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}:{self.version} ({self.digest[:19]})"
+
+
+class IntegrationProvider(models.TextChoices):
+    GITHUB = "github", "GitHub Actions"
+    GITLAB = "gitlab", "GitLab CI"
+    JENKINS = "jenkins", "Jenkins"
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+
+
+class Integration(models.Model):
+    """A configured webhook sender (a GitHub App/repository hook, a GitLab project hook, a
+    Jenkins instance, an Alertmanager receiver) allowed to report for some services.
+
+    Deliveries are verified with one of its active secrets and mapped onto its services.
+    """
+
+    provider = models.CharField(max_length=20, choices=IntegrationProvider.choices)
+    name = models.CharField(max_length=100, unique=True)
+    services = models.ManyToManyField("releases.Service", related_name="integrations")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["provider", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()}: {self.name}"
+
+
+class IntegrationSecret(models.Model):
+    """A shared secret of an integration. Several may be active at once so a secret can be
+    rotated with an overlap: add the new one, switch the sender, then revoke the old one.
+
+    Stored in clear on purpose: verifying GitHub's HMAC needs the raw key (a hash of the
+    secret cannot sign), and GitLab/Jenkins tokens are compared the same way. The database
+    (and its backups) must therefore be protected like the senders' own configuration.
+    """
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="secrets")
+    secret = models.CharField(max_length=200)
+    hint = models.CharField(max_length=12, editable=False, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.integration.name} secret {self.hint}…"
+
+    def save(self, *args, **kwargs):
+        self.hint = self.secret[:4]
+        super().save(*args, **kwargs)
+
+
+class WebhookDelivery(models.Model):
+    """One accepted webhook delivery, unique per provider and delivery id, so a delivery
+    GitHub retries (or sends twice) is processed once."""
+
+    provider = models.CharField(max_length=20, choices=IntegrationProvider.choices)
+    delivery_id = models.CharField(max_length=200)
+    integration = models.ForeignKey(
+        Integration, on_delete=models.SET_NULL, null=True, related_name="deliveries"
+    )
+    event = models.CharField(max_length=50, blank=True)
+    run = models.ForeignKey(
+        PipelineRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "delivery_id"], name="webhook_delivery_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} delivery {self.delivery_id}"
+
+
+class IncidentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Incident(models.Model):
+    """A monitoring alert that fired during or after a production deployment, opened on that
+    deployment; it feeds change failure rate and time to restore.
+
+    One per alert occurrence: unique on (fingerprint, started_at)."""
+
+    deployment = models.ForeignKey(
+        "releases.Deployment", on_delete=models.CASCADE, related_name="incidents"
+    )
+    service = models.ForeignKey("releases.Service", on_delete=models.PROTECT, related_name="+")
+    fingerprint = models.CharField(max_length=64)
+    alertname = models.CharField(max_length=200, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    status = models.CharField(
+        max_length=10, choices=IncidentStatus.choices, default=IncidentStatus.OPEN
+    )
+    started_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint", "started_at"], name="incident_unique_occurrence"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alertname or self.fingerprint} on {self.deployment}"

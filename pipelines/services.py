@@ -1,17 +1,35 @@
-"""Writes of the pipelines app. For now: API tokens."""
+"""Writes of the pipelines app: API tokens, pipeline runs (with checks and artefacts),
+deployments reported by CD systems, integrations and what their webhooks report.
+
+Every service follows the project's order: atomic → lock → permission → change → audit →
+side effects on commit.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from governance.services import audit_record
-from releases.errors import InvalidInput, NotFound
+from releases.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from releases.models import Service
 
-from .models import ApiToken, TokenScope, hash_token
+from .adapters.types import RunEvent
+from .authentication import forget_token
+from .models import (
+    FINISHED_RUN_STATUSES,
+    ApiToken,
+    Artefact,
+    PipelineCheck,
+    PipelineRun,
+    RunStatus,
+    TokenScope,
+    hash_token,
+)
+from .reports import ArtefactReport, CheckReport, report_hash
 
 DEFAULT_SCOPES = (TokenScope.RUNS_WRITE.value, TokenScope.DEPLOYMENTS_WRITE.value)
 
@@ -66,5 +84,358 @@ def api_token_revoke(*, actor, name: str, reason: str = "") -> ApiToken:
             return token
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        # Forget the cached token now and again after commit (a request in between could
+        # have cached it once more).
+        forget_token(token.key_hash)
+        transaction.on_commit(lambda: forget_token(token.key_hash))
         audit_record(actor=actor, action="api_token.revoke", target=token, reason=reason)
     return token
+
+
+# --- pipeline runs ----------------------------------------------------------------------------
+
+RUN_STATUS_RANK = {
+    RunStatus.QUEUED: 0,
+    RunStatus.RUNNING: 1,
+    RunStatus.SUCCEEDED: 2,
+    RunStatus.FAILED: 2,
+    RunStatus.CANCELLED: 2,
+}
+# Text fields a later report may fill in or correct (an out-of-order one only fills blanks).
+_RUN_TEXT_FIELDS = ("commit_sha", "ref", "version", "url", "name", "repository")
+
+
+@dataclass
+class RunUpsertResult:
+    """What ``pipeline_run_upsert`` did: created the run, changed it, or nothing at all."""
+
+    run: PipelineRun
+    created: bool
+    changed: bool
+    checks: list[PipelineCheck] | None = None
+
+
+class ArtefactTampered(Conflict):
+    """An artefact name+version arrived with another digest than the recorded one."""
+
+    def __init__(self, *, existing: Artefact, offered: ArtefactReport, run_key: str):
+        super().__init__(
+            f"Artefact {offered.name} {offered.version} is recorded with digest "
+            f"{existing.digest}; a different digest ({offered.digest}) was reported. "
+            "Artefacts are immutable: publish the rebuild under a new version.",
+            details={"artefacts": [f"{offered.name} {offered.version}: digest mismatch."]},
+        )
+        self.existing = existing
+        self.offered = offered
+        self.run_key = run_key
+
+
+def _service_id(service: Service | int) -> int:
+    return service if isinstance(service, int) else service.pk
+
+
+def authorise_report(actor, service_id: int, scope: str, service_label: str = "") -> None:
+    """Machines report only for their services and within their scopes; the system (pollers,
+    ``actor=None``) and superusers may report for any service."""
+    if actor is None:
+        return
+    if getattr(actor, "is_machine", False):
+        if not actor.has_scope(scope):
+            raise PermissionDenied(f"This token lacks the {scope!r} scope.")
+        if service_id not in actor.service_ids:
+            raise PermissionDenied(
+                f"This token may not report for service {service_label or service_id!r}."
+            )
+        return
+    if getattr(actor, "is_superuser", False):
+        return
+    raise PermissionDenied("Only CI/CD tokens and integrations report pipeline activity.")
+
+
+def audit_actor(actor):
+    """The actor to write in the audit trail: integrations are recorded as the system, with
+    the integration named in the reason (the trail's actor is a user or a token)."""
+    return None if getattr(actor, "integration", None) is not None else actor
+
+
+def _via(actor) -> str:
+    integration = getattr(actor, "integration", None)
+    return (
+        f"Reported by the {integration.provider} integration {integration.name!r}."
+        if (integration is not None)
+        else ""
+    )
+
+
+def _insert_run_if_absent(values: dict) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new run's id, or None when the run
+    exists. One round trip, and safe under concurrency: a concurrent insert of the same key
+    waits for the first one to commit and then returns nothing (PostgreSQL and SQLite ≥ 3.35).
+    """
+    meta = PipelineRun._meta
+    fields = [meta.get_field(name) for name in values]
+    qn = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        "ON CONFLICT (provider, external_id, attempt) DO NOTHING RETURNING id"
+    )
+    params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _register_artefacts(
+    *, service_id: int, run: PipelineRun, artefacts: tuple[ArtefactReport, ...]
+) -> None:
+    """Record the run's artefacts. The same (name, digest) is one record; the same (name,
+    version) with another digest is refused (ArtefactTampered). Insert first and verify after,
+    so a concurrent post of a different digest cannot slip between a read and a write."""
+    if not artefacts:
+        return
+    Artefact.objects.bulk_create(
+        [
+            Artefact(
+                service_id=service_id,
+                name=a.name,
+                version=a.version,
+                digest=a.digest,
+                uri=a.uri,
+                first_run_id=run.pk,
+            )
+            for a in artefacts
+        ],
+        ignore_conflicts=True,
+    )
+    names = {a.name for a in artefacts}
+    stored = Artefact.objects.filter(
+        service_id=service_id,
+        name__in=names,
+        version__in={a.version for a in artefacts},
+    ).only("id", "name", "version", "digest")
+    by_version = {(s.name, s.version): s for s in stored}
+    for offered in artefacts:
+        existing = by_version.get((offered.name, offered.version))
+        if existing is not None and existing.digest != offered.digest:
+            raise ArtefactTampered(
+                existing=existing,
+                offered=offered,
+                run_key=f"{run.provider}#{run.external_id}.{run.attempt}",
+            )
+        # existing None: the digest was already recorded under another version tag; the
+        # (service, name, digest) record stands and the extra tag is not an artefact of its own.
+
+
+def _audit_tampering(actor, exc: ArtefactTampered) -> None:
+    """Record a refused artefact in its own transaction, so the record survives the refusal."""
+    with transaction.atomic():
+        audit_record(
+            actor=audit_actor(actor),
+            action="artefact.digest_mismatch",
+            target=exc.existing,
+            reason=(
+                f"Refused: {exc.offered.name} {exc.offered.version} reported with digest "
+                f"{exc.offered.digest} by run {exc.run_key}; recorded digest is "
+                f"{exc.existing.digest}. {_via(actor)}"
+            ).strip(),
+            before={"digest": exc.existing.digest},
+            after={"digest": exc.offered.digest, "uri": exc.offered.uri, "run": exc.run_key},
+        )
+
+
+def _queue_gate_evaluation(run_id: int) -> None:
+    from . import tasks
+
+    tasks.evaluate_gates_for_run.delay_on_commit(run_id)
+
+
+def pipeline_run_upsert(
+    *,
+    actor,
+    service: Service | int,
+    event: RunEvent,
+    checks: tuple[CheckReport, ...] = (),
+    artefacts: tuple[ArtefactReport, ...] = (),
+) -> RunUpsertResult:
+    """Record a CI run (one attempt) with its checks and artefacts: the one write path for the
+    REST endpoint, the webhooks and the pollers.
+
+    Permissions: a token with ``runs:write`` for the service, an integration of the service,
+    or the system. Idempotent on (provider, external_id, attempt): the same report again reads
+    one row and writes nothing; a finished run never goes back to queued or running (an
+    out-of-order event only fills blanks). Audited (create and each change); on commit the
+    automated gates of that service's releases are re-evaluated (Celery task).
+    Raises PermissionDenied, Conflict (run of another service) or ArtefactTampered (409, whose
+    audit event is committed on its own).
+    """
+    service_id = _service_id(service)
+    authorise_report(actor, service_id, TokenScope.RUNS_WRITE, getattr(service, "slug", ""))
+    digest = report_hash(event, checks, artefacts)
+    try:
+        with transaction.atomic():
+            return _run_upsert(actor, service_id, event, checks, artefacts, digest)
+    except ArtefactTampered as exc:
+        _audit_tampering(actor, exc)
+        raise
+
+
+def _run_upsert(
+    actor,
+    service_id: int,
+    event: RunEvent,
+    checks: tuple[CheckReport, ...],
+    artefacts: tuple[ArtefactReport, ...],
+    digest: str,
+) -> RunUpsertResult:
+    now = timezone.now()
+    finished = event.status in FINISHED_RUN_STATUSES
+    values = {
+        "service": service_id,
+        "provider": event.provider,
+        "external_id": event.external_id,
+        "attempt": event.attempt,
+        "status": event.status,
+        "commit_sha": event.commit_sha,
+        "ref": event.ref,
+        "version": event.version,
+        "url": event.url,
+        "name": event.name,
+        "repository": event.repository,
+        "raw_status": event.raw_status,
+        "waiting_approval": event.waiting_approval,
+        "started_at": event.started_at,
+        "finished_at": (event.finished_at or now) if finished else None,
+        "report_hash": digest,
+        "created_at": now,
+        "updated_at": now,
+    }
+    run_id = _insert_run_if_absent(values)
+    if run_id is not None:
+        values["service_id"] = values.pop("service")
+        run = PipelineRun(id=run_id, **values)
+        run._state.adding = False
+        new_checks = PipelineCheck.objects.bulk_create(
+            [
+                PipelineCheck(
+                    run_id=run_id, kind=c.kind, name=c.name, status=c.status, metrics=c.metrics
+                )
+                for c in checks
+            ]
+        )
+        _register_artefacts(service_id=service_id, run=run, artefacts=artefacts)
+        audit_record(
+            actor=audit_actor(actor),
+            action="pipeline_run.create",
+            target=run,
+            to_state=run.status,
+            reason=_via(actor),
+            after={
+                "service_id": service_id,
+                "version": run.version,
+                "commit_sha": run.commit_sha,
+                "checks": {f"{c.kind}:{c.name}".rstrip(":"): c.status for c in checks},
+                "artefacts": [f"{a.name}:{a.version}@{a.digest}" for a in artefacts],
+            },
+        )
+        _queue_gate_evaluation(run_id)
+        return RunUpsertResult(run=run, created=True, changed=True, checks=new_checks)
+
+    key = {"provider": event.provider, "external_id": event.external_id, "attempt": event.attempt}
+    run = PipelineRun.objects.get(**key)
+    if run.service_id != service_id:
+        raise Conflict(
+            f"Run {event.provider} #{event.external_id} attempt {event.attempt} is recorded "
+            "for another service.",
+            details={"external_id": ["Already used by a run of another service."]},
+        )
+    if run.report_hash == digest:
+        return RunUpsertResult(run=run, created=False, changed=False)
+    run = PipelineRun.objects.select_for_update().get(pk=run.pk)
+    if run.report_hash == digest:  # an identical report committed while we waited
+        return RunUpsertResult(run=run, created=False, changed=False)
+    return _run_merge(actor, run, event, checks, artefacts, digest, now)
+
+
+def _run_merge(actor, run, event, checks, artefacts, digest, now) -> RunUpsertResult:
+    stale = RUN_STATUS_RANK[event.status] < RUN_STATUS_RANK[run.status]
+    before: dict = {}
+    after: dict = {}
+
+    def put(field: str, value) -> None:
+        current = getattr(run, field)
+        if current != value:
+            before[field], after[field] = current, value
+            setattr(run, field, value)
+
+    if not stale:
+        put("status", event.status)
+        if event.raw_status:
+            put("raw_status", event.raw_status)
+        put("waiting_approval", event.waiting_approval)
+    for field in _RUN_TEXT_FIELDS:
+        value = getattr(event, field)
+        if value and (not stale or not getattr(run, field)):
+            put(field, value)
+    # Times are facts: the first one known is kept (Jenkins' FINALIZED times, for one, are
+    # shifted by post-build steps; its COMPLETED ones are exact).
+    if run.started_at is None and event.started_at is not None:
+        put("started_at", event.started_at)
+    if run.status in FINISHED_RUN_STATUSES and run.finished_at is None:
+        put("finished_at", event.finished_at or now)
+
+    existing = {(c.kind, c.name): c for c in run.checks.all()}
+    check_changes: dict[str, str] = {}
+    to_create, to_update = [], []
+    for c in checks:
+        current = existing.get((c.kind, c.name))
+        label = f"{c.kind}:{c.name}".rstrip(":")
+        if current is None:
+            current = PipelineCheck(
+                run=run, kind=c.kind, name=c.name, status=c.status, metrics=c.metrics
+            )
+            to_create.append(current)
+            existing[(c.kind, c.name)] = current
+            check_changes[label] = c.status
+        elif not stale and (current.status != c.status or current.metrics != c.metrics):
+            current.status, current.metrics = c.status, c.metrics
+            to_update.append(current)
+            check_changes[label] = c.status
+    _register_artefacts(service_id=run.service_id, run=run, artefacts=artefacts)
+
+    if not after and not check_changes:
+        # A different body that adds nothing (for instance a late "running" event for a
+        # finished run that repeats what is known): no write, no audit, no re-evaluation.
+        return RunUpsertResult(
+            run=run, created=False, changed=False, checks=list(existing.values())
+        )
+    if to_create:
+        PipelineCheck.objects.bulk_create(to_create)
+    if to_update:
+        PipelineCheck.objects.bulk_update(to_update, ["status", "metrics"])
+    run.report_hash = digest
+    run.updated_at = now
+    run.save(update_fields=[*after.keys(), "report_hash", "updated_at"])
+    if check_changes:
+        after["checks"] = check_changes
+    reason = " ".join(
+        part
+        for part in (
+            "Out-of-order event: only missing details were filled in." if stale else "",
+            _via(actor),
+        )
+        if part
+    )
+    audit_record(
+        actor=audit_actor(actor),
+        action="pipeline_run.status" if "status" in after else "pipeline_run.update",
+        target=run,
+        from_state=before.get("status", ""),
+        to_state=after.get("status", ""),
+        reason=reason,
+        before=before,
+        after=after,
+    )
+    _queue_gate_evaluation(run.pk)
+    return RunUpsertResult(run=run, created=False, changed=True, checks=list(existing.values()))

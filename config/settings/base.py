@@ -140,6 +140,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"LikelihoodEnum": "releases.choices.Likelihood"},
 }
 
+# Machine ingestion (pipelines app): the largest body a CI/CD system may post, the requests
+# one token may make per window (HTTP 429 beyond), and how long a token lookup is cached.
+INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 256 * 1024)
+INGEST_RATE_LIMIT = env_int("INGEST_RATE_LIMIT", 600)
+INGEST_RATE_WINDOW_SECONDS = env_int("INGEST_RATE_WINDOW_SECONDS", 60)
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 30)
+
 # Celery. The embedded default is kombu's filesystem broker, so `make run` needs no Redis;
 # its "in" and "out" folders must be the same folder or messages are never seen.
 REDIS_URL = env_str("REDIS_URL")

@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("pipeline-runs/", views.PipelineRunIngestView.as_view(), name="pipeline-run-ingest"),
+]

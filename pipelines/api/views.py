@@ -1,0 +1,161 @@
+"""Machine ingestion over REST: thin views that parse, validate, call one service, answer.
+
+The request body is read raw (its size checked first) and validated by ``validation.py``;
+no serializer runs on the hot path. Errors are JSON (config.api.exception_handler).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from releases.errors import PermissionDenied
+from releases.models import Service
+
+from .. import services
+from ..authentication import BearerTokenAuthentication
+from ..models import TokenScope
+from . import validation
+from .serializers import (
+    DeploymentInputSerializer,
+    DeploymentOutputSerializer,
+    ErrorSerializer,
+    PipelineRunInputSerializer,
+    PipelineRunOutputSerializer,
+)
+from .throttling import IngestRateThrottle
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
+def read_body(request) -> bytes:
+    """The raw body, refused with 413 beyond INGEST_MAX_BODY_BYTES before it is read."""
+    limit = settings.INGEST_MAX_BODY_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise PayloadTooLarge(f"The request body is {length} bytes; the limit is {limit} bytes.")
+    body = request._request.body
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+    return body
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+ERRORS = {
+    400: _error("Malformed JSON or invalid fields (errors names each field)."),
+    401: _error("Missing, invalid or revoked token."),
+    403: _error("The token lacks the scope or may not report for this service."),
+    409: _error("Conflicts with what is recorded (artefact digest, run of another service)."),
+    413: _error("The body is over the configured size."),
+    429: _error("Too many requests for this token; see Retry-After."),
+}
+
+
+class IngestView(APIView):
+    """Token-authenticated, rate-limited, size-limited JSON ingestion."""
+
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [IngestRateThrottle]
+    # Declared for the schema; the body is parsed by validation.parse_json, never request.data.
+    parser_classes = [JSONParser]
+    required_scope = ""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.body = read_body(request)
+
+    def service_id(self, slug: str) -> int:
+        """The id of a service this token may report for (403/400 otherwise, no write)."""
+        principal = self.request.user
+        if not principal.has_scope(self.required_scope):
+            raise PermissionDenied(f"This token lacks the {self.required_scope!r} scope.")
+        service_id = principal.service_slugs.get(slug)
+        if service_id is None:
+            if not Service.objects.filter(slug=slug).exists():
+                raise exceptions.ValidationError({"service": [f"Unknown service {slug!r}."]})
+            raise PermissionDenied(f"This token may not report for service {slug!r}.")
+        return service_id
+
+
+def run_body(result: services.RunUpsertResult, slug: str, artefacts) -> dict:
+    run = result.run
+    checks = result.checks if result.checks is not None else list(run.checks.all())
+    return {
+        "id": run.pk,
+        "service": slug,
+        "provider": run.provider,
+        "external_id": run.external_id,
+        "attempt": run.attempt,
+        "status": run.status,
+        "commit_sha": run.commit_sha,
+        "ref": run.ref,
+        "version": run.version,
+        "url": run.url,
+        "name": run.name,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "created": result.created,
+        "changed": result.changed,
+        "checks": [
+            {"kind": c.kind, "name": c.name, "status": c.status, "metrics": c.metrics}
+            for c in checks
+        ],
+        "artefacts": [
+            {"name": a.name, "version": a.version, "digest": a.digest, "uri": a.uri}
+            for a in artefacts
+        ],
+    }
+
+
+class PipelineRunIngestView(IngestView):
+    required_scope = TokenScope.RUNS_WRITE
+
+    @extend_schema(
+        operation_id="pipeline_runs_upsert",
+        summary="Report a CI run (upsert on provider, external_id, attempt)",
+        request=PipelineRunInputSerializer,
+        responses={
+            201: OpenApiResponse(PipelineRunOutputSerializer, description="Created."),
+            200: OpenApiResponse(
+                PipelineRunOutputSerializer, description="Updated, or unchanged (changed=false)."
+            ),
+            **ERRORS,
+        },
+        tags=["ingestion"],
+    )
+    def post(self, request):
+        slug, event, checks, artefacts = validation.run_report(validation.parse_json(self.body))
+        result = services.pipeline_run_upsert(
+            actor=request.user,
+            service=self.service_id(slug),
+            event=event,
+            checks=checks,
+            artefacts=artefacts,
+        )
+        return Response(
+            run_body(result, slug, artefacts),
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+__all__ = [
+    "DeploymentInputSerializer",
+    "DeploymentOutputSerializer",
+    "PipelineRunIngestView",
+]

@@ -1,0 +1,63 @@
+"""What a CI/CD system reports, once validated: plain frozen dataclasses the services take.
+
+Runs arrive as ``adapters.types.RunEvent`` (from webhooks or the REST endpoint alike), with
+the checks and artefacts of a REST post beside them; deployments as ``DeploymentReport``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .adapters.types import RunEvent
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    kind: str
+    status: str
+    name: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ArtefactReport:
+    name: str
+    version: str
+    digest: str
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentReport:
+    service: str
+    environment: str
+    version: str
+    status: str
+    provider: str
+    external_id: str
+    url: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def report_hash(
+    event: RunEvent, checks: tuple[CheckReport, ...], artefacts: tuple[ArtefactReport, ...]
+) -> str:
+    """A stable fingerprint of a normalised report: the same report twice hashes the same."""
+    payload = {
+        "run": asdict(event),
+        "checks": [asdict(c) for c in checks],
+        "artefacts": [asdict(a) for a in artefacts],
+    }
+    blob = json.dumps(payload, sort_keys=True, default=_default, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()

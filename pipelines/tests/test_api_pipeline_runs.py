@@ -1,0 +1,152 @@
+"""POST /api/v1/pipeline-runs/: the contract of DESIGN.md, idempotency, ordering, artefacts."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+
+from governance.models import AuditEvent
+from pipelines.models import Artefact, PipelineCheck, PipelineRun
+
+from .conftest import CI, make_token, run_body
+
+pytestmark = pytest.mark.django_db
+
+DIGEST_A = "sha256:" + "ab" * 32
+DIGEST_B = "sha256:" + "cd" * 32
+
+
+def audit_count(action_prefix: str = "pipeline_run") -> int:
+    return AuditEvent.objects.filter(action__startswith=action_prefix).count()
+
+
+def test_it_creates_a_run_with_its_checks_and_artefacts(ci, service):
+    response = ci.run(run_body())
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["created"] is True and body["changed"] is True
+    assert body["status"] == "succeeded" and body["service"] == "payments-api"
+    run = PipelineRun.objects.get()
+    assert (run.provider, run.external_id, run.attempt) == ("github_actions", "9001", 1)
+    assert run.service == service and run.version == "2.4.0"
+    assert run.finished_at.isoformat() == "2026-11-20T10:07:12+00:00"
+    checks = {c.kind: c for c in PipelineCheck.objects.all()}
+    assert checks["tests"].metrics == {"passed": 812, "failed": 0, "skipped": 4}
+    assert checks["coverage"].metrics == {"percent": 87.5}
+    artefact = Artefact.objects.get()
+    assert (artefact.version, artefact.digest, artefact.first_run) == ("2.4.0", DIGEST_A, run)
+    event = AuditEvent.objects.get(action="pipeline_run.create")
+    assert event.actor_label == "token:ci-payments" and event.to_state == "succeeded"
+
+
+def test_the_same_body_again_changes_nothing(ci):
+    assert ci.run(run_body()).status_code == 201
+    run = PipelineRun.objects.get()
+    events = AuditEvent.objects.count()
+    response = ci.run(run_body())
+    assert response.status_code == 200
+    assert response.json()["changed"] is False and response.json()["created"] is False
+    assert AuditEvent.objects.count() == events
+    assert PipelineRun.objects.get().updated_at == run.updated_at
+    assert PipelineCheck.objects.count() == 3 and Artefact.objects.count() == 1
+
+
+def test_an_update_returns_200_and_is_audited(ci):
+    ci.run(run_body(status="running", finished_at=None, checks=[], artefacts=[]))
+    response = ci.run(run_body())
+    assert response.status_code == 200
+    assert response.json()["changed"] is True and response.json()["status"] == "succeeded"
+    event = AuditEvent.objects.get(action="pipeline_run.status")
+    assert (event.from_state, event.to_state) == ("running", "succeeded")
+    assert PipelineCheck.objects.count() == 3
+
+
+def test_a_finished_run_never_goes_back_to_running(ci):
+    ci.run(run_body(status="failed"))
+    response = ci.run(run_body(status="running", finished_at=None, checks=[]))
+    assert response.status_code == 200
+    assert response.json()["status"] == "failed"
+    run = PipelineRun.objects.get()
+    assert run.status == "failed" and run.finished_at is not None
+
+
+def test_a_late_start_only_fills_in_what_is_missing(ci):
+    ci.run(run_body(url="", started_at=None, checks=[{"kind": "tests", "status": "failed"}]))
+    late = run_body(
+        status="running",
+        finished_at=None,
+        url="https://ci.example/run/9001",
+        checks=[{"kind": "tests", "status": "running"}],
+    )
+    response = ci.run(late)
+    assert response.status_code == 200
+    run = PipelineRun.objects.get()
+    assert run.status == "succeeded"
+    assert run.url == "https://ci.example/run/9001"
+    assert run.started_at.isoformat() == "2026-11-20T10:00:00+00:00"
+    assert PipelineCheck.objects.get(kind="tests").status == "failed"
+    event = AuditEvent.objects.get(action="pipeline_run.update")
+    assert "Out-of-order" in event.reason
+    # The same late event again: nothing more to fill in.
+    events = AuditEvent.objects.count()
+    assert ci.run(late).json()["changed"] is False
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_queued_event_after_running_keeps_it_running(ci):
+    ci.run(run_body(status="running", finished_at=None))
+    ci.run(run_body(status="queued", finished_at=None))
+    assert PipelineRun.objects.get().status == "running"
+
+
+def test_each_attempt_is_its_own_run(ci):
+    ci.run(run_body(status="failed"))
+    assert ci.run(run_body(attempt=2, status="succeeded")).status_code == 201
+    assert PipelineRun.objects.count() == 2
+
+
+def test_the_same_artefact_twice_is_one_record(ci):
+    ci.run(run_body())
+    ci.run(run_body(external_id="9002"))
+    assert Artefact.objects.count() == 1
+
+
+def test_a_changed_digest_for_a_version_is_refused_and_audited(ci):
+    ci.run(run_body())
+    tampered = run_body(external_id="9002")
+    tampered["artefacts"][0]["digest"] = DIGEST_B
+    response = ci.run(tampered)
+    assert response.status_code == 409
+    assert "immutable" in response.json()["detail"]
+    assert response.json()["code"] == "conflict"
+    assert not PipelineRun.objects.filter(external_id="9002").exists()
+    assert Artefact.objects.get().digest == DIGEST_A
+    event = AuditEvent.objects.get(action="artefact.digest_mismatch")
+    assert event.after["digest"] == DIGEST_B and event.before["digest"] == DIGEST_A
+
+
+def test_a_run_id_of_another_service_is_refused(ci, other_service):
+    ci.run(run_body())
+    other = CI(make_token("ci-identity", [other_service]))
+    response = other.run(run_body(service="identity-api"))
+    assert response.status_code == 409
+    assert PipelineRun.objects.get().service.slug == "payments-api"
+
+
+def test_gates_are_re_evaluated_after_commit(ci, django_capture_on_commit_callbacks):
+    with (
+        mock.patch("governance.services.gates_evaluate_for_run", return_value=0) as evaluate,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        with mock.patch("pipelines.tasks.evaluate_gates_for_run.delay_on_commit") as delay:
+            delay.side_effect = lambda run_id: evaluate(run_id=run_id)
+            ci.run(run_body())
+    evaluate.assert_called_once_with(run_id=PipelineRun.objects.get().pk)
+
+
+def test_a_replay_does_not_re_evaluate_gates(ci):
+    ci.run(run_body())
+    with mock.patch("pipelines.tasks.evaluate_gates_for_run.delay_on_commit") as delay:
+        ci.run(run_body())
+    delay.assert_not_called()
