@@ -90,3 +90,30 @@ class DeploymentStrategy(models.TextChoices):
     ROLLING = "rolling", "Rolling"
     CANARY = "canary", "Canary"
     BLUE_GREEN = "blue_green", "Blue-green"
+
+
+class ActionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_ACTION_STATUSES = [ActionStatus.OPEN, ActionStatus.IN_PROGRESS]
+
+
+class CustomerImpact(models.TextChoices):
+    NONE = "none", "None"
+    MINOR = "minor", "Minor"
+    MAJOR = "major", "Major"
+    SEVERE = "severe", "Severe"
+
+
+class NotesAudience(models.TextChoices):
+    INTERNAL = "internal", "Internal"
+    CUSTOMER = "customer", "Customer-facing"
+
+
+class NotesState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"

@@ -16,10 +16,14 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from .choices import (
     CANCELLABLE_STATES,
+    ActionStatus,
     Criticality,
+    CustomerImpact,
     DeploymentState,
     DeploymentStrategy,
     Likelihood,
+    NotesAudience,
+    NotesState,
     ReleaseState,
     ReleaseType,
     RiskItemStatus,
@@ -353,3 +357,118 @@ class Deployment(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=DeploymentState.SUCCEEDED, target=DeploymentState.ROLLED_BACK)
     def roll_back(self) -> None:
         pass
+
+
+# --- post-release: validation, retrospective, impact, release notes ---------------------------
+
+
+class ValidationItem(models.Model):
+    """One step of the post-deployment validation checklist (smoke test, dashboards
+    checked, support briefed…). A release closes only when every item is done."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="validation_items")
+    title = models.CharField(max_length=200)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None
+
+
+class Retrospective(models.Model):
+    """What went well, what did not, what to change — recorded once per release and
+    required to close a release of risk medium or above."""
+
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="retrospective")
+    went_well = models.TextField(blank=True)
+    went_badly = models.TextField(blank=True)
+    to_change = models.TextField(blank=True)
+    lessons_learned = models.TextField(blank=True)
+    runbook_links = models.JSONField(
+        default=list, blank=True, help_text="Runbook and documentation links updated."
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Retrospective of {self.release}"
+
+
+class ActionItem(models.Model):
+    """An improvement raised by a retrospective, tracked to closure across releases."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="action_items")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="action_items")
+    title = models.CharField(max_length=300)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="action_items"
+    )
+    due_date = models.DateField()
+    status = models.CharField(
+        max_length=12, choices=ActionStatus.choices, default=ActionStatus.OPEN
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_date", "id"]
+        indexes = [models.Index(fields=["team", "status", "due_date"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ImpactAssessment(models.Model):
+    """Expected against observed outcome of a release, and its customer impact."""
+
+    release = models.OneToOneField(
+        Release, on_delete=models.CASCADE, related_name="impact_assessment"
+    )
+    expected_outcome = models.TextField()
+    observed_outcome = models.TextField(blank=True)
+    customer_impact = models.CharField(
+        max_length=10, choices=CustomerImpact.choices, default="none"
+    )
+    notes = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Impact of {self.release}"
+
+
+class ReleaseNotes(models.Model):
+    """Release notes for one audience. Editable while a draft; frozen once published."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="notes")
+    audience = models.CharField(max_length=10, choices=NotesAudience.choices)
+    body = models.TextField(help_text="Markdown; rendered sanitised.")
+    state = models.CharField(max_length=10, choices=NotesState.choices, default=NotesState.DRAFT)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["release", "audience"], name="one_notes_per_audience")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_audience_display()} notes for {self.release}"

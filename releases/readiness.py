@@ -58,6 +58,12 @@ def unregister(provider: Provider) -> None:
 def intrinsic_blockers(release: Release, transition: str) -> list[Blocker]:
     from . import models as m
 
+    if transition == "close":
+        from .postrelease import close_blockers
+
+        return [
+            Blocker(b["code"], b["message"], "the release manager") for b in close_blockers(release)
+        ]
     if transition != "plan":
         return []
     found = []
@@ -102,3 +108,23 @@ def register_change_listener(listener: ChangeListener) -> ChangeListener:
 def notify_change(*, release: Release, actor, what: str, reason: str) -> None:
     for listener in _change_listeners:
         listener(release=release, actor=actor, what=what, reason=reason)
+
+
+# --- transition listeners: work that follows a transition -----------------------------------
+
+TransitionListener = Callable[..., None]
+_transition_listeners: list[TransitionListener] = []
+
+
+def register_transition_listener(listener: TransitionListener) -> TransitionListener:
+    """Called inside the transition's transaction, after it is saved and audited, as
+    listener(release=, actor=, name=, from_state=). The governance app instantiates gate
+    checks on "plan" and opens the change request on "request_approval"."""
+    if listener not in _transition_listeners:
+        _transition_listeners.append(listener)
+    return listener
+
+
+def notify_transition(*, release: Release, actor, name: str, from_state: str) -> None:
+    for listener in _transition_listeners:
+        listener(release=release, actor=actor, name=name, from_state=from_state)

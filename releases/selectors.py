@@ -94,3 +94,54 @@ def filter_choices() -> dict:
         "teams": list(Team.objects.only("slug", "name")),
         "environments": list(Environment.objects.all()),
     }
+
+
+# --- post-release ----------------------------------------------------------------------------
+
+
+def open_action_items(*, viewer, team_slug: str | None = None, today: date | None = None):
+    """Open action items across releases, overdue ones flagged (``is_overdue``), linked back
+    to the release that raised them; earliest due first."""
+    from django.db.models import BooleanField, Case, Value, When
+
+    from .choices import OPEN_ACTION_STATUSES
+    from .models import ActionItem
+
+    today = today or timezone.localdate()
+    qs = ActionItem.objects.filter(
+        status__in=OPEN_ACTION_STATUSES, release__in=visible_releases(viewer=viewer)
+    )
+    if team_slug:
+        qs = qs.filter(team__slug=team_slug)
+    return (
+        qs.select_related("release", "team", "owner")
+        .annotate(
+            is_overdue=Case(
+                When(due_date__lt=today, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
+        .order_by("due_date", "id")
+    )
+
+
+def lessons_learned_search(*, viewer, query: str, limit: int = 50):
+    """Past retrospectives matching the words of ``query`` (every word, any field).
+
+    On PostgreSQL this could be a full-text index; plain containment keeps SQLite and
+    PostgreSQL identical and is fast enough for thousands of retrospectives."""
+    from django.db.models import Q
+
+    from .models import Retrospective
+
+    words = [w for w in query.split() if w][:8]
+    qs = Retrospective.objects.filter(release__in=visible_releases(viewer=viewer))
+    for word in words:
+        qs = qs.filter(
+            Q(lessons_learned__icontains=word)
+            | Q(went_well__icontains=word)
+            | Q(went_badly__icontains=word)
+            | Q(to_change__icontains=word)
+        )
+    return qs.select_related("release").order_by("-recorded_at")[:limit] if words else qs.none()
