@@ -389,7 +389,8 @@ def close_blockers(release: Release) -> list[dict[str, Any]]:
         found.append(
             {
                 "code": "retrospective_missing",
-                "message": f"A retrospective is required for {release.get_risk_level_display().lower()} risk releases.",
+                "message": "A retrospective is required for "
+                f"{release.get_risk_level_display().lower()} risk releases.",
             }
         )
     return found
