@@ -212,6 +212,8 @@ def _detail_context(request: HttpRequest, release: Release, **overrides: Any) ->
         "scope_rows": scope_rows,
         "scope_form": ScopeItemForm(auto_id="id_scope_new_%s"),
         "scope_error": None,
+        "risk_error": None,
+        "rollback_error": None,
         "risk_rows": risk_rows,
         "risk_form": RiskForm(owners=owners, adding=True, auto_id="id_risk_new_%s")
         if editable
@@ -302,6 +304,15 @@ def release_transition(request: HttpRequest, pk: int, name: str) -> HttpResponse
 # --- scope ------------------------------------------------------------------------------------
 
 
+def _refusal(form, error: DomainError) -> str | None:
+    """A service refusal on an inline form: field errors go on the form; anything else is
+    returned for the panel's alert (the form may not even be shown, e.g. scope is locked)."""
+    if isinstance(error.details, dict) and any(f in form.fields for f in error.details):
+        apply_domain_error(form, error)
+        return None
+    return error.message
+
+
 def _scope_item_or_404(release: Release, item_pk: int):
     for item in release.scope_items.all():
         if item.pk == item_pk:
@@ -318,13 +329,14 @@ def scope_add(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             item = services.scope_item_add(release=release, actor=request.user, **form.cleaned_data)
         except DomainError as error:
-            apply_domain_error(form, error)
-            status = error.status_code
+            message, status = _refusal(form, error), error.status_code
         else:
             return _written(request, pk, f"Added “{item}” to the scope.")
     else:
-        status = 422
-    return _refused(request, pk, "scope", status, scope_form=form, scope_open="new")
+        message, status = None, 422
+    return _refused(
+        request, pk, "scope", status, scope_form=form, scope_open="new", scope_error=message
+    )
 
 
 @login_required
@@ -340,14 +352,19 @@ def scope_edit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         try:
             services.scope_item_update(item=item, actor=request.user, changes=changes)
         except DomainError as error:
-            apply_domain_error(form, error)
-            status = error.status_code
+            message, status = _refusal(form, error), error.status_code
         else:
             return _written(request, pk, f"Saved “{item}”.")
     else:
-        status = 422
+        message, status = None, 422
     return _refused(
-        request, pk, "scope", status, scope_edit_forms={item.pk: form}, scope_open=item.pk
+        request,
+        pk,
+        "scope",
+        status,
+        scope_edit_forms={item.pk: form},
+        scope_open=item.pk,
+        scope_error=message,
     )
 
 
@@ -395,13 +412,14 @@ def risk_add(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.risk_add(release=release, actor=request.user, **form.cleaned_data)
         except DomainError as error:
-            apply_domain_error(form, error)
-            status = error.status_code
+            message, status = _refusal(form, error), error.status_code
         else:
             return _written(request, pk, "Added a risk to the register.")
     else:
-        status = 422
-    return _refused(request, pk, "risks", status, risk_form=form, risk_open="new")
+        message, status = None, 422
+    return _refused(
+        request, pk, "risks", status, risk_form=form, risk_open="new", risk_error=message
+    )
 
 
 @login_required
@@ -421,14 +439,19 @@ def risk_edit(request: HttpRequest, pk: int, risk_pk: int) -> HttpResponse:
         try:
             services.risk_update(risk=risk, actor=request.user, changes=changes)
         except DomainError as error:
-            apply_domain_error(form, error)
-            status = error.status_code
+            message, status = _refusal(form, error), error.status_code
         else:
             return _written(request, pk, "Updated the risk.")
     else:
-        status = 422
+        message, status = None, 422
     return _refused(
-        request, pk, "risks", status, risk_edit_forms={risk_pk: form}, risk_open=risk_pk
+        request,
+        pk,
+        "risks",
+        status,
+        risk_edit_forms={risk_pk: form},
+        risk_open=risk_pk,
+        risk_error=message,
     )
 
 
@@ -444,13 +467,20 @@ def rollback_set(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.rollback_plan_set(release=release, actor=request.user, **form.cleaned_data)
         except DomainError as error:
-            apply_domain_error(form, error)
-            status = error.status_code
+            message, status = _refusal(form, error), error.status_code
         else:
             return _written(request, pk, "Saved the rollback plan.")
     else:
-        status = 422
-    return _refused(request, pk, "rollback", status, rollback_form=form, rollback_open=True)
+        message, status = None, 422
+    return _refused(
+        request,
+        pk,
+        "rollback",
+        status,
+        rollback_form=form,
+        rollback_open=True,
+        rollback_error=message,
+    )
 
 
 # --- audit export -----------------------------------------------------------------------------
