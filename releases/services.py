@@ -121,6 +121,9 @@ def _transition(*, release: Release | int, actor, name: str, reason: str = "") -
                 to_state=release.state,
                 reason=reason,
             )
+            readiness.notify_transition(
+                release=release, actor=actor, name=name, from_state=from_state
+            )
     except ConcurrentTransition:
         # Someone else moved the release between our read and our write.
         raise TransitionNotAllowed(

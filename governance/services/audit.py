@@ -1,4 +1,4 @@
-"""Governance writes. For now: the audit trail, written only from here."""
+"""The audit trail: the only writer of AuditEvent rows."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 
-from .context import current_request_meta
-from .models import AuditEvent
+from ..context import current_request_meta
+from ..models import AuditEvent
 
 
 def actor_parts(actor: Any) -> dict[str, Any]:
@@ -53,14 +53,3 @@ def audit_record(
         ip_address=meta.ip_address,
         user_agent=meta.user_agent,
     )
-
-
-def gates_evaluate_for_run(*, run_id: int) -> int:
-    """Re-evaluate the automated gate checks of the releases that a pipeline run concerns
-    (same service, and same version or commit), recording the run that decided each.
-
-    Returns how many gate checks changed. Called after commit of every accepted run or
-    deployment. The gate model arrives with the governance issue; until then there is
-    nothing to evaluate.
-    """
-    return 0

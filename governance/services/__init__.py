@@ -1,0 +1,86 @@
+"""Governance writes, one function per use case (named <noun>_<verb>, keyword-only, taking
+the acting user).
+
+Every service follows one order: atomic transaction → re-fetch with select_for_update →
+permission and state checks (raising releases.errors.DomainError subclasses a user can
+read) → FSM transition → save → audit_record in the same transaction → on_commit side
+effects. Split by topic; import from here.
+"""
+
+from __future__ import annotations
+
+from .audit import actor_parts, audit_record
+from .changes import (
+    agenda_item_add,
+    agenda_item_close,
+    agenda_item_move,
+    change_request_close,
+    change_request_create,
+    change_request_implement,
+    change_request_open_for_release,
+    change_request_request_info,
+    change_request_review,
+    change_request_submit,
+    change_request_update,
+    meeting_build_agenda,
+    meeting_close,
+    meeting_create,
+    vote_cast,
+    vote_withdraw,
+)
+from .freezes import (
+    freeze_exception_approve,
+    freeze_exception_reject,
+    freeze_exception_request,
+    freeze_window_create,
+    freeze_window_update,
+)
+from .gates import (
+    gate_record_result,
+    gate_reject,
+    gate_reset,
+    gate_sign_off,
+    gate_waive,
+    gates_evaluate_for_release,
+    gates_evaluate_for_run,
+    gates_instantiate,
+    gates_invalidate,
+)
+from .risk import risk_assess, risk_override
+
+__all__ = [
+    "actor_parts",
+    "agenda_item_add",
+    "agenda_item_close",
+    "agenda_item_move",
+    "audit_record",
+    "change_request_close",
+    "change_request_create",
+    "change_request_implement",
+    "change_request_open_for_release",
+    "change_request_request_info",
+    "change_request_review",
+    "change_request_submit",
+    "change_request_update",
+    "freeze_exception_approve",
+    "freeze_exception_reject",
+    "freeze_exception_request",
+    "freeze_window_create",
+    "freeze_window_update",
+    "gate_record_result",
+    "gate_reject",
+    "gate_reset",
+    "gate_sign_off",
+    "gate_waive",
+    "gates_evaluate_for_release",
+    "gates_evaluate_for_run",
+    "gates_instantiate",
+    "gates_invalidate",
+    "meeting_build_agenda",
+    "meeting_close",
+    "meeting_create",
+    "risk_assess",
+    "risk_override",
+    "vote_cast",
+    "vote_withdraw",
+]
