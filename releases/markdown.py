@@ -59,7 +59,11 @@ def render_markdown(text: str | None) -> str:
     """Markdown → sanitised HTML. The result is safe to mark_safe in a template."""
     if not text:
         return ""
-    html = _parser.render(text)
+    return sanitize_html(_parser.render(text))
+
+
+def sanitize_html(html: str) -> str:
+    """Keep only allow-listed tags, attributes and URL schemes (the second layer)."""
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,
