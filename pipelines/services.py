@@ -245,10 +245,20 @@ def _audit_tampering(actor, exc: ArtefactTampered) -> None:
         )
 
 
-def _queue_gate_evaluation(run_id: int) -> None:
-    from . import tasks
+def _on_commit_enqueue(task_name: str, object_id: int) -> None:
+    """Queue a task after commit. Robust: the record is committed whatever happens to the
+    broker; a failed enqueue is logged and must not turn an accepted post into a 500."""
 
-    tasks.evaluate_gates_for_run.delay_on_commit(run_id)
+    def enqueue() -> None:
+        from . import tasks
+
+        getattr(tasks, task_name).delay(object_id)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def _queue_gate_evaluation(run_id: int) -> None:
+    _on_commit_enqueue("evaluate_gates_for_run", run_id)
 
 
 def pipeline_run_upsert(

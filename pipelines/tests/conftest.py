@@ -36,9 +36,7 @@ class CI:
         if token or self.token:
             headers["HTTP_AUTHORIZATION"] = f"Bearer {token or self.token}"
         headers.update(extra)
-        return self.client.generic(
-            "POST", path, data, content_type="application/json", **headers
-        )
+        return self.client.generic("POST", path, data, content_type="application/json", **headers)
 
     def run(self, body, **kwargs):
         return self.post("/api/v1/pipeline-runs/", body, **kwargs)

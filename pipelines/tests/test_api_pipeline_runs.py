@@ -135,18 +135,34 @@ def test_a_run_id_of_another_service_is_refused(ci, other_service):
 
 
 def test_gates_are_re_evaluated_after_commit(ci, django_capture_on_commit_callbacks):
+    with mock.patch("pipelines.tasks.evaluate_gates_for_run.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            ci.run(run_body())
+        delay.assert_not_called()
+        for callback in callbacks:
+            callback()
+    delay.assert_called_once_with(PipelineRun.objects.get().pk)
+
+
+def test_the_task_calls_the_governance_service():
+    from pipelines.tasks import evaluate_gates_for_run
+
+    with mock.patch("governance.services.gates_evaluate_for_run", return_value=2) as evaluate:
+        assert evaluate_gates_for_run.run(41) == 2
+    evaluate.assert_called_once_with(run_id=41)
+
+
+def test_a_broken_broker_does_not_fail_an_accepted_post(ci, django_capture_on_commit_callbacks):
     with (
-        mock.patch("governance.services.gates_evaluate_for_run", return_value=0) as evaluate,
+        mock.patch("pipelines.tasks.evaluate_gates_for_run.delay", side_effect=OSError),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        with mock.patch("pipelines.tasks.evaluate_gates_for_run.delay_on_commit") as delay:
-            delay.side_effect = lambda run_id: evaluate(run_id=run_id)
-            ci.run(run_body())
-    evaluate.assert_called_once_with(run_id=PipelineRun.objects.get().pk)
+        assert ci.run(run_body()).status_code == 201
+    assert PipelineRun.objects.count() == 1
 
 
-def test_a_replay_does_not_re_evaluate_gates(ci):
+def test_a_replay_does_not_re_evaluate_gates(ci, django_capture_on_commit_callbacks):
     ci.run(run_body())
-    with mock.patch("pipelines.tasks.evaluate_gates_for_run.delay_on_commit") as delay:
+    with django_capture_on_commit_callbacks() as callbacks:
         ci.run(run_body())
-    delay.assert_not_called()
+    assert callbacks == []
