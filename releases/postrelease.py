@@ -126,7 +126,7 @@ def retrospective_record(
     if not (went_well.strip() or went_badly.strip() or to_change.strip()):
         raise InvalidInput(
             "A retrospective needs at least one of: what went well, what did not, what to change.",
-            details={"went_well": ["Required."]},
+            details={"went_well": ["Say what went well, what did not, or what to change."]},
         )
     links = [link.strip() for link in (runbook_links or []) if link.strip()]
     bad = [link for link in links if not link.startswith(("https://", "http://"))]
