@@ -158,3 +158,39 @@ class IntegrationPrincipal:
 
     def has_scope(self, scope: str) -> bool:
         return scope == "runs:write"
+
+
+class DeploymentReporter:
+    """A token acting as the CD system that reports a deployment. Built only by the
+    deployment service, so the release transitions it may drive (releases.rules'
+    ``reports_deployment_of_release``) are reachable only through a deployment report, never
+    through the release transition endpoints."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_superuser = False
+    is_staff = False
+    is_machine = True
+    reports_deployment = True
+    pk = None
+    id = None
+
+    def __init__(self, principal: TokenPrincipal):
+        self.token = principal.token
+        self.service_ids = principal.service_ids
+        self._principal = principal
+
+    def get_username(self) -> str:
+        return self._principal.get_username()
+
+    def __str__(self) -> str:
+        return self.get_username()
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        from rules import has_perm
+
+        return has_perm(perm, self, obj)
+
+    def has_scope(self, scope: str) -> bool:
+        return self._principal.has_scope(scope)

@@ -75,10 +75,26 @@ def _token_predicate(scope: str):
 token_reads_releases = _token_predicate("releases:read")
 token_writes_releases = _token_predicate("releases:write")
 
+
+
+@rules.predicate
+def reports_deployment_of_release(user, release) -> bool:
+    """A CD token reporting a deployment (pipelines' DeploymentReporter, only built by the
+    deployment service) moves the release it deploys: deploying, deployed, rolled back."""
+    if not getattr(user, "reports_deployment", False) or release is None:
+        return False
+    if not user.has_scope("deployments:write"):
+        return False
+    return bool({s.id for s in release.services.all()} & user.service_ids)
+
+
 rules.add_perm("releases.view_release", has_any_role | token_reads_releases)
 rules.add_perm("releases.add_release", is_administrator | is_release_manager)
 rules.add_perm(
     "releases.change_release", is_administrator | manages_release | token_writes_releases
 )
-rules.add_perm("releases.transition_release", is_administrator | manages_release)
+rules.add_perm(
+    "releases.transition_release",
+    is_administrator | manages_release | reports_deployment_of_release,
+)
 rules.add_perm("releases.export_audit", has_any_role)

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from releases.errors import PermissionDenied
-from releases.models import Service
+from releases.models import Environment, Service
 
 from .. import services
 from ..authentication import BearerTokenAuthentication
@@ -154,8 +154,73 @@ class PipelineRunIngestView(IngestView):
         )
 
 
-__all__ = [
-    "DeploymentInputSerializer",
-    "DeploymentOutputSerializer",
-    "PipelineRunIngestView",
-]
+def deployment_body(result: services.DeploymentResult, slug: str, environment) -> dict:
+    deployment = result.deployment
+    release = deployment.release
+    return {
+        "id": deployment.pk,
+        "service": slug,
+        "environment": environment.slug,
+        "version": deployment.version,
+        "status": deployment.state,
+        "provider": deployment.provider,
+        "external_id": deployment.external_id,
+        "url": deployment.url,
+        "started_at": deployment.started_at,
+        "finished_at": deployment.finished_at,
+        "release": release.pk if release else None,
+        "release_state": release.state if release else None,
+        "created": result.created,
+        "changed": result.changed,
+    }
+
+
+class DeploymentIngestView(IngestView):
+    required_scope = TokenScope.DEPLOYMENTS_WRITE
+
+    @extend_schema(
+        operation_id="deployments_report",
+        summary="Report a deployment (upsert on provider, external_id)",
+        description=(
+            "Drives the deployment's state machine and, for production, the release's "
+            "(approved → deploying → deployed, rolled back). When governance refuses the "
+            "release transition (freeze window, outside the window), the deployment is still "
+            "recorded and the answer is 409 with the blockers and the recorded deployment."
+        ),
+        request=DeploymentInputSerializer,
+        responses={
+            201: OpenApiResponse(DeploymentOutputSerializer, description="Created."),
+            200: OpenApiResponse(
+                DeploymentOutputSerializer, description="Updated, or unchanged (changed=false)."
+            ),
+            **ERRORS,
+        },
+        tags=["ingestion"],
+    )
+    def post(self, request):
+        report = validation.deployment_report(validation.parse_json(self.body))
+        service_id = self.service_id(report.service)
+        environment = Environment.objects.filter(slug=report.environment).first()
+        if environment is None:
+            raise exceptions.ValidationError(
+                {"environment": [f"Unknown environment {report.environment!r}."]}
+            )
+        result = services.deployment_report_upsert(
+            actor=request.user, service=service_id, environment=environment, report=report
+        )
+        body = deployment_body(result, report.service, environment)
+        if result.refusal is not None:
+            error = result.refusal
+            refused = {
+                "detail": "Deployment recorded, but the release cannot move: " + error.message,
+                "code": error.code,
+                "deployment": body,
+            }
+            if isinstance(error.details, dict):
+                refused["errors"] = error.details
+            elif error.details is not None:
+                refused["blockers"] = list(error.details)
+            return Response(refused, status=status.HTTP_409_CONFLICT)
+        return Response(
+            body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
