@@ -137,7 +137,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"LikelihoodEnum": "releases.choices.Likelihood"},
+    "ENUM_NAME_OVERRIDES": {
+        "LikelihoodEnum": "releases.choices.Likelihood",
+        "RiskLevelEnum": "releases.choices.RiskLevel",
+        "ReleaseStateEnum": "releases.choices.ReleaseState",
+        "RunStatusEnum": "pipelines.models.RunStatus",
+        "GateStatusEnum": "governance.choices.GateStatus",
+        "ChangeStateEnum": "governance.choices.ChangeState",
+        "MeetingStateEnum": "governance.choices.MeetingState",
+        "FreezeExceptionStateEnum": "governance.choices.ExceptionState",
+        "PolicyChangeRequestEnum": "governance.choices.PolicyChangeRequest",
+    },
 }
 
 # Machine ingestion (pipelines app): the largest body a CI/CD system may post, the requests

@@ -116,10 +116,12 @@ def _require_editor(actor, cr: ChangeRequest) -> None:
         )
 
 
-def quorum_policy_for(cr: ChangeRequest) -> quorum.QuorumPolicy:
+def quorum_policy_for(cr: ChangeRequest, *, records=None) -> quorum.QuorumPolicy:
     """The stored quorum policy of the change's type; an emergency change without its own
     policy uses the emergency variant of the normal one (smaller quorum)."""
-    records = {r.change_type: r for r in QuorumPolicyRecord.objects.all()}
+    records = {
+        r.change_type: r for r in (QuorumPolicyRecord.objects.all() if records is None else records)
+    }
     if cr.change_type in records:
         return records[cr.change_type].as_domain()
     normal = (
@@ -130,13 +132,20 @@ def quorum_policy_for(cr: ChangeRequest) -> quorum.QuorumPolicy:
     return normal
 
 
-def tally(cr: ChangeRequest, votes: list[Vote] | None = None, *, closing: bool = False):
+def tally(
+    cr: ChangeRequest,
+    votes: list[Vote] | None = None,
+    *,
+    closing: bool = False,
+    policy: quorum.QuorumPolicy | None = None,
+) -> quorum.Decision:
     """The quorum decision for the current votes (domain Decision)."""
     votes = list(cr.votes.all()) if votes is None else votes
     ballot = [
         quorum.Vote(voter_id=v.voter_id, choice=v.choice, roles=frozenset(v.roles)) for v in votes
     ]
-    return quorum.evaluate(quorum_policy_for(cr), ballot, cr.risk_level, closing=closing)
+    policy = policy or quorum_policy_for(cr)
+    return quorum.evaluate(policy, ballot, cr.risk_level, closing=closing)
 
 
 # --- change requests --------------------------------------------------------------------------

@@ -1,0 +1,223 @@
+"""Reads of the governance app for pages and the API, with their joins chosen so that
+list pages do a fixed number of queries however many rows they show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from releases.choices import TERMINAL_STATES
+from releases.models import Release
+from releases.roles import Role, has_role, user_roles
+from releases.selectors import visible_releases
+
+from .choices import VOTING_STATES, ChangeState, GateStatus, MeetingState
+from .models import (
+    AgendaItem,
+    CABMeeting,
+    ChangeRequest,
+    FreezeException,
+    FreezeWindow,
+    GateCheck,
+    Recusal,
+    Vote,
+)
+from .services.changes import CAB_ROLES, quorum_policy_for, tally
+
+
+def gate_checks(*, viewer) -> QuerySet[GateCheck]:
+    return GateCheck.objects.filter(release__in=visible_releases(viewer=viewer)).select_related(
+        "release", "decided_by", "run"
+    )
+
+
+def change_requests(*, viewer) -> QuerySet[ChangeRequest]:
+    """Change requests of visible releases; stand-alone ones for every role holder."""
+    qs = ChangeRequest.objects.select_related("release", "requested_by", "decided_by")
+    if getattr(viewer, "is_machine", False):
+        return qs.filter(release__in=visible_releases(viewer=viewer))
+    if not user_roles(viewer):
+        return qs.none()
+    return qs
+
+
+def meetings(*, viewer) -> QuerySet[CABMeeting]:
+    if not user_roles(viewer):
+        return CABMeeting.objects.none()
+    return CABMeeting.objects.select_related("chair")
+
+
+def freeze_windows(*, viewer) -> QuerySet[FreezeWindow]:
+    if not user_roles(viewer) and not getattr(viewer, "is_machine", False):
+        return FreezeWindow.objects.none()
+    return FreezeWindow.objects.prefetch_related("environments", "services")
+
+
+def freeze_exceptions(*, viewer) -> QuerySet[FreezeException]:
+    return FreezeException.objects.filter(
+        release__in=visible_releases(viewer=viewer)
+    ).select_related("freeze", "release", "requested_by", "approver")
+
+
+# --- approvals inbox --------------------------------------------------------------------------
+
+
+@dataclass
+class Inbox:
+    sign_offs: list[GateCheck]
+    votes: list[ChangeRequest]
+    exceptions: list[FreezeException] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.sign_offs) + len(self.votes) + len(self.exceptions)
+
+
+def _release_evidence_prefetch() -> list:
+    return [
+        Prefetch("release__gate_checks", queryset=GateCheck.objects.order_by("position", "id")),
+        "release__services",
+    ]
+
+
+def inbox(*, viewer) -> Inbox:
+    """What waits for the viewer: manual gates of their roles on releases they do not own,
+    change requests they may vote on (with their current vote), freeze exceptions they may
+    decide. A fixed number of queries whatever the number of items."""
+    roles = user_roles(viewer)
+    releases = visible_releases(viewer=viewer).exclude(state__in=TERMINAL_STATES)
+    sign_offs = list(
+        GateCheck.objects.filter(
+            kind="manual",
+            role__in=roles,
+            status__in=[GateStatus.PENDING, GateStatus.FAILED],
+            release__in=releases,
+        )
+        .exclude(release__owner=viewer)
+        .select_related("release", "release__risk_assessment", "release__owner")
+        .prefetch_related(*_release_evidence_prefetch())
+        .order_by("pending_since", "id")
+    )
+    votes: list[ChangeRequest] = []
+    if has_role(viewer, *CAB_ROLES, Role.SECURITY_LEAD):
+        votes = list(
+            ChangeRequest.objects.filter(state__in=VOTING_STATES)
+            .exclude(requested_by=viewer)
+            .exclude(release__owner=viewer)
+            .exclude(recusals__user=viewer)
+            .select_related("release", "release__risk_assessment", "requested_by")
+            .prefetch_related(
+                Prefetch("votes", queryset=Vote.objects.select_related("voter")),
+                Prefetch("release__gate_checks", queryset=GateCheck.objects.order_by("position")),
+            )
+            .order_by("submitted_at", "id")
+        )
+        if not has_role(viewer, *CAB_ROLES):  # mandatory-role voters: high risk only
+            votes = [c for c in votes if c.risk_level in ("high", "critical")]
+        for cr in votes:
+            cr.my_vote = next((v for v in cr.votes.all() if v.voter_id == viewer.pk), None)
+    exceptions: list[FreezeException] = []
+    if has_role(viewer, Role.CAB_CHAIR, Role.OPERATIONS, Role.ADMINISTRATOR):
+        exceptions = list(
+            FreezeException.objects.filter(state="requested", release__in=releases)
+            .exclude(requested_by=viewer)
+            .exclude(release__owner=viewer)
+            .select_related("freeze", "release", "requested_by")
+        )
+    return Inbox(sign_offs=sign_offs, votes=votes, exceptions=exceptions)
+
+
+# --- CAB workbench ----------------------------------------------------------------------------
+
+
+def workbench_meetings(*, viewer, now: datetime | None = None) -> list[CABMeeting]:
+    """Scheduled meetings (and the last closed one) with their agendas, each item's change
+    request, its votes, recusals and evidence, and the live tally. Queries do not grow with
+    the number of items or votes (the quorum policy is read once)."""
+    now = now or timezone.now()
+    qs = (
+        meetings(viewer=viewer)
+        .filter(Q(state=MeetingState.SCHEDULED) | Q(scheduled_at__gte=now - timedelta(days=7)))
+        .prefetch_related(
+            Prefetch(
+                "items",
+                queryset=AgendaItem.objects.select_related(
+                    "change_request__release__risk_assessment",
+                    "change_request__requested_by",
+                    "change_request__release__owner",
+                ).prefetch_related(
+                    Prefetch(
+                        "change_request__votes", queryset=Vote.objects.select_related("voter")
+                    ),
+                    Prefetch(
+                        "change_request__recusals", queryset=Recusal.objects.select_related("user")
+                    ),
+                    Prefetch(
+                        "change_request__release__gate_checks",
+                        queryset=GateCheck.objects.order_by("position", "id"),
+                    ),
+                ),
+            )
+        )
+        .order_by("scheduled_at")
+    )
+    result = list(qs)
+    policies = _policy_cache()
+    for meeting in result:
+        for item in meeting.items.all():
+            cr = item.change_request
+            votes = list(cr.votes.all())
+            cr.decision = tally(cr, votes, policy=policies(cr))
+            cr.my_vote = next((v for v in votes if v.voter_id == viewer.pk), None)
+            cr.viewer_recused = (
+                cr.requested_by_id == viewer.pk
+                or any(r.user_id == viewer.pk for r in cr.recusals.all())
+                or (cr.release is not None and cr.release.owner_id == viewer.pk)
+            )
+    return result
+
+
+def _policy_cache():
+    from .models import QuorumPolicyRecord
+
+    records = list(QuorumPolicyRecord.objects.all())
+    cache: dict[str, object] = {}
+
+    def get(cr: ChangeRequest):
+        if cr.change_type not in cache:
+            cache[cr.change_type] = quorum_policy_for(cr, records=records)
+        return cache[cr.change_type]
+
+    return get
+
+
+def unscheduled_change_requests() -> QuerySet[ChangeRequest]:
+    """Submitted changes not yet on an open agenda (for the chair to add)."""
+    return (
+        ChangeRequest.objects.filter(state__in=[ChangeState.SUBMITTED, ChangeState.IN_REVIEW])
+        .exclude(agenda_items__meeting__state=MeetingState.SCHEDULED)
+        .exclude(change_type="standard")
+        .select_related("release")
+        .order_by("window_start")
+    )
+
+
+def release_governance(*, release: Release) -> dict:
+    """Everything the release page's governance panel shows."""
+    from .readiness import release_blockers
+
+    return {
+        "gates": list(
+            release.gate_checks.select_related("decided_by", "run").order_by("position", "id")
+        ),
+        "snapshot": getattr(release, "policy_snapshot", None),
+        "risk": getattr(release, "risk_assessment", None),
+        "change_requests": list(
+            release.change_requests.select_related("requested_by").prefetch_related("votes")
+        ),
+        "blockers": release_blockers(release),
+        "exceptions": list(release.freeze_exceptions.select_related("freeze", "approver")),
+    }
