@@ -97,3 +97,33 @@ def force_state(release: Release, state: str) -> Release:
     The state field is protected, so this writes the column with a queryset update."""
     Release.objects.filter(pk=release.pk).update(state=state)
     return Release.objects.get(pk=release.pk)
+
+
+# --- dashboards: deployments and pipeline runs for metrics and calendar tests ----------------
+
+
+class DeploymentFactory(factory.django.DjangoModelFactory):
+    """A finished, successful deployment; pass ``state`` and the times to shape history."""
+
+    class Meta:
+        model = "releases.Deployment"
+
+    service = factory.SubFactory(ServiceFactory)
+    environment = factory.SubFactory(EnvironmentFactory)
+    version = factory.Sequence(lambda n: f"1.{n}.0")
+    state = "succeeded"
+    started_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyAttribute(lambda d: d.started_at + timedelta(minutes=5))
+
+
+class PipelineRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "pipelines.PipelineRun"
+
+    service = factory.SubFactory(ServiceFactory)
+    provider = "github_actions"
+    external_id = factory.Sequence(lambda n: f"run-{n}")
+    status = "succeeded"
+    version = factory.Sequence(lambda n: f"1.{n}.0")
+    started_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyAttribute(lambda r: r.started_at + timedelta(minutes=7))

@@ -1,0 +1,1 @@
+"""Read models of the dashboards app: calendar, board and metrics (one module each)."""

@@ -1,0 +1,465 @@
+"""Release calendar reads: deployment windows in a date range, freeze bands, CAB meetings and
+conflicts with their explanation.
+
+Query discipline: every function issues a fixed number of queries whatever the data size.
+The month and week grids show at most ``per_day`` windows per day (chosen in SQL with a
+window function, with the per-day total from one aggregate), so a busy day at 100× data
+costs the same to render as a quiet one; the list view is paginated. Conflicts are found
+with two self-joins and one annotated predicate, only for the windows on screen.
+
+A release's deployment window is its *production* window (DESIGN: "start deployment: inside
+the window and outside any freeze window"). The environment filter therefore keeps, for a
+production environment, every release, and otherwise the releases with a deployment to
+that environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import RowNumber, TruncDate
+from django.utils import timezone
+
+from releases.choices import ReleaseState
+from releases.models import Deployment, Environment, Release, Service, Team
+from releases.selectors import visible_releases
+
+# Cancelled releases never deploy: they are hidden unless asked for by state.
+HIDDEN_BY_DEFAULT = (ReleaseState.CANCELLED,)
+# States whose windows can still clash (a closed or rolled-back release is history).
+ACTIVE_STATES = (
+    ReleaseState.DRAFT,
+    ReleaseState.PLANNED,
+    ReleaseState.IN_PROGRESS,
+    ReleaseState.AWAITING_APPROVAL,
+    ReleaseState.APPROVED,
+    ReleaseState.DEPLOYING,
+)
+
+ServiceLink = Release.services.through
+
+
+@dataclass(frozen=True)
+class CalendarFilters:
+    """What the calendar (page, iCal feed and API) is narrowed to; carried in the URL."""
+
+    service: str = ""
+    team: str = ""
+    environment: str = ""
+    states: tuple[str, ...] = ()
+
+    def as_query(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for name in ("service", "team", "environment"):
+            if value := getattr(self, name):
+                data[name] = value
+        if self.states:
+            data["state"] = list(self.states)
+        return data
+
+
+@dataclass
+class Conflict:
+    """Why a window is highlighted, in words a stakeholder understands."""
+
+    kind: str  # "service" | "environment" | "freeze"
+    message: str
+    other_id: int | None = None
+
+
+@dataclass
+class CalendarData:
+    start: datetime
+    end: datetime
+    releases: list[Release]
+    freezes: list[FreezeBand]
+    meetings: list[Any]
+    conflicts: dict[int, list[Conflict]] = field(default_factory=dict)
+    day_totals: dict[date, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FreezeBand:
+    """One occurrence of a freeze window within the range (recurring freezes expand)."""
+
+    freeze_id: int
+    name: str
+    reason: str
+    description: str
+    start: datetime
+    end: datetime
+    scope: str
+
+
+def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """[first 00:00, last+1 00:00) in the current time zone, as aware datetimes."""
+    tz = timezone.get_current_timezone()
+    start = datetime.combine(first, time.min, tzinfo=tz)
+    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=tz)
+    return start, end
+
+
+def calendar_queryset(
+    *, viewer, start: datetime, end: datetime, filters: CalendarFilters
+) -> QuerySet[Release]:
+    """Visible releases whose window overlaps [start, end), filtered, with what a calendar
+    entry shows (owner, services) joined or prefetched."""
+    qs = visible_releases(viewer=viewer).filter(
+        window_start__lt=end, window_end__gt=start, window_start__isnull=False
+    )
+    if filters.states:
+        qs = qs.filter(state__in=filters.states)
+    else:
+        qs = qs.exclude(state__in=HIDDEN_BY_DEFAULT)
+    # Exists() rather than joins: a release with two matching services stays one row.
+    if filters.service:
+        qs = qs.filter(
+            Exists(
+                ServiceLink.objects.filter(release_id=OuterRef("pk"), service__slug=filters.service)
+            )
+        )
+    if filters.team:
+        qs = qs.filter(
+            Exists(
+                ServiceLink.objects.filter(
+                    release_id=OuterRef("pk"), service__team__slug=filters.team
+                )
+            )
+        )
+    if filters.environment:
+        deployed_there = Exists(
+            Deployment.objects.filter(
+                release_id=OuterRef("pk"), environment__slug=filters.environment
+            )
+        )
+        is_production = Environment.objects.filter(
+            slug=filters.environment, is_production=True
+        ).values("pk")
+        qs = qs.filter(deployed_there | Exists(is_production))
+    return qs
+
+
+def _with_display(qs: QuerySet[Release]) -> QuerySet[Release]:
+    return qs.select_related("owner").prefetch_related(
+        Prefetch(
+            "services",
+            queryset=Service.objects.select_related("team").only(
+                "id", "name", "slug", "team__id", "team__name", "team__slug"
+            ),
+        )
+    )
+
+
+def calendar_grid_releases(
+    *, viewer, start: datetime, end: datetime, filters: CalendarFilters, per_day: int
+) -> tuple[list[Release], dict[date, int]]:
+    """The windows to draw in a month/week grid: the first ``per_day`` of each start day
+    (by start time) plus the per-day totals, so the grid can say "+ 12 more".
+
+    Windows that began before the range show on its first day. Two queries (+1 prefetch).
+    """
+    base = calendar_queryset(viewer=viewer, start=start, end=end, filters=filters)
+    tz = timezone.get_current_timezone()
+    day = TruncDate(
+        Case(When(window_start__lt=start, then=Value(start)), default=F("window_start")),
+        tzinfo=tz,
+    )
+    ranked = (
+        base.annotate(
+            day=day,
+            rank=Window(RowNumber(), partition_by=[day], order_by=[F("window_start"), F("id")]),
+        )
+        .filter(rank__lte=per_day)
+        .values("pk")
+    )
+    releases = list(
+        _with_display(Release.objects.filter(pk__in=ranked)).order_by("window_start", "id")
+    )
+    totals = {
+        row["day"]: row["n"]
+        for row in base.annotate(day=day).order_by().values("day").annotate(n=Count("id"))
+    }
+    return releases, totals
+
+
+def calendar_list_releases(
+    *, viewer, start: datetime, end: datetime, filters: CalendarFilters
+) -> QuerySet[Release]:
+    """The list view's queryset (paginated by the view), soonest first."""
+    return _with_display(
+        calendar_queryset(viewer=viewer, start=start, end=end, filters=filters)
+    ).order_by("window_start", "id")
+
+
+# --- freezes and CAB meetings: governance's models, read here in one place each ----------------
+
+
+def freeze_bands(*, start: datetime, end: datetime, filters: CalendarFilters) -> list[FreezeBand]:
+    """Freeze occurrences overlapping [start, end), expanded from each window's rule by
+    governance/domain/freeze.py (the same definition the deployment guard uses).
+
+    Freeze windows are configuration (a handful of rows), so expanding their rules in Python
+    is cheap and bounded; the rows themselves are read in one query plus two prefetches.
+    A freeze scoped to other services/teams than the filter asks for is left out.
+    """
+    from governance.domain import freeze as freeze_rules
+    from governance.models import FreezeWindow
+
+    windows = FreezeWindow.objects.filter(is_active=True).prefetch_related(
+        Prefetch("services", queryset=Service.objects.select_related("team")), "environments"
+    )
+    bands: list[FreezeBand] = []
+    for window in windows:
+        services = list(window.services.all())
+        if filters.service and services and filters.service not in {s.slug for s in services}:
+            continue
+        if filters.team and services and filters.team not in {s.team.slug for s in services}:
+            continue
+        environments = list(window.environments.all())
+        if (
+            filters.environment
+            and environments
+            and filters.environment not in {e.slug for e in environments}
+        ):
+            continue
+        try:
+            rule = window.rule()
+            spans = freeze_rules.occurrences(rule, start, end)
+            description = freeze_rules.describe(rule)
+        except freeze_rules.FreezeRuleError:
+            continue  # an invalid row is reported by the governance admin, not here
+        scope = ", ".join(s.name for s in services) or "all services"
+        scope += " in " + (", ".join(e.name for e in environments) or "production")
+        bands.extend(
+            FreezeBand(
+                freeze_id=window.pk,
+                name=window.name,
+                reason=window.reason,
+                description=description,
+                start=s,
+                end=e,
+                scope=scope,
+            )
+            for s, e in spans
+        )
+    bands.sort(key=lambda b: (b.start, b.name))
+    return bands
+
+
+def _freeze_service_ids() -> dict[int, tuple[set[int], bool]]:
+    """{freeze id: (service ids or empty for all, applies to production)} — from the rows
+    freeze_bands already read; kept separate so conflicts can be computed without bands."""
+    from governance.models import FreezeWindow
+
+    result: dict[int, tuple[set[int], bool]] = {}
+    for window in FreezeWindow.objects.filter(is_active=True).prefetch_related(
+        "services", "environments"
+    ):
+        envs = list(window.environments.all())
+        result[window.pk] = (
+            {s.pk for s in window.services.all()},
+            not envs or any(e.is_production for e in envs),
+        )
+    return result
+
+
+def cab_meetings(*, start: datetime, end: datetime) -> list[Any]:
+    """CAB meetings scheduled in [start, end), with their agenda size (one query)."""
+    from governance.models import CABMeeting
+
+    return list(
+        CABMeeting.objects.filter(scheduled_at__gte=start, scheduled_at__lt=end)
+        .annotate(agenda_size=Count("items"))
+        .order_by("scheduled_at", "id")
+    )
+
+
+# --- conflicts -----------------------------------------------------------------------------
+
+
+def _window_words(release_name: str, version: str, s: datetime, e: datetime) -> str:
+    s, e = timezone.localtime(s), timezone.localtime(e)
+    same_day = s.date() == e.date()
+    end_text = f"{e:%H:%M}" if same_day else f"{e:%a %d %b %H:%M}"
+    return f"{release_name} {version} ({s:%a %d %b %H:%M}–{end_text})"
+
+
+def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[int, list[Conflict]]:
+    """Conflicts of the given releases, explained. Three queries whatever the count:
+
+    - same service: another active release of one of its services with an overlapping window;
+    - shared production environment: another active release with a deployment to the same
+      production environment and an overlapping window;
+    - freeze: the window overlaps a freeze occurrence covering one of its services (the
+      occurrences come from ``bands``, already expanded for the range).
+    """
+    found: dict[int, list[Conflict]] = {}
+    if not release_ids:
+        return found
+    active = [str(s) for s in ACTIVE_STATES]
+
+    same_service = (
+        Release.objects.filter(
+            Q(services__releases__id__lt=F("id")) | Q(services__releases__id__gt=F("id")),
+            id__in=release_ids,
+            state__in=active,
+            services__releases__state__in=active,
+            services__releases__window_start__lt=F("window_end"),
+            services__releases__window_end__gt=F("window_start"),
+        )
+        .values(
+            "id",
+            service_name=F("services__name"),
+            other_id=F("services__releases__id"),
+            other_name=F("services__releases__name"),
+            other_version=F("services__releases__version"),
+            other_start=F("services__releases__window_start"),
+            other_end=F("services__releases__window_end"),
+        )
+        .order_by("id", "other_start")
+    )
+    for row in same_service:
+        other = _window_words(
+            row["other_name"], row["other_version"], row["other_start"], row["other_end"]
+        )
+        found.setdefault(row["id"], []).append(
+            Conflict(
+                kind="service",
+                message=f"Same service {row['service_name']}: overlaps {other}.",
+                other_id=row["other_id"],
+            )
+        )
+
+    other_release = "deployments__environment__deployments__release"
+    shared_env = (
+        Release.objects.filter(
+            Q(**{f"{other_release}__id__lt": F("id")}) | Q(**{f"{other_release}__id__gt": F("id")}),
+            id__in=release_ids,
+            state__in=active,
+            deployments__environment__is_production=True,
+            **{
+                f"{other_release}__state__in": active,
+                f"{other_release}__window_start__lt": F("window_end"),
+                f"{other_release}__window_end__gt": F("window_start"),
+            },
+        )
+        .values(
+            "id",
+            env_name=F("deployments__environment__name"),
+            other_id=F(f"{other_release}__id"),
+            other_name=F(f"{other_release}__name"),
+            other_version=F(f"{other_release}__version"),
+            other_start=F(f"{other_release}__window_start"),
+            other_end=F(f"{other_release}__window_end"),
+        )
+        .distinct()
+        .order_by("id", "other_start")
+    )
+    seen: set[tuple[int, int]] = {(c.other_id or 0, rid) for rid, cs in found.items() for c in cs}
+    for row in shared_env:
+        if (row["other_id"], row["id"]) in seen:
+            continue  # already explained as the same service: one message per pair
+        seen.add((row["other_id"], row["id"]))
+        other = _window_words(
+            row["other_name"], row["other_version"], row["other_start"], row["other_end"]
+        )
+        found.setdefault(row["id"], []).append(
+            Conflict(
+                kind="environment",
+                message=f"Shares production environment {row['env_name']}: overlaps {other}.",
+                other_id=row["other_id"],
+            )
+        )
+
+    for release_id, band in _freeze_hits(release_ids=release_ids, bands=bands):
+        s, e = timezone.localtime(band.start), timezone.localtime(band.end)
+        reason = f" Reason: {band.reason}" if band.reason else ""
+        found.setdefault(release_id, []).append(
+            Conflict(
+                kind="freeze",
+                message=(
+                    f"Window falls in freeze “{band.name}” ({s:%a %d %b %H:%M} – "
+                    f"{e:%a %d %b %H:%M}, {band.scope}).{reason}"
+                ),
+            )
+        )
+    return found
+
+
+def _freeze_hits(
+    *, release_ids: list[int], bands: list[FreezeBand]
+) -> list[tuple[int, FreezeBand]]:
+    """(release id, first freeze occurrence its window overlaps), computed in SQL with one
+    CASE over the occurrences on screen (two queries: the freeze scopes, the releases)."""
+    if not bands:
+        return []
+    scopes = _freeze_service_ids()
+    whens = []
+    for index, band in enumerate(bands):
+        service_ids, production = scopes.get(band.freeze_id, (set(), False))
+        if not production:
+            continue  # a freeze of a non-production environment does not cover windows
+        condition = Q(window_start__lt=band.end, window_end__gt=band.start)
+        if service_ids:
+            condition &= Exists(
+                ServiceLink.objects.filter(release_id=OuterRef("pk"), service_id__in=service_ids)
+            )
+        whens.append(When(condition, then=Value(str(index))))
+    if not whens:
+        return []
+    rows = (
+        Release.objects.filter(id__in=release_ids, state__in=[str(s) for s in ACTIVE_STATES])
+        .annotate(freeze_hit=Case(*whens, default=Value(""), output_field=CharField()))
+        .exclude(freeze_hit="")
+        .values_list("id", "freeze_hit")
+    )
+    return [(rid, bands[int(hit)]) for rid, hit in rows]
+
+
+def calendar_filter_choices() -> dict[str, list]:
+    """Options for the filter form (three small queries)."""
+    return {
+        "services": list(Service.objects.only("slug", "name").order_by("name")),
+        "teams": list(Team.objects.only("slug", "name").order_by("name")),
+        "environments": list(Environment.objects.order_by("order", "name")),
+    }
+
+
+def calendar_data(
+    *,
+    viewer,
+    start: datetime,
+    end: datetime,
+    filters: CalendarFilters,
+    per_day: int | None = None,
+) -> CalendarData:
+    """Everything a month or week grid draws (``per_day`` caps windows per day)."""
+    bands = freeze_bands(start=start, end=end, filters=filters)
+    releases, totals = calendar_grid_releases(
+        viewer=viewer, start=start, end=end, filters=filters, per_day=per_day or 1000
+    )
+    return CalendarData(
+        start=start,
+        end=end,
+        releases=releases,
+        freezes=bands,
+        meetings=cab_meetings(start=start, end=end) if releases is not None else [],
+        conflicts=conflicts_for(release_ids=[r.pk for r in releases], bands=bands),
+        day_totals=totals,
+    )

@@ -1,0 +1,583 @@
+"""KPI and DORA metrics, computed by the database.
+
+Definitions (production = an environment with ``is_production``; a period is
+[start_date 00:00, end_date + 1 day 00:00) in the current time zone, and a deployment
+belongs to the period of its ``finished_at``):
+
+- deployment frequency: successful production deployments (state succeeded, or rolled back
+  later — the deployment itself succeeded), per bucket; the band uses deployments per day.
+- lead time for changes: for each successful production deployment, from the start of the
+  earliest pipeline run that built that service's version (the commit entering CI: runs
+  carry no commit timestamp) to the deployment's finish; median and p90.
+- change failure rate: production deployments that failed, were rolled back or had an
+  incident, over all finished production deployments.
+- time to restore: for each such failure, from the failure (first incident start, else the
+  deployment's finish) to its restoration (last incident resolution, else the next
+  successful production deployment of the service); median.
+- deployment success rate: finished deployments in every environment still succeeded, over
+  all finished deployments.
+- release cycle time: releases deployed in the period, planned_at → deployed_at; median.
+- time waiting for approval: releases approved in the period, from the last "request
+  approval" audit event to approved_at; median (reported apart from cycle time).
+
+Percentiles are nearest-rank, computed with window functions (ROW_NUMBER and COUNT over a
+partition, keeping the row whose rank is ceil(p·n)). That SQL is the same on SQLite and
+PostgreSQL, so there is no Python fallback and no loop over rows; PostgreSQL's
+percentile_cont would interpolate between two rows instead, a difference that does not
+change a DORA band. Python only reshapes the aggregated rows (one per bucket or group).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import (
+    Count,
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber, TruncDate, TruncMonth, TruncWeek
+from django.utils import timezone
+
+from governance.models import AuditEvent
+from pipelines.models import PipelineRun
+from releases.choices import DeploymentState
+from releases.models import Deployment, Release, Service, Team
+
+from .calendar import ServiceLink
+
+INTERVALS = ("daily", "weekly", "monthly", "all")
+FINISHED = [DeploymentState.SUCCEEDED, DeploymentState.FAILED, DeploymentState.ROLLED_BACK]
+SHIPPED = [DeploymentState.SUCCEEDED, DeploymentState.ROLLED_BACK]
+FAILED = [DeploymentState.FAILED, DeploymentState.ROLLED_BACK]
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    key: str
+    label: str
+    unit: str  # "count" | "seconds" | "ratio"
+    help: str
+    lower_is_better: bool = False
+
+
+METRICS: dict[str, MetricInfo] = {
+    m.key: m
+    for m in (
+        MetricInfo(
+            "deployment_frequency",
+            "Deployment frequency",
+            "count",
+            "Successful production deployments.",
+        ),
+        MetricInfo(
+            "lead_time_for_changes",
+            "Lead time for changes (median)",
+            "seconds",
+            "From the first CI run of a version to its production deployment.",
+            lower_is_better=True,
+        ),
+        MetricInfo(
+            "lead_time_for_changes_p90",
+            "Lead time for changes (p90)",
+            "seconds",
+            "90% of changes reach production within this time.",
+            lower_is_better=True,
+        ),
+        MetricInfo(
+            "change_failure_rate",
+            "Change failure rate",
+            "ratio",
+            "Production deployments failed, rolled back or followed by an incident.",
+            lower_is_better=True,
+        ),
+        MetricInfo(
+            "time_to_restore_service",
+            "Time to restore (median)",
+            "seconds",
+            "From a production failure to the fix deployed or the incident resolved.",
+            lower_is_better=True,
+        ),
+        MetricInfo(
+            "deployment_success_rate",
+            "Deployment success rate",
+            "ratio",
+            "Deployments in every environment that succeeded and stayed.",
+        ),
+        MetricInfo(
+            "release_cycle_time",
+            "Release cycle time (median)",
+            "seconds",
+            "From planned to deployed.",
+            lower_is_better=True,
+        ),
+        MetricInfo(
+            "approval_wait_time",
+            "Time waiting for approval (median)",
+            "seconds",
+            "From requesting approval to approved.",
+            lower_is_better=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class MetricsScope:
+    """The period (inclusive dates) and the service or team the metrics are about."""
+
+    start_date: date
+    end_date: date
+    service: str = ""
+    team: str = ""
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.start_date, time.min, tzinfo=timezone.get_current_timezone())
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(
+            self.end_date + timedelta(days=1), time.min, tzinfo=timezone.get_current_timezone()
+        )
+
+    @property
+    def days(self) -> int:
+        return (self.end_date - self.start_date).days + 1
+
+
+# --- DORA performance bands (State of DevOps 2023 thresholds) ---------------------------------
+
+BANDS = ("elite", "high", "medium", "low")
+
+
+def dora_band(metric: str, value: float | None, *, days: int = 1) -> str:
+    """Elite / high / medium / low for the four DORA metrics; "" when not a DORA metric or
+    there is no data. ``value`` is the period total for frequency (divided by ``days``)."""
+    if value is None:
+        return ""
+    if metric == "deployment_frequency":
+        per_day = value / max(days, 1)
+        return _band(per_day, [1.0, 1 / 7, 1 / 30], higher_is_better=True)
+    if metric in ("lead_time_for_changes", "lead_time_for_changes_p90"):
+        return _band(value, [DAY, 7 * DAY, 30 * DAY])
+    if metric == "change_failure_rate":
+        return _band(value, [0.05, 0.10, 0.15], inclusive=True)
+    if metric == "time_to_restore_service":
+        return _band(value, [3600.0, DAY, 7 * DAY])
+    return ""
+
+
+def _band(
+    value: float, limits: list[float], *, higher_is_better: bool = False, inclusive: bool = False
+) -> str:
+    for band, limit in zip(BANDS, limits, strict=False):
+        if higher_is_better and value >= limit:
+            return band
+        if not higher_is_better and (value <= limit if inclusive else value < limit):
+            return band
+    return "low"
+
+
+# --- base querysets --------------------------------------------------------------------------
+
+
+def _scoped_deployments(scope: MetricsScope, *, production: bool = True) -> QuerySet[Deployment]:
+    qs = Deployment.objects.filter(finished_at__gte=scope.start, finished_at__lt=scope.end)
+    if production:
+        qs = qs.filter(environment__is_production=True)
+    if scope.service:
+        qs = qs.filter(service__slug=scope.service)
+    if scope.team:
+        qs = qs.filter(service__team__slug=scope.team)
+    return qs
+
+
+def _scoped_releases(scope: MetricsScope, time_field: str) -> QuerySet[Release]:
+    qs = Release.objects.filter(
+        **{f"{time_field}__gte": scope.start, f"{time_field}__lt": scope.end}
+    )
+    links = ServiceLink.objects.filter(release_id=OuterRef("pk"))
+    if scope.service:
+        qs = qs.filter(Exists(links.filter(service__slug=scope.service)))
+    if scope.team:
+        qs = qs.filter(Exists(links.filter(service__team__slug=scope.team)))
+    return qs
+
+
+def _has_incident() -> Exists:
+    from pipelines.models import Incident
+
+    return Exists(Incident.objects.filter(deployment_id=OuterRef("pk")))
+
+
+def _failure_q() -> Q:
+    return Q(state__in=FAILED) | Q(_incident=True)
+
+
+def lead_time_rows(scope: MetricsScope) -> QuerySet[Deployment]:
+    """Successful production deployments annotated with ``duration`` (lead time)."""
+    first_run = (
+        PipelineRun.objects.filter(
+            service_id=OuterRef("service_id"),
+            version=OuterRef("version"),
+            started_at__isnull=False,
+        )
+        .order_by()
+        .values("service_id")
+        .annotate(first=Min("started_at"))
+        .values("first")
+    )
+    return (
+        _scoped_deployments(scope)
+        .filter(state__in=SHIPPED)
+        .annotate(
+            committed_at=Subquery(first_run, output_field=DateTimeField()),
+        )
+        .filter(committed_at__isnull=False)
+        .annotate(
+            duration=ExpressionWrapper(
+                F("finished_at") - F("committed_at"), output_field=DurationField()
+            ),
+            moment=F("finished_at"),
+        )
+    )
+
+
+def restore_rows(scope: MetricsScope) -> QuerySet[Deployment]:
+    """Failed production deployments annotated with ``duration`` (time to restore)."""
+    from pipelines.models import Incident
+
+    incidents = (
+        Incident.objects.filter(deployment_id=OuterRef("pk")).order_by().values("deployment_id")
+    )
+    first_incident = incidents.annotate(t=Min("started_at")).values("t")
+    last_resolution = (
+        incidents.filter(resolved_at__isnull=False).annotate(t=Max("resolved_at")).values("t")
+    )
+    next_success = (
+        Deployment.objects.filter(
+            service_id=OuterRef("service_id"),
+            environment__is_production=True,
+            state=DeploymentState.SUCCEEDED,
+            finished_at__gt=OuterRef("finished_at"),
+        )
+        .order_by("finished_at")
+        .values("finished_at")[:1]
+    )
+    return (
+        _scoped_deployments(scope)
+        .filter(state__in=FINISHED)
+        .annotate(_incident=_has_incident())
+        .filter(_failure_q())
+        .annotate(
+            failed_at=Coalesce(
+                Subquery(first_incident, output_field=DateTimeField()), F("finished_at")
+            ),
+            restored_at=Coalesce(
+                Subquery(last_resolution, output_field=DateTimeField()),
+                Subquery(next_success, output_field=DateTimeField()),
+            ),
+        )
+        .filter(restored_at__isnull=False)
+        .annotate(
+            duration=ExpressionWrapper(
+                F("restored_at") - F("failed_at"), output_field=DurationField()
+            ),
+            moment=F("finished_at"),
+        )
+    )
+
+
+def cycle_time_rows(scope: MetricsScope) -> QuerySet[Release]:
+    return (
+        _scoped_releases(scope, "deployed_at")
+        .filter(planned_at__isnull=False)
+        .annotate(
+            duration=ExpressionWrapper(
+                F("deployed_at") - F("planned_at"), output_field=DurationField()
+            ),
+            moment=F("deployed_at"),
+        )
+    )
+
+
+def approval_wait_rows(scope: MetricsScope) -> QuerySet[Release]:
+    requested = (
+        AuditEvent.objects.filter(
+            release_id=OuterRef("pk"),
+            action="release.request_approval",
+            created_at__lte=OuterRef("approved_at"),
+        )
+        .order_by("-created_at")
+        .values("created_at")[:1]
+    )
+    return (
+        _scoped_releases(scope, "approved_at")
+        .annotate(requested_at=Subquery(requested, output_field=DateTimeField()))
+        .filter(requested_at__isnull=False)
+        .annotate(
+            duration=ExpressionWrapper(
+                F("approved_at") - F("requested_at"), output_field=DurationField()
+            ),
+            moment=F("approved_at"),
+        )
+    )
+
+
+# --- aggregation helpers ---------------------------------------------------------------------
+
+
+def _bucket(interval: str, field_name: str = "moment") -> Any:
+    tz = timezone.get_current_timezone()
+    if interval == "daily":
+        return TruncDate(field_name, tzinfo=tz)
+    if interval == "weekly":
+        return TruncWeek(field_name, tzinfo=tz)
+    if interval == "monthly":
+        return TruncMonth(field_name, tzinfo=tz)
+    return Value("all")
+
+
+def _group(key: str) -> Any:
+    """Partition expressions: a time bucket, or a service/team for the per-group table."""
+    return F(key)
+
+
+def percentile_by(qs: QuerySet, group: Any, p: float) -> dict[Any, float]:
+    """{group value: nearest-rank p-percentile of ``duration`` in seconds}: one query.
+
+    ROW_NUMBER() and COUNT() over each group's partition, then keep the row whose rank is
+    ceil(p·n) (rank ≥ p·n and rank < p·n + 1 selects exactly that one).
+    """
+    ranked = (
+        qs.order_by()
+        .annotate(
+            g=group,
+            rn=Window(RowNumber(), partition_by=[group], order_by=[F("duration").asc(), F("pk")]),
+            n=Window(Count("pk"), partition_by=[group]),
+        )
+        .filter(rn__gte=F("n") * p, rn__lt=F("n") * p + 1)
+        .values_list("g", "duration")
+    )
+    return {g: _seconds(d) for g, d in ranked}
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    # SQLite returns the microseconds of a duration expression read through a window.
+    return float(value) / 1_000_000
+
+
+def _to_date(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return value
+
+
+def bucket_dates(scope: MetricsScope, interval: str) -> list[date]:
+    """Every bucket of the period, so a month with no deployments shows a zero, not a gap."""
+    if interval == "all":
+        return [scope.start_date]
+    out: list[date] = []
+    current = scope.start_date
+    if interval == "weekly":
+        current -= timedelta(days=current.weekday())
+    if interval == "monthly":
+        current = current.replace(day=1)
+    while current <= scope.end_date:
+        out.append(current)
+        if interval == "daily":
+            current += timedelta(days=1)
+        elif interval == "weekly":
+            current += timedelta(days=7)
+        else:
+            current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return out
+
+
+# --- one metric as a series ------------------------------------------------------------------
+
+
+def metric_series(metric: str, scope: MetricsScope, interval: str) -> list[dict[str, Any]]:
+    """``[{"date": date, "value": number | None}]`` for one metric: the API's answer and a
+    chart's data. One or two queries whatever the data size."""
+    bucket = _bucket(interval)
+    values: dict[Any, float | None]
+    if metric == "deployment_frequency":
+        rows = (
+            _scoped_deployments(scope)
+            .filter(state__in=SHIPPED)
+            .annotate(moment=F("finished_at"))
+            .annotate(b=bucket)
+            .order_by()
+            .values("b")
+            .annotate(n=Count("id"))
+            .values_list("b", "n")
+        )
+        values = {_to_date(b): float(n) for b, n in rows}
+        default: float | None = 0.0
+    elif metric in ("change_failure_rate", "deployment_success_rate"):
+        production = metric == "change_failure_rate"
+        qs = (
+            _scoped_deployments(scope, production=production)
+            .filter(state__in=FINISHED)
+            .annotate(moment=F("finished_at"))
+        )
+        if production:
+            qs = qs.annotate(_incident=_has_incident())
+            hit = Count("id", filter=_failure_q())
+        else:
+            hit = Count("id", filter=Q(state=DeploymentState.SUCCEEDED))
+        rows = (
+            qs.annotate(b=bucket)
+            .order_by()
+            .values("b")
+            .annotate(hit=hit, n=Count("id"))
+            .values_list("b", "hit", "n")
+        )
+        values = {_to_date(b): (hit / n if n else None) for b, hit, n in rows}
+        default = None
+    else:
+        qs, p = _duration_source(metric, scope)
+        values = {_to_date(k): v for k, v in percentile_by(qs, bucket, p).items()}
+        default = None
+    if interval == "all":
+        only = next(iter(values.values()), default)
+        return [{"date": scope.start_date, "value": only}]
+    return [{"date": d, "value": values.get(d, default)} for d in bucket_dates(scope, interval)]
+
+
+def _duration_source(metric: str, scope: MetricsScope) -> tuple[QuerySet, float]:
+    if metric == "lead_time_for_changes":
+        return lead_time_rows(scope), 0.5
+    if metric == "lead_time_for_changes_p90":
+        return lead_time_rows(scope), 0.9
+    if metric == "time_to_restore_service":
+        return restore_rows(scope), 0.5
+    if metric == "release_cycle_time":
+        return cycle_time_rows(scope), 0.5
+    if metric == "approval_wait_time":
+        return approval_wait_rows(scope), 0.5
+    raise ValueError(f"Unknown metric {metric!r}.")
+
+
+# --- the metrics page: summary, trends, and the per-service/team table ------------------------
+
+
+@dataclass
+class MetricValue:
+    info: MetricInfo
+    value: float | None
+    band: str = ""
+    count: int | None = None  # how many deployments/releases it is computed from
+
+
+@dataclass
+class GroupRow:
+    key: int
+    name: str
+    team: str = ""
+    values: dict[str, MetricValue] = field(default_factory=dict)
+
+
+def metrics_summary(scope: MetricsScope) -> dict[str, MetricValue]:
+    """Every metric over the whole period, with its band (nine queries)."""
+    out: dict[str, MetricValue] = {}
+    for key, info in METRICS.items():
+        value = metric_series(key, scope, "all")[0]["value"]
+        out[key] = MetricValue(info=info, value=value, band=dora_band(key, value, days=scope.days))
+    return out
+
+
+def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupRow]:
+    """The table: every metric per service (or team), with its band. A fixed number of
+    grouped queries (one per metric), whatever the number of services or rows."""
+    key = "service_id" if by == "service" else "service__team_id"
+    release_key = "services__id" if by == "service" else "services__team_id"
+    if by == "service":
+        groups = Service.objects.select_related("team").order_by("name")
+        if scope.service:
+            groups = groups.filter(slug=scope.service)
+        if scope.team:
+            groups = groups.filter(team__slug=scope.team)
+        rows = {s.pk: GroupRow(key=s.pk, name=s.name, team=s.team.name) for s in groups}
+    else:
+        teams = Team.objects.order_by("name")
+        if scope.team:
+            teams = teams.filter(slug=scope.team)
+        if scope.service:
+            teams = teams.filter(services__slug=scope.service)
+        rows = {t.pk: GroupRow(key=t.pk, name=t.name) for t in teams}
+
+    prod = _scoped_deployments(scope).filter(state__in=FINISHED).annotate(_incident=_has_incident())
+    counts = (
+        prod.order_by()
+        .values(key)
+        .annotate(
+            shipped=Count("id", filter=Q(state__in=SHIPPED)),
+            failures=Count("id", filter=_failure_q()),
+            n=Count("id"),
+        )
+        .values_list(key, "shipped", "failures", "n")
+    )
+    every_env = (
+        _scoped_deployments(scope, production=False)
+        .filter(state__in=FINISHED)
+        .order_by()
+        .values(key)
+        .annotate(ok=Count("id", filter=Q(state=DeploymentState.SUCCEEDED)), n=Count("id"))
+        .values_list(key, "ok", "n")
+    )
+    freq: dict[int, tuple[float, int]] = {}
+    cfr: dict[int, tuple[float | None, int]] = {}
+    for group, shipped, failures, n in counts:
+        freq[group] = (float(shipped), shipped)
+        cfr[group] = (failures / n if n else None, n)
+    success = {g: (ok / n if n else None, n) for g, ok, n in every_env}
+
+    durations = {
+        "lead_time_for_changes": percentile_by(lead_time_rows(scope), F(key), 0.5),
+        "lead_time_for_changes_p90": percentile_by(lead_time_rows(scope), F(key), 0.9),
+        "time_to_restore_service": percentile_by(restore_rows(scope), F(key), 0.5),
+        "release_cycle_time": percentile_by(cycle_time_rows(scope), F(release_key), 0.5),
+        "approval_wait_time": percentile_by(approval_wait_rows(scope), F(release_key), 0.5),
+    }
+    for group_id, row in rows.items():
+        for metric, info in METRICS.items():
+            count = None
+            if metric == "deployment_frequency":
+                value, count = freq.get(group_id, (0.0, 0))
+            elif metric == "change_failure_rate":
+                value, count = cfr.get(group_id, (None, 0))
+            elif metric == "deployment_success_rate":
+                value, count = success.get(group_id, (None, 0))
+            else:
+                value = durations[metric].get(group_id)
+            row.values[metric] = MetricValue(
+                info=info, value=value, band=dora_band(metric, value, days=scope.days), count=count
+            )
+    return list(rows.values())
+
+
+def metrics_trends(
+    scope: MetricsScope, interval: str, metrics: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
+    return {m: metric_series(m, scope, interval) for m in metrics}

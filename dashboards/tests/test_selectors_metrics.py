@@ -1,0 +1,154 @@
+"""Metrics on a small dataset whose numbers are worked out by hand in the comments."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+
+from dashboards.selectors import metrics as m
+from governance.models import AuditEvent
+from pipelines.models import Incident
+from releases.models import Release
+from tests.factories import DeploymentFactory, PipelineRunFactory, ReleaseFactory
+
+UTC = datetime.fromisoformat("2026-11-01T00:00:00+00:00").tzinfo
+SCOPE = m.MetricsScope(start_date=date(2026, 11, 1), end_date=date(2026, 11, 30))
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture
+def history(service, production, staging):
+    """Production: v1.0 ✓ (lead 1 day), v1.1 ✓ (2 h), v1.2 ✗ failed (fixed by v1.3 two hours
+    later), v1.3 ✓ (1 h), v1.4 rolled back (lead 1 day; incident 10:30–11:00).
+    Staging: one success, one failure."""
+
+    def deploy(version: str, state: str, finished: datetime, env=production):
+        return DeploymentFactory(
+            service=service,
+            environment=env,
+            version=version,
+            state=state,
+            started_at=finished - timedelta(minutes=5),
+            finished_at=finished,
+        )
+
+    def run(version: str, started: datetime):
+        PipelineRunFactory(service=service, version=version, started_at=started)
+
+    run("1.0", at(1, 10))
+    run("1.0", at(1, 12))  # a later re-run does not shorten the lead time
+    run("1.1", at(3, 8))
+    run("1.3", at(4, 11))
+    run("1.4", at(9, 10))
+    deploy("1.0", "succeeded", at(2, 10))
+    deploy("1.1", "succeeded", at(3, 10))
+    deploy("1.2", "failed", at(4, 10))
+    deploy("1.3", "succeeded", at(4, 12))
+    rolled = deploy("1.4", "rolled_back", at(10, 10))
+    Incident.objects.create(
+        deployment=rolled,
+        service=service,
+        fingerprint="abc",
+        alertname="HighErrorRate",
+        started_at=at(10, 10, 30),
+        resolved_at=at(10, 11),
+        status="resolved",
+    )
+    deploy("1.0", "succeeded", at(1, 9), env=staging)
+    deploy("1.2", "failed", at(4, 9), env=staging)
+    # Outside the period: ignored.
+    deploy("0.9", "failed", at(1, 0) - timedelta(days=3))
+
+
+@pytest.fixture
+def releases_history(service):
+    a = ReleaseFactory(services=[service])
+    b = ReleaseFactory(services=[service])
+    Release.objects.filter(pk=a.pk).update(
+        planned_at=at(1, 0), approved_at=at(2, 12), deployed_at=at(3, 0)
+    )
+    Release.objects.filter(pk=b.pk).update(planned_at=at(5, 0), deployed_at=at(6, 0))
+    AuditEvent.objects.create(
+        actor_label="rita",
+        action="release.request_approval",
+        target_type=ContentType.objects.get_for_model(Release),
+        target_id=str(a.pk),
+        target_repr=str(a),
+        release=a,
+        created_at=at(2, 10),
+    )
+
+
+@pytest.mark.django_db
+def test_summary_values_are_exact(history, releases_history):
+    summary = m.metrics_summary(SCOPE)
+    values = {key: mv.value for key, mv in summary.items()}
+    assert values == {
+        "deployment_frequency": 4.0,  # v1.0, v1.1, v1.3 and v1.4 (rolled back later)
+        "lead_time_for_changes": 7200.0,  # 1h, 2h, 1d, 1d → rank ceil(0.5·4) = 2
+        "lead_time_for_changes_p90": 86400.0,  # rank ceil(0.9·4) = 4
+        "change_failure_rate": 0.4,  # failed v1.2 + rolled back v1.4 over 5
+        "time_to_restore_service": 1800.0,  # 30 min (incident) and 2 h (redeploy) → 30 min
+        "deployment_success_rate": 4 / 7,  # 3 production + 1 staging of 7 finished
+        "release_cycle_time": 86400.0,  # 2 days and 1 day → rank 1
+        "approval_wait_time": 7200.0,  # requested 10:00, approved 12:00
+    }
+    assert summary["deployment_frequency"].band == "medium"  # 4 in 30 days: < 1 a week
+    assert summary["lead_time_for_changes"].band == "elite"
+    assert summary["change_failure_rate"].band == "low"
+    assert summary["time_to_restore_service"].band == "elite"
+
+
+@pytest.mark.django_db
+def test_series_fill_empty_buckets(history):
+    daily = m.metric_series("deployment_frequency", SCOPE, "daily")
+    assert len(daily) == 30
+    assert daily[1] == {"date": date(2026, 11, 2), "value": 1.0}
+    assert daily[3] == {"date": date(2026, 11, 4), "value": 1.0}
+    assert daily[4] == {"date": date(2026, 11, 5), "value": 0.0}
+    monthly = m.metric_series("lead_time_for_changes", SCOPE, "monthly")
+    assert monthly == [{"date": date(2026, 11, 1), "value": 7200.0}]
+    cfr = m.metric_series("change_failure_rate", SCOPE, "daily")
+    assert cfr[3]["value"] == 0.5  # 4 Nov: v1.2 failed, v1.3 succeeded
+    assert cfr[4]["value"] is None  # no deployment, no rate
+
+
+@pytest.mark.django_db
+def test_by_service_and_team(history, service, other_service):
+    rows = {r.name: r for r in m.metrics_by_group(SCOPE, by="service")}
+    assert rows["payments-api"].values["deployment_frequency"].value == 4.0
+    assert rows["payments-api"].values["change_failure_rate"].value == 0.4
+    assert rows["payments-api"].values["lead_time_for_changes"].value == 7200.0
+    assert rows["identity-api"].values["lead_time_for_changes"].value is None
+    teams = {r.name: r for r in m.metrics_by_group(SCOPE, by="team")}
+    assert teams["Payments"].values["time_to_restore_service"].value == 1800.0
+
+
+@pytest.mark.django_db
+def test_filters_narrow_to_a_service(history, other_service):
+    scope = m.MetricsScope(SCOPE.start_date, SCOPE.end_date, service=other_service.slug)
+    assert m.metric_series("deployment_frequency", scope, "all")[0]["value"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "band"),
+    [
+        ("deployment_frequency", 30, "elite"),
+        ("deployment_frequency", 5, "high"),
+        ("deployment_frequency", 1, "medium"),
+        ("deployment_frequency", 0, "low"),
+        ("lead_time_for_changes", 3600, "elite"),
+        ("lead_time_for_changes", 3 * 86400, "high"),
+        ("change_failure_rate", 0.05, "elite"),
+        ("change_failure_rate", 0.2, "low"),
+        ("time_to_restore_service", 8 * 86400, "low"),
+        ("release_cycle_time", 100, ""),
+    ],
+)
+def test_dora_bands(metric, value, band):
+    assert m.dora_band(metric, value, days=30) == band

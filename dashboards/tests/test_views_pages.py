@@ -1,0 +1,90 @@
+"""The calendar, board and metrics pages: who sees them, what they show, and that their query
+count does not grow with the data."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+PAGES = [
+    ("dashboards:calendar", {}),
+    ("dashboards:calendar", {"view": "week"}),
+    ("dashboards:calendar", {"view": "list"}),
+    ("dashboards:board", {}),
+    ("dashboards:metrics", {}),
+]
+
+
+def _count(client, name: str, params: dict) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(reverse(name), params)
+    assert response.status_code == 200, response.content[:500]
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "params"), PAGES)
+def test_query_count_does_not_grow_with_the_data(
+    client, viewer, portfolio, name, params, django_assert_num_queries
+):
+    client.force_login(viewer)
+    portfolio(per_state=12)  # more than a board column shows
+    small = _count(client, name, params)
+    portfolio(per_state=36)
+    with django_assert_num_queries(small):
+        client.get(reverse(name), params)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "params"), PAGES)
+def test_outsiders_see_no_data(client, outsider, portfolio, name, params):
+    portfolio(per_state=1)
+    client.force_login(outsider)
+    response = client.get(reverse(name), params)
+    assert response.status_code == 200
+    assert b"You have no role" in response.content
+    assert b"Release 0" not in response.content
+
+
+@pytest.mark.django_db
+def test_calendar_shows_windows_and_explains_conflicts(client, viewer, portfolio):
+    portfolio(per_state=1)
+    client.force_login(viewer)
+    response = client.get(reverse("dashboards:calendar"), {"view": "list"})
+    body = response.content.decode()
+    assert "Release 5 2.5.0" in body
+    assert "Shares production environment production: overlaps" in body
+    assert '<details class="conflict">' in body
+
+
+@pytest.mark.django_db
+def test_calendar_filters_by_service(client, viewer, portfolio, service):
+    portfolio(per_state=1)
+    client.force_login(viewer)
+    response = client.get(reverse("dashboards:calendar"), {"view": "list", "service": service.slug})
+    body = response.content.decode()
+    assert "Release 6 2.6.0" in body  # payments-api
+    assert "Release 5 2.5.0" not in body  # identity-api
+
+
+@pytest.mark.django_db
+def test_htmx_navigation_returns_only_the_calendar(client, viewer, portfolio):
+    portfolio(per_state=1)
+    client.force_login(viewer)
+    response = client.get(
+        reverse("dashboards:calendar"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="calendar"
+    )
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="calendar"')
+    assert "<html" not in body
+
+
+@pytest.mark.django_db
+def test_metrics_page_renders_charts_with_data_tables(client, viewer, portfolio):
+    client.force_login(viewer)
+    response = client.get(reverse("dashboards:metrics"))
+    body = response.content.decode()
+    assert body.count('<figure class="chart"') == 6
+    assert body.count("Data table") == 6
