@@ -5,7 +5,10 @@ Lifecycle fields are protected FSM fields changed only by governance.services.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.conf import settings
@@ -101,6 +104,14 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # Tamper evidence: each event carries the hash of the previous event of its chain (one
+    # chain per release, or per object for events outside a release), so rewriting or
+    # removing any row breaks the links after it. Per-release chains keep unrelated writes
+    # from queueing on one global "last hash".
+    chain_key = models.CharField(max_length=120, default="", editable=False)
+    chain_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, default="", editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -109,6 +120,9 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["release", "created_at"]),
             models.Index(fields=["target_type", "target_id"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["chain_key", "chain_seq"], name="audit_chain_link")
         ]
 
     def __str__(self) -> str:
@@ -123,6 +137,50 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
+
+    def compute_hash(self) -> str:
+        return audit_event_hash(self)
+
+
+def audit_event_hash(event) -> str:
+    """SHA-256 over the event's fields in canonical JSON, in a form that survives a database
+    round trip. A plain function so that migrations can hash historical model instances."""
+    created = event.created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds")
+    payload = {
+        "chain": event.chain_key,
+        "seq": event.chain_seq,
+        "prev": event.prev_hash,
+        "created_at": created,
+        "actor": event.actor_id,
+        "actor_token": event.actor_token_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "target_type": f"{event.target_type.app_label}.{event.target_type.model}",
+        "target_id": event.target_id,
+        "target_repr": event.target_repr,
+        "release": event.release_id,
+        "from_state": event.from_state,
+        "to_state": event.to_state,
+        "reason": event.reason,
+        "before": json.loads(json.dumps(event.before, cls=DjangoJSONEncoder)),
+        "after": json.loads(json.dumps(event.after, cls=DjangoJSONEncoder)),
+        "ip_address": event.ip_address,
+        "user_agent": event.user_agent,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AuditChainHead(models.Model):
+    """The last link of each audit chain: lets verification notice events removed from the
+    end of a chain, and serialises writers of the same chain only."""
+
+    key = models.CharField(max_length=120, primary_key=True)
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.seq}"
 
 
 # --- gate policies and gate checks -------------------------------------------------------------
