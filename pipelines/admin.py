@@ -1,8 +1,18 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 
-from .models import ApiToken
-from .services import api_token_revoke
+from .models import (
+    ApiToken,
+    Artefact,
+    Incident,
+    Integration,
+    IntegrationSecret,
+    PipelineCheck,
+    PipelineRun,
+    WebhookDelivery,
+)
+from .services import api_token_revoke, integration_secret_revoke
 
 
 @admin.register(ApiToken)
@@ -24,3 +34,108 @@ class ApiTokenAdmin(admin.ModelAdmin):
             for token in queryset:
                 api_token_revoke(actor=request.user, name=token.name, reason="Revoked in admin.")
         messages.success(request, f"Revoked {queryset.count()} token(s).")
+
+
+class IntegrationSecretForm(forms.ModelForm):
+    """The secret is write-only: never rendered back; left blank, a stored one is kept."""
+
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False), required=False, max_length=200
+    )
+
+    class Meta:
+        model = IntegrationSecret
+        fields = ["secret"]
+
+    def clean_secret(self) -> str:
+        value = self.cleaned_data.get("secret", "")
+        if value:
+            return value
+        if self.instance.pk:
+            return self.instance.secret
+        raise forms.ValidationError("Enter the secret.")
+
+
+class IntegrationSecretInline(admin.TabularInline):
+    """Add a secret to rotate (both verify); revoke the old one in Integration secrets, or
+    delete its row here once senders use the new one."""
+
+    model = IntegrationSecret
+    form = IntegrationSecretForm
+    extra = 0
+    fields = ["secret", "hint", "created_at", "revoked_at"]
+    readonly_fields = ["hint", "created_at", "revoked_at"]
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    """Webhook senders: provider, services they may report for, enabled, their secrets."""
+
+    list_display = ["name", "provider", "enabled", "created_at"]
+    list_filter = ["provider", "enabled"]
+    filter_horizontal = ["services"]
+    inlines = [IntegrationSecretInline]
+
+
+@admin.register(IntegrationSecret)
+class IntegrationSecretAdmin(admin.ModelAdmin):
+    list_display = ["integration", "hint", "created_at", "revoked_at"]
+    readonly_fields = ["integration", "hint", "created_at", "revoked_at"]
+    exclude = ["secret"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke selected secrets")
+    def revoke(self, request, queryset):
+        for secret in queryset:
+            integration_secret_revoke(actor=request.user, secret=secret)
+        messages.success(request, f"Revoked {queryset.count()} secret(s).")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Facts reported by machines: recorded by services, read in the admin."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PipelineCheckInline(admin.TabularInline):
+    model = PipelineCheck
+    extra = 0
+    can_delete = False
+    readonly_fields = ["kind", "name", "status", "metrics"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PipelineRun)
+class PipelineRunAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "service", "version", "status", "started_at", "finished_at"]
+    list_filter = ["provider", "status", "service"]
+    search_fields = ["external_id", "commit_sha", "version"]
+    inlines = [PipelineCheckInline]
+
+
+@admin.register(Artefact)
+class ArtefactAdmin(ReadOnlyAdmin):
+    list_display = ["name", "version", "digest", "service", "created_at"]
+    list_filter = ["service"]
+    search_fields = ["name", "version", "digest"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["provider", "delivery_id", "integration", "event", "run", "received_at"]
+    list_filter = ["provider"]
+
+
+@admin.register(Incident)
+class IncidentAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "service", "status", "started_at", "resolved_at"]
+    list_filter = ["status", "service"]

@@ -26,16 +26,22 @@ from releases.errors import (
 )
 from releases.models import Deployment, Environment, Release, Service
 
-from .adapters.types import RunEvent
-from .authentication import DeploymentReporter, forget_token
+from .adapters.types import AlertEvent, RunEvent
+from .authentication import DeploymentReporter, IntegrationPrincipal, forget_token
 from .models import (
     FINISHED_RUN_STATUSES,
     ApiToken,
     Artefact,
+    Incident,
+    IncidentStatus,
+    Integration,
+    IntegrationProvider,
+    IntegrationSecret,
     PipelineCheck,
     PipelineRun,
     RunStatus,
     TokenScope,
+    WebhookDelivery,
     hash_token,
 )
 from .reports import ArtefactReport, CheckReport, DeploymentReport, report_hash
@@ -169,11 +175,7 @@ def audit_actor(actor):
 
 def _via(actor) -> str:
     integration = getattr(actor, "integration", None)
-    return (
-        f"Reported by the {integration.provider} integration {integration.name!r}."
-        if (integration is not None)
-        else ""
-    )
+    return _via_integration(integration) if integration is not None else ""
 
 
 def _insert_run_if_absent(values: dict) -> int | None:
@@ -661,3 +663,289 @@ def _sync_release(actor, deployment, environment, *, record_refusal: bool) -> Do
             return exc
     deployment.release = release
     return None
+
+
+# --- integrations and their webhooks ----------------------------------------------------------
+
+
+def integration_create(
+    *, actor, provider: str, name: str, service_slugs: Iterable[str], secret: str
+) -> Integration:
+    """Configure a webhook sender for some services, with its first secret. Administrators
+    (and management commands, actor=None). Audited; the secret is never written to the trail.
+    """
+    _require_admin(actor)
+    name = name.strip()
+    if provider not in IntegrationProvider.values:
+        raise InvalidInput(
+            f"Unknown provider {provider!r}. Known: {', '.join(IntegrationProvider.values)}."
+        )
+    if not name or len(name) > 100:
+        raise InvalidInput("An integration needs a name of at most 100 characters.")
+    _check_secret(secret)
+    slugs = sorted(set(service_slugs))
+    services = list(Service.objects.filter(slug__in=slugs))
+    missing = set(slugs) - {s.slug for s in services}
+    if missing or not slugs:
+        raise NotFound(f"Unknown service(s): {', '.join(sorted(missing)) or '(none given)'}.")
+    with transaction.atomic():
+        if Integration.objects.filter(name=name).exists():
+            raise InvalidInput(f"An integration named {name!r} already exists.")
+        integration = Integration.objects.create(provider=provider, name=name)
+        integration.services.set(services)
+        IntegrationSecret.objects.create(integration=integration, secret=secret)
+        audit_record(
+            actor=actor,
+            action="integration.create",
+            target=integration,
+            after={"provider": provider, "name": name, "services": slugs},
+        )
+    return integration
+
+
+def integration_secret_add(
+    *, actor, integration: Integration | int, secret: str
+) -> IntegrationSecret:
+    """Add a secret (rotation): old and new both verify until the old one is revoked."""
+    _require_admin(actor)
+    _check_secret(secret)
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(
+            pk=integration.pk if isinstance(integration, Integration) else integration
+        )
+        added = IntegrationSecret.objects.create(integration=integration, secret=secret)
+        audit_record(
+            actor=actor,
+            action="integration.secret_add",
+            target=integration,
+            after={"secret_hint": added.hint + "…"},
+        )
+    return added
+
+
+def integration_secret_revoke(*, actor, secret: IntegrationSecret | int) -> IntegrationSecret:
+    """Revoke a secret; deliveries signed with it are refused from now on."""
+    _require_admin(actor)
+    with transaction.atomic():
+        secret = IntegrationSecret.objects.select_for_update().get(
+            pk=secret.pk if isinstance(secret, IntegrationSecret) else secret
+        )
+        if secret.revoked_at is None:
+            secret.revoked_at = timezone.now()
+            secret.save(update_fields=["revoked_at"])
+            audit_record(
+                actor=actor,
+                action="integration.secret_revoke",
+                target=secret.integration,
+                before={"secret_hint": secret.hint + "…"},
+            )
+    return secret
+
+
+def _require_admin(actor) -> None:
+    if actor is None or getattr(actor, "is_superuser", False):
+        return
+    if getattr(actor, "is_machine", False) or not actor.has_perm("pipelines.add_integration"):
+        raise PermissionDenied("Only administrators configure integrations.")
+
+
+def _check_secret(secret: str) -> None:
+    if not secret or len(secret) > 200 or "\x00" in secret:
+        raise InvalidInput("A secret must be 1 to 200 characters.")
+
+
+def integrations_verifying(provider: str, verify) -> Integration | None:
+    """The enabled integration of this provider with an active secret that ``verify`` accepts
+    (``verify`` gets the list of an integration's secrets, so rotation overlaps verify)."""
+    by_integration: dict[int, tuple[Integration, list[str]]] = {}
+    for secret in IntegrationSecret.objects.filter(
+        integration__provider=provider, integration__enabled=True, revoked_at__isnull=True
+    ).select_related("integration"):
+        entry = by_integration.setdefault(secret.integration_id, (secret.integration, []))
+        entry[1].append(secret.secret)
+    for integration, secrets in by_integration.values():
+        if verify(secrets):
+            return integration
+    return None
+
+
+def service_for_repository(integration: Integration, repository: str) -> Service:
+    """Map a payload's repository (``owner/name``, a GitLab path, a Jenkins job) to one of the
+    integration's services: its only service, else by Service.repository_url, else by slug."""
+    services = list(integration.services.all())
+    if len(services) == 1:
+        return services[0]
+    repo = repository.strip("/").lower().removesuffix(".git")
+    for service in services:
+        url = service.repository_url.lower().rstrip("/").removesuffix(".git")
+        if url and repo and url.endswith("/" + repo):
+            return service
+    parts = set(repo.split("/"))
+    for service in services:
+        if service.slug.lower() in parts:
+            return service
+    raise InvalidInput(
+        f"Repository {repository!r} is not mapped to a service of integration "
+        f"{integration.name!r}: set the service's repository URL.",
+        details={"repository": [f"Not mapped: {repository!r}."]},
+    )
+
+
+@dataclass
+class DeliveryResult:
+    duplicate: bool
+    run: PipelineRun | None = None
+    created: bool = False
+    changed: bool = False
+
+
+def webhook_run_receive(
+    *, integration: Integration, delivery_id: str, event_name: str, event: RunEvent
+) -> DeliveryResult:
+    """Record a verified CI webhook delivery and upsert its run, in one transaction.
+
+    The delivery row (unique per provider and delivery id) is written first, so the same
+    delivery sent twice — or fifty times at once — is processed once: the others wait on the
+    unique index and find it taken. A delivery whose processing fails is rolled back with it,
+    so the provider's redelivery is processed. Without a delivery id the run upsert's own
+    idempotency applies.
+    """
+    service = service_for_repository(integration, event.repository)
+    principal = IntegrationPrincipal(
+        integration, frozenset(integration.services.values_list("id", flat=True))
+    )
+    with transaction.atomic():
+        delivery = None
+        if delivery_id:
+            try:
+                with transaction.atomic():
+                    delivery = WebhookDelivery.objects.create(
+                        provider=integration.provider,
+                        delivery_id=delivery_id,
+                        integration=integration,
+                        event=event_name[:50],
+                    )
+            except IntegrityError:
+                return DeliveryResult(duplicate=True)
+        result = pipeline_run_upsert(actor=principal, service=service, event=event)
+        if delivery is not None:
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(run=result.run.pk)
+    return DeliveryResult(
+        duplicate=False, run=result.run, created=result.created, changed=result.changed
+    )
+
+
+@dataclass
+class AlertsResult:
+    opened: int = 0
+    resolved: int = 0
+    ignored: int = 0
+
+
+def alerts_receive(*, integration: Integration, alerts: list[AlertEvent]) -> AlertsResult:
+    """Turn Alertmanager alerts into incidents on production deployments.
+
+    A firing alert for a service (of this integration) and a production environment opens an
+    incident on the latest deployment of that service there that started before the alert
+    (the alert fired during or after it); resolved closes it. One incident per alert
+    occurrence (fingerprint + startsAt), so repeated notifications change nothing. Alerts
+    without such a deployment are ignored (counted). Audited; incidents feed change failure
+    rate and time to restore.
+    """
+    result = AlertsResult()
+    services = dict(integration.services.values_list("slug", "id"))
+    environments = {e.slug: e for e in Environment.objects.filter(is_production=True)}
+    for alert in alerts:
+        service_id = services.get(alert.service)
+        if alert.environment:
+            environment = environments.get(alert.environment)
+            env_ids = [environment.pk] if environment else []
+        else:
+            env_ids = [e.pk for e in environments.values()]
+        if service_id is None or not env_ids:
+            result.ignored += 1
+            continue
+        with transaction.atomic():
+            if alert.status == "firing":
+                opened = _incident_open(integration, service_id, env_ids, alert)
+                result.opened += opened
+                result.ignored += 1 - opened
+            else:
+                resolved = _incident_resolve(integration, alert)
+                result.resolved += resolved
+                result.ignored += 1 - resolved
+    return result
+
+
+def _incident_open(integration, service_id, env_ids, alert: AlertEvent) -> int:
+    started = alert.starts_at or timezone.now()
+    deployment = (
+        Deployment.objects.filter(
+            service_id=service_id,
+            environment_id__in=env_ids,
+            started_at__lte=started,
+            state__in=[
+                DeploymentState.IN_PROGRESS,
+                DeploymentState.SUCCEEDED,
+                DeploymentState.ROLLED_BACK,
+            ],
+        )
+        .order_by("-started_at", "-id")
+        .first()
+    )
+    if deployment is None:
+        return 0
+    try:
+        with transaction.atomic():
+            incident = Incident.objects.create(
+                deployment=deployment,
+                service_id=service_id,
+                fingerprint=alert.fingerprint[:64],
+                alertname=alert.alertname[:200],
+                summary=alert.annotations.get("summary", "")[:500],
+                url=alert.generator_url[:500],
+                started_at=started,
+            )
+    except IntegrityError:
+        return 0  # this occurrence is already open (or resolved)
+    audit_record(
+        actor=None,
+        action="incident.open",
+        target=incident,
+        release=deployment.release,
+        to_state=incident.status,
+        reason=f"Alert {alert.alertname or alert.fingerprint} fired. "
+        f"{_via_integration(integration)}",
+        after={"fingerprint": incident.fingerprint, "deployment": deployment.pk},
+    )
+    return 1
+
+
+def _incident_resolve(integration, alert: AlertEvent) -> int:
+    incident = (
+        Incident.objects.select_for_update()
+        .select_related("deployment")
+        .filter(fingerprint=alert.fingerprint[:64], status=IncidentStatus.OPEN)
+        .filter(**({"started_at": alert.starts_at} if alert.starts_at else {}))
+        .first()
+    )
+    if incident is None:
+        return 0
+    incident.status = IncidentStatus.RESOLVED
+    incident.resolved_at = alert.ends_at or timezone.now()
+    incident.save(update_fields=["status", "resolved_at"])
+    audit_record(
+        actor=None,
+        action="incident.resolve",
+        target=incident,
+        release=incident.deployment.release,
+        from_state=IncidentStatus.OPEN,
+        to_state=IncidentStatus.RESOLVED,
+        reason=f"Alert {alert.alertname or alert.fingerprint} resolved. "
+        f"{_via_integration(integration)}",
+    )
+    return 1
+
+
+def _via_integration(integration) -> str:
+    return f"Reported by the {integration.provider} integration {integration.name!r}."

@@ -80,3 +80,33 @@ def test_concurrent_start_and_completion_keep_the_run_finished(require_postgres,
     assert all(code in (200, 201) for code in results)
     run = PipelineRun.objects.get()
     assert run.status == "succeeded" and run.finished_at is not None
+
+
+def test_fifty_concurrent_deliveries_of_one_github_webhook_make_one_run(
+    require_postgres, service, settings
+):
+    import hashlib
+    import hmac
+    from pathlib import Path
+
+    from pipelines.models import WebhookDelivery
+    from pipelines.services import integration_create
+
+    integration_create(
+        actor=None, provider="github", name="gh", service_slugs=[service.slug], secret="s3"
+    )
+    body = (Path(__file__).parent / "fixtures" / "github_workflow_run_completed.json").read_bytes()
+    signature = "sha256=" + hmac.new(b"s3", body, hashlib.sha256).hexdigest()
+    statuses = post_concurrently(
+        "/api/v1/webhooks/github/",
+        body,
+        {
+            "HTTP_X_HUB_SIGNATURE_256": signature,
+            "HTTP_X_GITHUB_EVENT": "workflow_run",
+            "HTTP_X_GITHUB_DELIVERY": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        },
+    )
+    assert statuses == [200] * 50
+    assert PipelineRun.objects.count() == 1
+    assert WebhookDelivery.objects.count() == 1
+    assert AuditEvent.objects.filter(action="pipeline_run.create").count() == 1

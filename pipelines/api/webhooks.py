@@ -1,0 +1,229 @@
+"""Native webhooks: GitHub Actions, GitLab CI, Jenkins, Alertmanager.
+
+Each view reads the raw body (size-limited), verifies it against the active secrets of the
+provider's enabled integrations (constant time; two secrets verify during a rotation),
+parses it with the pure adapters, and hands the normalised event to the same services as
+the REST endpoint. Bad input is a JSON 4xx; events we do not track are acknowledged (200)
+so that providers do not disable the hook.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import services
+from ..adapters import (
+    AdapterError,
+    parse_alertmanager,
+    parse_notification,
+    parse_pipeline_hook,
+    parse_workflow_run,
+    verify_any,
+    verify_secret,
+    verify_token,
+)
+from ..models import IntegrationProvider
+from . import validation
+from .serializers import ErrorSerializer, WebhookResultSerializer
+from .views import read_body
+
+
+class BadSignature(exceptions.AuthenticationFailed):
+    default_detail = "The delivery is not signed with an active secret of an enabled integration."
+    default_code = "bad_signature"
+
+
+def _responses() -> dict:
+    error = ErrorSerializer
+    return {
+        200: OpenApiResponse(
+            WebhookResultSerializer, description="Processed, duplicate or ignored."
+        ),
+        400: OpenApiResponse(error, description="Malformed payload."),
+        401: OpenApiResponse(error, description="Missing or wrong signature/secret."),
+        403: OpenApiResponse(error, description="The integration may not report for it."),
+        409: OpenApiResponse(error, description="Conflicts with what is recorded."),
+        413: OpenApiResponse(error, description="The body is over the configured size."),
+    }
+
+
+class WebhookView(APIView):
+    """Verified by the integration's secret, not by a token or a session."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+    provider = ""
+
+    def integration_for(self, request, body: bytes):
+        raise NotImplementedError
+
+    def parse(self, body: bytes):
+        return validation.parse_json(body)
+
+    def get_authenticate_header(self, request) -> str:
+        # Without it DRF turns a failed verification into a 403; it is a 401.
+        return 'Signature realm="releasegate-webhooks"'
+
+    def receive_run(self, integration, event, *, delivery_id: str, event_name: str) -> Response:
+        if event is None:
+            return Response({"detail": f"Ignored: {event_name or 'event'} is not a run."})
+        result = services.webhook_run_receive(
+            integration=integration, delivery_id=delivery_id, event_name=event_name, event=event
+        )
+        if result.duplicate:
+            return Response({"detail": "Duplicate delivery: already processed.", "duplicate": True})
+        return Response(
+            {
+                "detail": "Run recorded." if result.changed else "Run unchanged.",
+                "duplicate": False,
+                "run": result.run.pk,
+                "status": result.run.status,
+            }
+        )
+
+    def shared_secret(self, request) -> str | None:
+        """X-Releasegate-Token, a bearer Authorization, or ?token= (for senders that can only
+        be configured with a URL)."""
+        header = request.META.get("HTTP_X_RELEASEGATE_TOKEN")
+        if header:
+            return header
+        auth = request.META.get("HTTP_AUTHORIZATION", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        return request.query_params.get("token") or None
+
+
+def _adapter(call, *args):
+    try:
+        return call(*args)
+    except AdapterError as exc:
+        raise exceptions.ValidationError({"payload": [str(exc)]}) from None
+
+
+@extend_schema(
+    operation_id="webhooks_github",
+    summary="GitHub Actions workflow_run webhook",
+    request={"application/json": {"type": "object"}},
+    parameters=[
+        OpenApiParameter("X-Hub-Signature-256", str, OpenApiParameter.HEADER, required=True),
+        OpenApiParameter("X-GitHub-Event", str, OpenApiParameter.HEADER),
+        OpenApiParameter("X-GitHub-Delivery", str, OpenApiParameter.HEADER),
+    ],
+    responses=_responses(),
+    tags=["webhooks"],
+)
+class GitHubWebhookView(WebhookView):
+    def post(self, request):
+        body = read_body(request)
+        signature = request.META.get("HTTP_X_HUB_SIGNATURE_256")
+        if not signature:
+            raise BadSignature("X-Hub-Signature-256 is missing.")
+        integration = services.integrations_verifying(
+            IntegrationProvider.GITHUB, lambda secrets: verify_any(secrets, body, signature)
+        )
+        if integration is None:
+            raise BadSignature()
+        event_name = request.META.get("HTTP_X_GITHUB_EVENT", "")
+        if event_name == "ping":
+            return Response({"detail": "pong"})
+        if event_name and event_name != "workflow_run":
+            return Response({"detail": f"Ignored: {event_name} events are not tracked."})
+        event = _adapter(parse_workflow_run, self.parse(body))
+        delivery_id = request.META.get("HTTP_X_GITHUB_DELIVERY", "")[:200]
+        return self.receive_run(
+            integration, event, delivery_id=delivery_id, event_name=event_name or "workflow_run"
+        )
+
+
+@extend_schema(
+    operation_id="webhooks_gitlab",
+    summary="GitLab Pipeline Hook",
+    request={"application/json": {"type": "object"}},
+    parameters=[
+        OpenApiParameter("X-Gitlab-Token", str, OpenApiParameter.HEADER, required=True),
+        OpenApiParameter("X-Gitlab-Event", str, OpenApiParameter.HEADER),
+        OpenApiParameter("X-Gitlab-Event-UUID", str, OpenApiParameter.HEADER),
+    ],
+    responses=_responses(),
+    tags=["webhooks"],
+)
+class GitLabWebhookView(WebhookView):
+    def post(self, request):
+        body = read_body(request)
+        presented = request.META.get("HTTP_X_GITLAB_TOKEN")
+        if not presented:
+            raise BadSignature("X-Gitlab-Token is missing.")
+        integration = services.integrations_verifying(
+            IntegrationProvider.GITLAB, lambda secrets: verify_token(secrets, presented)
+        )
+        if integration is None:
+            raise BadSignature()
+        event = _adapter(parse_pipeline_hook, self.parse(body))
+        return self.receive_run(
+            integration,
+            event,
+            delivery_id=request.META.get("HTTP_X_GITLAB_EVENT_UUID", "")[:200],
+            event_name=request.META.get("HTTP_X_GITLAB_EVENT", "Pipeline Hook"),
+        )
+
+
+@extend_schema(
+    operation_id="webhooks_jenkins",
+    summary="Jenkins Notification plugin",
+    request={"application/json": {"type": "object"}},
+    parameters=[
+        OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
+        OpenApiParameter("token", str, OpenApiParameter.QUERY),
+    ],
+    responses=_responses(),
+    tags=["webhooks"],
+)
+class JenkinsWebhookView(WebhookView):
+    def post(self, request):
+        body = read_body(request)
+        presented = self.shared_secret(request)
+        integration = presented and services.integrations_verifying(
+            IntegrationProvider.JENKINS, lambda secrets: verify_secret(secrets, presented)
+        )
+        if not integration:
+            raise BadSignature()
+        event = _adapter(parse_notification, self.parse(body))
+        return self.receive_run(integration, event, delivery_id="", event_name="notification")
+
+
+@extend_schema(
+    operation_id="webhooks_alertmanager",
+    summary="Prometheus Alertmanager webhook (version 4)",
+    request={"application/json": {"type": "object"}},
+    parameters=[
+        OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
+        OpenApiParameter("token", str, OpenApiParameter.QUERY),
+    ],
+    responses=_responses(),
+    tags=["webhooks"],
+)
+class AlertmanagerWebhookView(WebhookView):
+    def post(self, request):
+        body = read_body(request)
+        presented = self.shared_secret(request)
+        integration = presented and services.integrations_verifying(
+            IntegrationProvider.ALERTMANAGER, lambda secrets: verify_token(secrets, presented)
+        )
+        if not integration:
+            raise BadSignature()
+        alerts = _adapter(parse_alertmanager, self.parse(body))
+        result = services.alerts_receive(integration=integration, alerts=alerts)
+        return Response(
+            {
+                "detail": f"{len(alerts)} alert(s) received.",
+                "incidents_opened": result.opened,
+                "incidents_resolved": result.resolved,
+            },
+            status=status.HTTP_200_OK,
+        )
