@@ -53,6 +53,8 @@ ACTIVE_STATES = (
 )
 
 ServiceLink = Release.services.through
+# The calendar API answers at most this many windows (narrow the range or filter for more).
+API_MAX_RELEASES = 2000
 
 
 @dataclass(frozen=True)

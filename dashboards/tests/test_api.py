@@ -1,0 +1,111 @@
+"""The dashboards API: DORA series, calendar events, bad input answered with 400 JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import DeploymentFactory, PipelineRunFactory
+
+URL = "/api/v1/metrics/dora"
+
+
+@pytest.fixture
+def deployments(service, production):
+    day = datetime(2026, 10, 5, 12, tzinfo=timezone.get_current_timezone())
+    for i, version in enumerate(["1.0", "1.1", "1.2"]):
+        PipelineRunFactory(service=service, version=version, started_at=day + timedelta(days=i))
+        DeploymentFactory(
+            service=service,
+            environment=production,
+            version=version,
+            finished_at=day + timedelta(days=i, hours=3),
+            started_at=day + timedelta(days=i, hours=2),
+        )
+
+
+@pytest.mark.django_db
+def test_dora_series_monthly(client, viewer, deployments, service):
+    client.force_login(viewer)
+    response = client.get(
+        URL,
+        {
+            "metric": "deployment_frequency",
+            "start_date": "2026-09-01",
+            "end_date": "2026-11-30",
+            "interval": "monthly",
+            "service": service.slug,
+        },
+    )
+    assert response.status_code == 200
+    assert response.json() == [
+        {"date": "2026-09-01", "value": 0.0},
+        {"date": "2026-10-01", "value": 3.0},
+        {"date": "2026-11-01", "value": 0.0},
+    ]
+    lead = client.get(
+        URL,
+        {
+            "metric": "lead_time_for_changes",
+            "start_date": "2026-10-01",
+            "end_date": "2026-10-31",
+            "interval": "all",
+        },
+    ).json()
+    assert lead == [{"date": "2026-10-01", "value": 10800.0}]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"metric": "nope"},
+        {"metric": "deployment_frequency", "interval": "hourly"},
+        {"metric": "deployment_frequency", "start_date": "2026-13-01"},
+        {"metric": "deployment_frequency", "start_date": "2026-10-02", "end_date": "2026-10-01"},
+        {"metric": "deployment_frequency", "service": "no-such-service"},
+        {"metric": "deployment_frequency", "start_date": "2010-01-01", "end_date": "2026-01-01"},
+    ],
+)
+def test_bad_parameters_give_400_json(client, viewer, params):
+    client.force_login(viewer)
+    response = client.get(URL, params)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid" and body["detail"]
+
+
+@pytest.mark.django_db
+def test_outsiders_and_anonymous_are_refused(client, outsider):
+    assert client.get(URL, {"metric": "deployment_frequency"}).status_code in (401, 403)
+    client.force_login(outsider)
+    assert client.get(URL, {"metric": "deployment_frequency"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_calendar_events(client, viewer, portfolio):
+    portfolio(per_state=1)
+    client.force_login(viewer)
+    today = timezone.localdate()
+    response = client.get(
+        "/api/v1/calendar/events/",
+        {"start": (today - timedelta(days=7)).isoformat(), "end": today.isoformat()},
+    )
+    assert response.status_code == 200
+    events = response.json()
+    releases = [e for e in events if e["type"] == "release"]
+    assert releases and all(e["id"].startswith("release-") for e in releases)
+    assert any(e["conflicts"] for e in releases)
+    bad = client.get("/api/v1/calendar/events/", {"start": "2026-01-01", "end": "2026-12-31"})
+    assert bad.status_code == 400
+
+
+@pytest.mark.django_db
+def test_schema_lists_the_endpoints(client, viewer):
+    client.force_login(viewer)
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    assert "/api/v1/metrics/dora" in schema
+    assert "/api/v1/calendar/events/" in schema
