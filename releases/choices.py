@@ -117,3 +117,8 @@ class NotesAudience(models.TextChoices):
 class NotesState(models.TextChoices):
     DRAFT = "draft", "Draft"
     PUBLISHED = "published", "Published"
+
+
+class EvidenceTrigger(models.TextChoices):
+    DEPLOYMENT = "deployment", "Captured at deployment"
+    ON_DEMAND = "on_demand", "Captured on demand"

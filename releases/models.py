@@ -21,6 +21,7 @@ from .choices import (
     CustomerImpact,
     DeploymentState,
     DeploymentStrategy,
+    EvidenceTrigger,
     Likelihood,
     NotesAudience,
     NotesState,
@@ -472,3 +473,27 @@ class ReleaseNotes(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_audience_display()} notes for {self.release}"
+
+
+class EvidencePack(models.Model):
+    """A frozen snapshot of everything an auditor asks about a release, with the head of
+    its audit chain at that moment. Captured when the release is deployed and on demand;
+    never edited (a new capture is a new row)."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="evidence_packs")
+    trigger = models.CharField(max_length=12, choices=EvidenceTrigger.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    snapshot = models.JSONField()
+    chain_key = models.CharField(max_length=120)
+    chain_head_seq = models.PositiveBigIntegerField()
+    chain_head_hash = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the snapshot's canonical JSON.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Evidence for {self.release} ({self.get_trigger_display().lower()})"

@@ -38,4 +38,10 @@ urlpatterns = [
         views.notes_preview,
         name="notes_preview",
     ),
+    path("releases/<int:pk>/evidence/", views.evidence_capture, name="evidence_capture"),
+    path(
+        "releases/<int:pk>/evidence/<int:pack_pk>.zip",
+        views.evidence_download,
+        name="evidence_download",
+    ),
 ]

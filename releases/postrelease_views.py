@@ -21,12 +21,18 @@ from django.views.decorators.http import require_GET, require_POST
 
 from pipelines.models import Incident
 
-from . import postrelease, selectors
-from .choices import OPEN_ACTION_STATUSES, NotesAudience, NotesState, ReleaseState
+from . import evidence, postrelease, selectors
+from .choices import (
+    OPEN_ACTION_STATUSES,
+    EvidenceTrigger,
+    NotesAudience,
+    NotesState,
+    ReleaseState,
+)
 from .errors import DomainError
 from .forms import apply_domain_error, users_with_role
 from .markdown import render_markdown
-from .models import ActionItem, Release, ValidationItem
+from .models import ActionItem, EvidencePack, Release, ValidationItem
 from .postrelease_forms import (
     ActionItemForm,
     ActionsFilterForm,
@@ -124,6 +130,9 @@ def _panel_context(request: HttpRequest, release: Release, **forms: Any) -> dict
             else None
         ),
         "error": forms.get("error"),
+        "evidence_packs": list(
+            release.evidence_packs.only("id", "trigger", "created_at", "sha256")[:10]
+        ),
     }
 
 
@@ -327,3 +336,33 @@ def lessons(request: HttpRequest) -> HttpResponse:
         "releases/postrelease/lessons.html",
         {"form": form, "query": query, "results": results},
     )
+
+
+def _zip_response(pack: EvidencePack) -> HttpResponse:
+    response = HttpResponse(evidence.evidence_pack_zip(pack), content_type="application/zip")
+    stamp = pack.created_at.strftime("%Y%m%dT%H%M%SZ")
+    name = f"evidence-release-{pack.release_id}-{stamp}.zip"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@login_required
+@require_POST
+def evidence_capture(request: HttpRequest, pk: int) -> HttpResponse:
+    """Capture a fresh evidence pack now and download it."""
+    release = _release_or_404(request, pk)
+    pack = evidence.evidence_pack_capture(
+        release=release, actor=request.user, trigger=EvidenceTrigger.ON_DEMAND
+    )
+    return _zip_response(pack)
+
+
+@login_required
+@require_GET
+def evidence_download(request: HttpRequest, pk: int, pack_pk: int) -> HttpResponse:
+    """Download a pack captured earlier (for example the one frozen at deployment)."""
+    release = _release_or_404(request, pk)
+    pack = EvidencePack.objects.filter(pk=pack_pk, release=release).first()
+    if pack is None:
+        raise Http404("No such evidence pack.")
+    return _zip_response(pack)

@@ -1,0 +1,102 @@
+"""Evidence packs: captured at deployment and on demand, with the audit chain head."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from governance.models import AuditChainHead
+from releases import evidence, postrelease, services
+from releases.choices import ReleaseState
+from releases.models import EvidencePack
+from tests.factories import ReleaseFactory, force_state, make_ready
+
+PARTS = {
+    "release",
+    "scope",
+    "risk_register",
+    "risk_assessment",
+    "rollback_plan",
+    "gates",
+    "change_requests",
+    "freeze_exceptions",
+    "artefacts",
+    "deployments",
+    "incidents",
+    "verification_samples",
+    "validation",
+    "retrospective",
+    "impact_assessment",
+    "audit_events",
+    "audit_chain_head",
+}
+
+
+@pytest.fixture
+def deploying(service, release_manager):
+    release = make_ready(ReleaseFactory(services=[service], owner=release_manager))
+    services.release_plan(release=release, actor=release_manager)
+    return force_state(release, ReleaseState.DEPLOYING)
+
+
+@pytest.mark.django_db
+def test_a_pack_is_frozen_when_the_release_is_deployed(deploying, release_manager):
+    services.release_mark_deployed(release=deploying, actor=release_manager)
+    pack = EvidencePack.objects.get(release=deploying)
+    assert pack.trigger == "deployment"
+    head = AuditChainHead.objects.get(key=f"release:{deploying.pk}")
+    assert (pack.chain_head_seq, pack.chain_head_hash) == (head.seq, head.hash)
+    assert pack.snapshot["audit_events"][-1]["action"] == "release.mark_deployed"
+    assert PARTS <= set(pack.snapshot)
+
+
+@pytest.mark.django_db
+def test_on_demand_pack_downloads_as_zip_with_summary_json_and_sums(
+    client, deploying, release_manager
+):
+    services.release_mark_deployed(release=deploying, actor=release_manager)
+    postrelease.retrospective_record(
+        release=deploying, actor=release_manager, went_well="ok", went_badly="", to_change=""
+    )
+    client.force_login(release_manager)
+    resp = client.post(f"/releases/{deploying.pk}/evidence/")
+    assert resp.status_code == 200 and resp["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(resp.content))
+    assert sorted(archive.namelist()) == ["SHA256SUMS", "evidence.json", "summary.html"]
+    data = json.loads(archive.read("evidence.json"))
+    assert data["trigger"] == "on_demand" and data["retrospective"]["went_well"] == "ok"
+    assert data["audit_chain_head"]["hash"] == data["audit_events"][-1]["hash"]
+    summary = archive.read("summary.html").decode()
+    assert deploying.name in summary and "Audit trail" in summary
+    assert EvidencePack.objects.filter(release=deploying).count() == 2
+
+
+@pytest.mark.django_db
+def test_earlier_pack_is_downloadable_and_unchanged(client, deploying, release_manager):
+    services.release_mark_deployed(release=deploying, actor=release_manager)
+    pack = EvidencePack.objects.get()
+    services.scope_item_add(
+        release=force_state(deploying, "in_progress"), actor=release_manager, title="Later"
+    )
+    client.force_login(release_manager)
+    resp = client.get(f"/releases/{deploying.pk}/evidence/{pack.pk}.zip")
+    data = json.loads(zipfile.ZipFile(io.BytesIO(resp.content)).read("evidence.json"))
+    assert "Later" not in [item["title"] for item in data["scope"]]
+
+
+@pytest.mark.django_db
+def test_outsider_cannot_capture_or_download(client, deploying, release_manager, outsider):
+    services.release_mark_deployed(release=deploying, actor=release_manager)
+    pack = EvidencePack.objects.get()
+    client.force_login(outsider)
+    assert client.post(f"/releases/{deploying.pk}/evidence/").status_code == 404
+    assert client.get(f"/releases/{deploying.pk}/evidence/{pack.pk}.zip").status_code == 404
+
+
+@pytest.mark.django_db
+def test_stakeholder_may_capture_on_demand(deploying, viewer):
+    pack = evidence.evidence_pack_capture(release=deploying, actor=viewer, trigger="on_demand")
+    assert pack.created_by == viewer
