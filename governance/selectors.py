@@ -89,8 +89,13 @@ def inbox(*, viewer) -> Inbox:
     decide. A fixed number of queries whatever the number of items."""
     roles = user_roles(viewer)
     releases = visible_releases(viewer=viewer).exclude(state__in=TERMINAL_STATES)
+    # A sign-off is due once its stage is near: post-deployment ones only after deploying.
+    due = Q(stage__in=["pre_approval", "pre_deployment"]) | Q(
+        stage="post_deployment", release__state__in=["deploying", "deployed"]
+    )
     sign_offs = list(
         GateCheck.objects.filter(
+            due,
             kind="manual",
             role__in=roles,
             status__in=[GateStatus.PENDING, GateStatus.FAILED],
@@ -221,3 +226,41 @@ def release_governance(*, release: Release) -> dict:
         "blockers": release_blockers(release),
         "exceptions": list(release.freeze_exceptions.select_related("freeze", "approver")),
     }
+
+
+# --- freeze conflicts in memory (a fixed number of queries for many releases) -----------------
+
+
+def active_freeze_rules() -> list[tuple[FreezeWindow, object, set[int], bool]]:
+    """(window, rule, service ids, covers production) for every valid active freeze."""
+    from .domain import freeze as freeze_domain
+
+    found = []
+    for window in FreezeWindow.objects.filter(is_active=True).prefetch_related(
+        "services", "environments"
+    ):
+        try:
+            rule = window.rule()
+        except freeze_domain.FreezeRuleError:
+            continue
+        envs = list(window.environments.all())
+        covers_prod = not envs or any(e.is_production for e in envs)
+        found.append((window, rule, {s.pk for s in window.services.all()}, covers_prod))
+    return found
+
+
+def freeze_conflicts(release: Release, rules) -> list[str]:
+    """Freezes that overlap the release's deployment window, in words (services prefetched)."""
+    from .domain import freeze as freeze_domain
+
+    if not (release.window_start and release.window_end):
+        return []
+    service_ids = {s.pk for s in release.services.all()}
+    conflicts = []
+    for window, rule, services, covers_prod in rules:
+        if not covers_prod or (services and not services & service_ids):
+            continue
+        spans = freeze_domain.occurrences(rule, release.window_start, release.window_end)
+        if spans:
+            conflicts.append(f"{window.name}: {window.description}")
+    return conflicts

@@ -3,7 +3,10 @@ a user without permission is refused, and exactly one audit event is written."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from governance.models import AuditEvent
 from releases import readiness, services
@@ -39,7 +42,11 @@ CASES_REFUSED = [
 
 @pytest.fixture
 def release(service, release_manager):
-    return make_ready(ReleaseFactory(services=[service], owner=release_manager))
+    # The window is open now: governance refuses to start a deployment outside it.
+    window_start = timezone.now() - timedelta(hours=1)
+    return make_ready(
+        ReleaseFactory(services=[service], owner=release_manager, window_start=window_start)
+    )
 
 
 def _call(name, release, actor):

@@ -1,0 +1,66 @@
+"""Small forms of the governance pages. Validation of business rules stays in services."""
+
+from __future__ import annotations
+
+from django import forms
+
+from releases.choices import RiskLevel
+
+from .choices import VoteChoice
+
+
+class GateDecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[("sign_off", "Sign off"), ("reject", "Reject"), ("waive", "Waive")]
+    )
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") in ("reject", "waive") and not (data.get("comment") or "").strip():
+            self.add_error(
+                "comment",
+                "A comment is required to reject."
+                if data["decision"] == "reject"
+                else "A justification is required to waive.",
+            )
+        return data
+
+
+class VoteForm(forms.Form):
+    choice = forms.ChoiceField(choices=VoteChoice.choices)
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("choice") == VoteChoice.REJECT and not (data.get("comment") or "").strip():
+            self.add_error("comment", "A comment is required to reject.")
+        return data
+
+
+class CommentForm(forms.Form):
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class AgendaCloseForm(forms.Form):
+    outcome = forms.ChoiceField(
+        choices=[("", "Record the quorum decision"), ("needs_info", "Needs information")],
+        required=False,
+    )
+    comment = forms.CharField(required=False)
+
+
+class MeetingForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=[("regular", "Regular CAB"), ("emergency", "Emergency CAB")])
+    scheduled_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+
+class RiskOverrideForm(forms.Form):
+    level = forms.ChoiceField(choices=RiskLevel.choices)
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class FreezeExceptionForm(forms.Form):
+    freeze = forms.IntegerField(widget=forms.HiddenInput)
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))

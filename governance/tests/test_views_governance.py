@@ -1,0 +1,190 @@
+"""Governance pages: inbox, CAB workbench, release panel. The same services as the API;
+refusals shown in place; query counts that do not grow with the number of items."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from governance import services
+from governance.models import ChangeRequest, GateCheck
+from releases.roles import Role
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def browser(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_inbox_lists_my_sign_offs_with_evidence(policy, make_release, security_approver):
+    release = make_release("in_progress")
+    page = browser(security_approver).get("/governance/inbox/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Security lead sign-off" in html
+    assert str(release) in html
+    assert "CI build green" in html and "score" in html
+    assert (
+        html.count('class="gov-item" id="signoff-') == 1
+    )  # only the security lead's gate is theirs
+
+
+def test_sign_off_from_the_inbox_with_htmx(policy, make_release, security_approver):
+    gate = make_release("in_progress").gate_checks.get(role="security_lead")
+    response = browser(security_approver).post(
+        f"/governance/gates/{gate.pk}/decide/",
+        {"decision": "sign_off", "comment": "Clean scan", "panel": "inbox"},
+        **HTMX,
+    )
+    assert response.status_code == 200
+    assert "Passed" in response.content.decode()
+    assert GateCheck.objects.get(pk=gate.pk).status == "passed"
+
+
+def test_reject_and_waive_need_a_comment_on_the_page(policy, make_release, security_approver):
+    gate = make_release("in_progress").gate_checks.get(role="security_lead")
+    response = browser(security_approver).post(
+        f"/governance/gates/{gate.pk}/decide/", {"decision": "reject", "comment": ""}, **HTMX
+    )
+    assert response.status_code == 422
+    assert "A comment is required to reject" in response.content.decode()
+    assert GateCheck.objects.get(pk=gate.pk).status == "pending"
+
+
+def test_separation_of_duties_is_refused_on_the_page(policy, make_release, release_manager):
+    release_manager.groups.add(*UserFactory(roles=[Role.SECURITY_LEAD]).groups.all())
+    gate = make_release("in_progress").gate_checks.get(role="security_lead")
+    response = browser(release_manager).post(
+        f"/governance/gates/{gate.pk}/decide/", {"decision": "sign_off"}, **HTMX
+    )
+    assert response.status_code == 403
+    assert "Separation of duties" in response.content.decode()
+    # And the owner's inbox does not offer their own release.
+    assert (
+        "Security lead sign-off"
+        not in browser(release_manager).get("/governance/inbox/").content.decode()
+    )  # noqa: E501
+
+
+def _submitted_cr(requester, n: int) -> ChangeRequest:
+    now = timezone.now()
+    cr = services.change_request_create(
+        actor=requester,
+        title=f"Change {n}",
+        reason="r",
+        implementation_plan="i",
+        backout_plan="b",
+        window_start=now + timedelta(days=1, hours=n),
+        window_end=now + timedelta(days=1, hours=n + 1),
+    )
+    return services.change_request_submit(change_request=cr, actor=requester)
+
+
+def test_vote_from_the_inbox(quorum_policy, release_manager, cab_member):
+    cr = _submitted_cr(release_manager, 0)
+    page = browser(cab_member).get("/governance/inbox/").content.decode()
+    assert f"CR-{cr.number}" in page
+    response = browser(cab_member).post(
+        f"/governance/change-requests/{cr.pk}/vote/", {"choice": "approve"}, **HTMX
+    )
+    assert response.status_code == 200
+    assert "Your vote: <strong>Approve</strong>" in response.content.decode()
+
+
+def test_requester_vote_is_refused_on_the_page(quorum_policy, release_manager):
+    release_manager.groups.add(*UserFactory(roles=[Role.CAB_MEMBER]).groups.all())
+    cr = _submitted_cr(release_manager, 0)
+    response = browser(release_manager).post(
+        f"/governance/change-requests/{cr.pk}/vote/", {"choice": "approve"}, **HTMX
+    )
+    assert response.status_code == 403
+    assert "Separation of duties" in response.content.decode()
+
+
+def test_workbench_shows_the_agenda_tally_and_the_chair_closes(
+    quorum_policy, release_manager, cab_member, cab_chair
+):
+    cr = _submitted_cr(release_manager, 0)
+    meeting = services.meeting_create(
+        actor=cab_chair, title="Weekly CAB", scheduled_at=timezone.now() + timedelta(hours=2)
+    )
+    (item,) = services.meeting_build_agenda(meeting=meeting, actor=cab_chair)
+    services.vote_cast(change_request=cr, actor=cab_member, choice="approve")
+    page = browser(cab_chair).get("/governance/cab/").content.decode()
+    assert "Weekly CAB" in page and f"CR-{cr.number}" in page
+    assert "1 approve" in page and "1 of 2 required votes cast" in page
+    assert "Close item" in page
+    assert "Close item" not in browser(cab_member).get("/governance/cab/").content.decode()
+    response = browser(cab_chair).post(
+        f"/governance/cab/items/{item.pk}/close/", {"outcome": ""}, **HTMX
+    )
+    assert response.status_code == 200
+    assert "Closed: Rejected" in response.content.decode()
+
+
+def test_release_panel_shows_gates_policy_risk_and_blockers(policy, make_release, viewer):
+    release = make_release("in_progress")
+    html = browser(viewer).get(f"/governance/releases/{release.pk}/panel/").content.decode()
+    assert "Gate policy: <strong>Standard v1</strong>" in html
+    assert "Why is this blocked?" in html
+    assert "Coverage ≥ 80%" in html
+    assert "Service criticality" in html
+
+
+def test_release_detail_page_includes_the_panel_loader(policy, make_release, viewer):
+    release = make_release("in_progress")
+    html = browser(viewer).get(release.get_absolute_url()).content.decode()
+    assert f"/governance/releases/{release.pk}/panel/" in html
+
+
+# --- query counts -----------------------------------------------------------------------------
+
+
+def _sign_off_items(make_release, n: int) -> None:
+    for _ in range(n):
+        make_release("in_progress")
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_inbox_query_count_does_not_grow(
+    n, policy, quorum_policy, make_release, release_manager, django_assert_num_queries
+):
+    security_cab = UserFactory(username="sec", roles=[Role.SECURITY_LEAD, Role.CAB_MEMBER])
+    _sign_off_items(make_release, n)
+    for i in range(n):
+        _submitted_cr(release_manager, i)
+    client = browser(security_cab)
+    client.get("/governance/inbox/")  # warm the session
+    with django_assert_num_queries(QUERIES["inbox"]):
+        page = client.get("/governance/inbox/")
+    assert page.content.decode().count('class="gov-item"') == 2 * n
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_workbench_query_count_does_not_grow(
+    n, quorum_policy, release_manager, cab_member, cab_chair, django_assert_num_queries
+):
+    crs = [_submitted_cr(release_manager, i) for i in range(n)]
+    meeting = services.meeting_create(
+        actor=cab_chair, title="CAB", scheduled_at=timezone.now() + timedelta(hours=2)
+    )
+    services.meeting_build_agenda(meeting=meeting, actor=cab_chair)
+    for cr in crs:
+        services.vote_cast(change_request=cr, actor=cab_member, choice="approve")
+    client = browser(cab_chair)
+    client.get("/governance/cab/")
+    with django_assert_num_queries(QUERIES["cab"]):
+        page = client.get("/governance/cab/")
+    assert page.content.decode().count('class="gov-item"') == n
+
+
+# Measured once; equal at both sizes is the point (session, user, roles, the lists).
+QUERIES = {"inbox": 9, "cab": 10}

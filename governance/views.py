@@ -1,0 +1,400 @@
+"""Governance pages: the approvals inbox, the CAB workbench and the release page's
+governance panel. Thin: each POST validates a small form and calls the same service as the
+API; a refusal (DomainError) is shown in the item it concerns with its 4xx status, which
+base.html tells htmx to swap in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from releases.errors import DomainError
+from releases.models import Release
+from releases.roles import Role, has_role
+from releases.selectors import visible_releases
+
+from . import selectors, services
+from .forms import (
+    AgendaCloseForm,
+    CommentForm,
+    FreezeExceptionForm,
+    GateDecisionForm,
+    MeetingForm,
+    RiskOverrideForm,
+    VoteForm,
+)
+from .models import AgendaItem, ChangeRequest, FreezeException
+
+
+def _error_text(form) -> str:
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+# --- approvals inbox --------------------------------------------------------------------------
+
+
+def _evidence(items, rules) -> None:
+    """Attach freeze conflicts and CI status to each item's release (no queries per item)."""
+    for item in items:
+        release = item.release
+        if release is None or hasattr(release, "conflicts"):
+            continue
+        release.conflicts = selectors.freeze_conflicts(release, rules)
+        gates = list(release.gate_checks.all())
+        release.gate_list = gates
+        release.ci_gate = next((g for g in gates if g.kind == "ci_green"), None)
+
+
+def _inbox_context(request: HttpRequest) -> dict[str, Any]:
+    box = selectors.inbox(viewer=request.user)
+    rules = selectors.active_freeze_rules()
+    _evidence(box.sign_offs, rules)
+    _evidence(box.votes, rules)
+    return {"inbox": box}
+
+
+@login_required
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    """Every sign-off, vote and freeze exception waiting for the current user."""
+    return render(request, "governance/inbox.html", _inbox_context(request))
+
+
+def _signoff_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> HttpResponse:
+    gate = (
+        selectors.gate_checks(viewer=request.user)
+        .select_related("release__risk_assessment", "release__owner")
+        .prefetch_related("release__gate_checks", "release__services")
+        .filter(pk=pk)
+        .first()
+    )
+    if gate is None:
+        raise Http404("No such gate check.")
+    _evidence([gate], selectors.active_freeze_rules())
+    return render(
+        request, "governance/partials/inbox_signoff.html", {"gate": gate, **extra}, status=status
+    )
+
+
+@login_required
+@require_POST
+def gate_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Sign off, reject (comment required) or waive (justification required) a gate, from
+    the inbox (``panel=inbox``) or the release page (``panel=release``)."""
+    gate = selectors.gate_checks(viewer=request.user).filter(pk=pk).first()
+    if gate is None:
+        raise Http404("No such gate check.")
+    panel = request.POST.get("panel", "inbox")
+    form = GateDecisionForm(request.POST)
+    error, status = "", 200
+    if not form.is_valid():
+        error, status = _error_text(form), 422
+    else:
+        decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"]
+        try:
+            if decision == "sign_off":
+                services.gate_sign_off(gate=gate, actor=request.user, comment=comment)
+            elif decision == "reject":
+                services.gate_reject(gate=gate, actor=request.user, comment=comment)
+            else:
+                services.gate_waive(gate=gate, actor=request.user, justification=comment)
+        except DomainError as exc:
+            error, status = exc.message, exc.status_code
+    if panel == "release":
+        return _release_panel(
+            request, gate.release_id, status=status, gate_error=error, error_gate=gate.pk
+        )
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("governance:inbox")
+    return _signoff_item(request, pk, status=status, error=error, done=not error)
+
+
+def _vote_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> HttpResponse:
+    box_votes = (
+        selectors.change_requests(viewer=request.user)
+        .select_related("release__risk_assessment")
+        .prefetch_related("votes__voter", "release__gate_checks", "release__services")
+        .filter(pk=pk)
+    )
+    cr = box_votes.first()
+    if cr is None:
+        raise Http404("No such change request.")
+    cr.my_vote = next((v for v in cr.votes.all() if v.voter_id == request.user.pk), None)
+    cr.decision = services.changes.tally(cr, list(cr.votes.all()))
+    if cr.release is not None:
+        _evidence([cr], selectors.active_freeze_rules())
+    return render(
+        request, "governance/partials/inbox_vote.html", {"cr": cr, **extra}, status=status
+    )
+
+
+@login_required
+@require_POST
+def vote(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cast or change a vote (comment required on reject), from the inbox or the CAB
+    workbench (``item`` = agenda item to re-render)."""
+    cr = selectors.change_requests(viewer=request.user).filter(pk=pk).first()
+    if cr is None:
+        raise Http404("No such change request.")
+    form = VoteForm(request.POST)
+    error, status = "", 200
+    if not form.is_valid():
+        error, status = _error_text(form), 422
+    else:
+        try:
+            services.vote_cast(change_request=cr, actor=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            error, status = exc.message, exc.status_code
+    item = request.POST.get("item")
+    if item:
+        return _cab_item(request, int(item), status=status, error=error)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("governance:inbox")
+    return _vote_item(request, pk, status=status, error=error, done=not error)
+
+
+@login_required
+@require_POST
+def exception_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """Approve or reject (comment required) a freeze exception."""
+    exception = selectors.freeze_exceptions(viewer=request.user).filter(pk=pk).first()
+    if exception is None or decision not in ("approve", "reject"):
+        raise Http404("No such freeze exception.")
+    form = CommentForm(request.POST)
+    form.is_valid()
+    comment = form.cleaned_data.get("comment", "")
+    error, status = "", 200
+    try:
+        if decision == "approve":
+            services.freeze_exception_approve(
+                exception=exception, actor=request.user, comment=comment
+            )
+        else:
+            services.freeze_exception_reject(
+                exception=exception, actor=request.user, comment=comment
+            )
+    except DomainError as exc:
+        error, status = exc.message, exc.status_code
+    exception = FreezeException.objects.select_related("freeze", "release", "requested_by").get(
+        pk=pk
+    )
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("governance:inbox")
+    return render(
+        request,
+        "governance/partials/inbox_exception.html",
+        {"exception": exception, "error": error, "done": not error},
+        status=status,
+    )
+
+
+# --- CAB workbench ----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def cab_workbench(request: HttpRequest) -> HttpResponse:
+    """Upcoming meetings, their agendas with evidence and the live tally; inline voting; the
+    chair builds agendas, reorders and closes items and meetings."""
+    meetings = selectors.workbench_meetings(viewer=request.user)
+    rules = selectors.active_freeze_rules()
+    for meeting in meetings:
+        _evidence([item.change_request for item in meeting.items.all()], rules)
+    is_chair = has_role(request.user, Role.CAB_CHAIR, Role.ADMINISTRATOR)
+    return render(
+        request,
+        "governance/cab.html",
+        {
+            "meetings": meetings,
+            "is_chair": is_chair,
+            "meeting_form": MeetingForm() if is_chair else None,
+            "unscheduled": list(selectors.unscheduled_change_requests()) if is_chair else [],
+        },
+    )
+
+
+def _cab_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> HttpResponse:
+    meetings = selectors.workbench_meetings(viewer=request.user)
+    item = next((i for m in meetings for i in m.items.all() if i.pk == pk), None)
+    if item is None:
+        raise Http404("No such agenda item.")
+    _evidence([item.change_request], selectors.active_freeze_rules())
+    context = {
+        "item": item,
+        "meeting": item.meeting,
+        "is_chair": has_role(request.user, Role.CAB_CHAIR, Role.ADMINISTRATOR),
+        **extra,
+    }
+    return render(request, "governance/partials/cab_item.html", context, status=status)
+
+
+@login_required
+@require_GET
+def cab_item(request: HttpRequest, pk: int) -> HttpResponse:
+    """One agenda item (polled by the workbench for the live tally)."""
+    return _cab_item(request, pk)
+
+
+def _chair_action(request: HttpRequest, fn) -> HttpResponse:
+    try:
+        fn()
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect("governance:cab")
+
+
+@login_required
+@require_POST
+def meeting_create(request: HttpRequest) -> HttpResponse:
+    form = MeetingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _error_text(form))
+        return redirect("governance:cab")
+    return _chair_action(
+        request, lambda: services.meeting_create(actor=request.user, **form.cleaned_data)
+    )
+
+
+@login_required
+@require_POST
+def meeting_action(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    meeting = selectors.meetings(viewer=request.user).filter(pk=pk).first()
+    if meeting is None:
+        raise Http404("No such meeting.")
+    actions = {
+        "build-agenda": lambda: services.meeting_build_agenda(meeting=meeting, actor=request.user),
+        "close": lambda: services.meeting_close(meeting=meeting, actor=request.user),
+    }
+    if name == "add-item":
+        cr = ChangeRequest.objects.filter(pk=request.POST.get("change_request")).first()
+        if cr is None:
+            raise Http404("No such change request.")
+        return _chair_action(
+            request,
+            lambda: services.agenda_item_add(
+                meeting=meeting, change_request=cr, actor=request.user
+            ),
+        )
+    if name not in actions:
+        raise Http404("No such action.")
+    return _chair_action(request, actions[name])
+
+
+@login_required
+@require_POST
+def agenda_item_action(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    item = AgendaItem.objects.filter(
+        pk=pk, meeting__in=selectors.meetings(viewer=request.user)
+    ).first()
+    if item is None:
+        raise Http404("No such agenda item.")
+    if name == "move":
+        position = item.position + (-1 if request.POST.get("direction") == "up" else 1)
+        return _chair_action(
+            request,
+            lambda: services.agenda_item_move(item=item, actor=request.user, position=position),
+        )
+    if name != "close":
+        raise Http404("No such action.")
+    form = AgendaCloseForm(request.POST)
+    form.is_valid()
+    error, status = "", 200
+    try:
+        services.agenda_item_close(item=item, actor=request.user, **form.cleaned_data)
+    except DomainError as exc:
+        error, status = exc.message, exc.status_code
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("governance:cab")
+    return _cab_item(request, pk, status=status, error=error)
+
+
+# --- release page panel -----------------------------------------------------------------------
+
+
+def _release_or_404(request: HttpRequest, pk: int) -> Release:
+    release = (
+        visible_releases(viewer=request.user).prefetch_related("services").filter(pk=pk).first()
+    )
+    if release is None:
+        raise Http404("No such release.")
+    return release
+
+
+def _release_panel(request: HttpRequest, pk: int, status: int = 200, **extra) -> HttpResponse:
+    release = _release_or_404(request, pk)
+    context = selectors.release_governance(release=release)
+    user = request.user
+    roles = set(selectors.user_roles(user))
+    for gate in context["gates"]:
+        gate.can_sign = gate.is_manual and gate.role in roles and release.owner_id != user.pk
+        gate.can_waive = bool(set(gate.waivable_by) & roles) and release.owner_id != user.pk
+    manages = user.has_perm("releases.transition_release", release)
+    context.update(
+        release=release,
+        manages=manages,
+        override_form=RiskOverrideForm() if manages else None,
+        freezes=[w for w, _ in _release_freezes(release)],
+        **extra,
+    )
+    return render(request, "governance/partials/release_panel.html", context, status=status)
+
+
+def _release_freezes(release: Release):
+    from .readiness import active_freezes
+
+    if not release.window_start:
+        return []
+    return active_freezes(release, release.window_start)
+
+
+@login_required
+def release_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The governance panel of the release page (loaded lazily): gate checklist with the
+    policy version, explained risk, change request and tally, why it is blocked, freezes."""
+    return _release_panel(request, pk)
+
+
+@login_required
+@require_POST
+def release_risk_override(request: HttpRequest, pk: int) -> HttpResponse:
+    release = _release_or_404(request, pk)
+    form = RiskOverrideForm(request.POST)
+    if not form.is_valid():
+        return _release_panel(request, pk, status=422, risk_error=_error_text(form))
+    try:
+        services.risk_override(release=release, actor=request.user, **form.cleaned_data)
+    except DomainError as exc:
+        return _release_panel(request, pk, status=exc.status_code, risk_error=exc.message)
+    return _release_panel(request, pk)
+
+
+@login_required
+@require_POST
+def release_exception_request(request: HttpRequest, pk: int) -> HttpResponse:
+    release = _release_or_404(request, pk)
+    form = FreezeExceptionForm(request.POST)
+    if not form.is_valid():
+        return _release_panel(request, pk, status=422, freeze_error=_error_text(form))
+    try:
+        services.freeze_exception_request(
+            freeze=form.cleaned_data["freeze"],
+            release=release,
+            actor=request.user,
+            justification=form.cleaned_data["justification"],
+        )
+    except DomainError as exc:
+        return _release_panel(request, pk, status=exc.status_code, freeze_error=exc.message)
+    return _release_panel(request, pk)
