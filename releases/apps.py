@@ -6,8 +6,12 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases"
 
     def ready(self) -> None:
-        from . import readiness
+        from . import communications, readiness
         from .evidence import capture_on_deployment
 
         # Evidence is frozen the moment a release is deployed (in the same transaction).
         readiness.register_transition_listener(capture_on_deployment)
+        # Completion/rollback messages fall due with their transition; timed ones follow
+        # the window when it moves.
+        readiness.register_transition_listener(communications.on_release_transition)
+        readiness.register_change_listener(communications.on_release_change)

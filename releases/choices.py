@@ -122,3 +122,31 @@ class NotesState(models.TextChoices):
 class EvidenceTrigger(models.TextChoices):
     DEPLOYMENT = "deployment", "Captured at deployment"
     ON_DEMAND = "on_demand", "Captured on demand"
+
+
+class CommsAudience(models.TextChoices):
+    INTERNAL = "internal", "Internal teams"
+    SUPPORT = "support", "Support"
+    CUSTOMERS = "customers", "Customers"
+
+
+class CommsChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SLACK = "slack", "Slack-compatible webhook"
+
+
+class CommsTrigger(models.TextChoices):
+    BEFORE_WINDOW = "before_window", "Before the window"
+    WINDOW_START = "window_start", "At the start of the window"
+    COMPLETED = "completed", "On completion"
+    ROLLED_BACK = "rolled_back", "On rollback"
+
+
+TIMED_COMMS_TRIGGERS = [CommsTrigger.BEFORE_WINDOW, CommsTrigger.WINDOW_START]
+
+
+class CommsStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"

@@ -17,6 +17,10 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from .choices import (
     CANCELLABLE_STATES,
     ActionStatus,
+    CommsAudience,
+    CommsChannel,
+    CommsStatus,
+    CommsTrigger,
     Criticality,
     CustomerImpact,
     DeploymentState,
@@ -497,3 +501,46 @@ class EvidencePack(models.Model):
 
     def __str__(self) -> str:
         return f"Evidence for {self.release} ({self.get_trigger_display().lower()})"
+
+
+class Communication(models.Model):
+    """One message of a release's communications plan: to an audience, on a channel, at a
+    moment (before the window, at its start, on completion, on rollback).
+
+    Sending claims the row (scheduled → sent) and writes the outbox row in one transaction,
+    so a worker restart can neither lose nor repeat it; the outbox then delivers at least
+    once with ``comms:<id>`` as the idempotency key.
+    """
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="communications")
+    audience = models.CharField(max_length=10, choices=CommsAudience.choices)
+    channel = models.CharField(max_length=10, choices=CommsChannel.choices)
+    destination = models.CharField(
+        max_length=500, help_text="Email addresses (comma-separated) or a webhook URL."
+    )
+    trigger = models.CharField(max_length=15, choices=CommsTrigger.choices)
+    offset_hours = models.PositiveSmallIntegerField(
+        default=24, help_text="For 'before the window': how many hours before."
+    )
+    subject = models.CharField(max_length=200)
+    message = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=CommsStatus.choices, default=CommsStatus.SCHEDULED
+    )
+    due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["status", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} to {self.get_audience_display()}: {self.subject}"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"comms:{self.pk}"

@@ -1,0 +1,94 @@
+"""The communications plan: scheduling, due times that follow the window and transitions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from releases import communications, services
+from releases.choices import ReleaseState
+from releases.errors import InvalidInput, PermissionDenied
+from releases.models import Communication
+from tests.factories import ReleaseFactory, force_state, make_ready
+
+
+@pytest.fixture
+def release(service, release_manager):
+    return make_ready(ReleaseFactory(services=[service], owner=release_manager))
+
+
+def schedule(release, actor, trigger, **kw):
+    values = {
+        "audience": "customers",
+        "channel": "email",
+        "destination": "customers@example.com, status@example.com",
+        "subject": "Maintenance tonight",
+        "message": "Payments may be slow for a few minutes.",
+    }
+    values.update(kw)
+    return communications.communication_schedule(
+        release=release, actor=actor, trigger=trigger, **values
+    )
+
+
+@pytest.mark.django_db
+def test_timed_messages_are_due_relative_to_the_window(release, release_manager):
+    before = schedule(release, release_manager, "before_window", offset_hours=24)
+    start = schedule(release, release_manager, "window_start")
+    assert before.due_at == release.window_start - timedelta(hours=24)
+    assert start.due_at == release.window_start
+
+
+@pytest.mark.django_db
+def test_moving_the_window_moves_scheduled_messages(release, release_manager):
+    start = schedule(release, release_manager, "window_start")
+    new_start = release.window_start + timedelta(days=3)
+    services.release_update(
+        release=release,
+        actor=release_manager,
+        changes={"window_start": new_start, "window_end": new_start + timedelta(hours=2)},
+    )
+    start.refresh_from_db()
+    assert start.due_at == new_start
+
+
+@pytest.mark.django_db
+def test_completion_message_falls_due_on_deploy_and_rollback_one_is_skipped(
+    release, release_manager
+):
+    done = schedule(release, release_manager, "completed")
+    rollback = schedule(release, release_manager, "rolled_back")
+    assert done.due_at is None
+    release = force_state(release, ReleaseState.DEPLOYING)
+    services.release_mark_deployed(release=release, actor=release_manager)
+    done.refresh_from_db()
+    rollback.refresh_from_db()
+    assert done.due_at <= timezone.now() and done.status == "scheduled"
+    assert rollback.status == "skipped"
+
+
+@pytest.mark.django_db
+def test_cancelling_the_release_cancels_its_messages(release, release_manager):
+    msg = schedule(release, release_manager, "window_start")
+    services.release_cancel(release=release, actor=release_manager, reason="descoped")
+    msg.refresh_from_db()
+    assert msg.status == "cancelled"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("channel", "destination"),
+    [("email", "not-an-address"), ("email", ""), ("slack", "ftp://hooks.example/x")],
+)
+def test_bad_destinations_are_refused(release, release_manager, channel, destination):
+    with pytest.raises(InvalidInput):
+        schedule(release, release_manager, "window_start", channel=channel, destination=destination)
+    assert not Communication.objects.exists()
+
+
+@pytest.mark.django_db
+def test_only_release_managers_plan_messages(release, viewer):
+    with pytest.raises(PermissionDenied):
+        schedule(release, viewer, "window_start")
