@@ -187,7 +187,9 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
             totals=totals,
         )
         context["weeks"] = [context["days"][i : i + 7] for i in range(0, len(context["days"]), 7)]
-    context["conflicts"] = cal.conflicts_for(release_ids=[r.pk for r in releases], bands=bands)
+    conflicts = cal.conflicts_for(release_ids=[r.pk for r in releases], bands=bands)
+    for release in releases:  # the windows on screen (capped), for the template
+        release.conflicts = conflicts.get(release.pk, [])
     context["title_text"] = (
         f"{anchor:%B %Y}" if view == "month" else f"{first:%d %b} – {last:%d %b %Y}"
     )

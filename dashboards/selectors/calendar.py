@@ -107,6 +107,10 @@ class FreezeBand:
     start: datetime
     end: datetime
     scope: str
+    # For conflict detection: the covered services (empty = all) and whether the freeze
+    # covers a production environment (release windows are production windows).
+    service_ids: frozenset[int] = frozenset()
+    covers_production: bool = True
 
 
 def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
@@ -248,6 +252,8 @@ def freeze_bands(*, start: datetime, end: datetime, filters: CalendarFilters) ->
             continue  # an invalid row is reported by the governance admin, not here
         scope = ", ".join(s.name for s in services) or "all services"
         scope += " in " + (", ".join(e.name for e in environments) or "production")
+        service_ids = frozenset(s.pk for s in services)
+        covers_production = not environments or any(e.is_production for e in environments)
         bands.extend(
             FreezeBand(
                 freeze_id=window.pk,
@@ -257,28 +263,13 @@ def freeze_bands(*, start: datetime, end: datetime, filters: CalendarFilters) ->
                 start=s,
                 end=e,
                 scope=scope,
+                service_ids=service_ids,
+                covers_production=covers_production,
             )
             for s, e in spans
         )
     bands.sort(key=lambda b: (b.start, b.name))
     return bands
-
-
-def _freeze_service_ids() -> dict[int, tuple[set[int], bool]]:
-    """{freeze id: (service ids or empty for all, applies to production)} — from the rows
-    freeze_bands already read; kept separate so conflicts can be computed without bands."""
-    from governance.models import FreezeWindow
-
-    result: dict[int, tuple[set[int], bool]] = {}
-    for window in FreezeWindow.objects.filter(is_active=True).prefetch_related(
-        "services", "environments"
-    ):
-        envs = list(window.environments.all())
-        result[window.pk] = (
-            {s.pk for s in window.services.all()},
-            not envs or any(e.is_production for e in envs),
-        )
-    return result
 
 
 def cab_meetings(*, start: datetime, end: datetime) -> list[Any]:
@@ -408,19 +399,17 @@ def _freeze_hits(
     *, release_ids: list[int], bands: list[FreezeBand]
 ) -> list[tuple[int, FreezeBand]]:
     """(release id, first freeze occurrence its window overlaps), computed in SQL with one
-    CASE over the occurrences on screen (two queries: the freeze scopes, the releases)."""
-    if not bands:
-        return []
-    scopes = _freeze_service_ids()
+    CASE over the occurrences on screen (one query; none without freezes)."""
     whens = []
     for index, band in enumerate(bands):
-        service_ids, production = scopes.get(band.freeze_id, (set(), False))
-        if not production:
+        if not band.covers_production:
             continue  # a freeze of a non-production environment does not cover windows
         condition = Q(window_start__lt=band.end, window_end__gt=band.start)
-        if service_ids:
+        if band.service_ids:
             condition &= Exists(
-                ServiceLink.objects.filter(release_id=OuterRef("pk"), service_id__in=service_ids)
+                ServiceLink.objects.filter(
+                    release_id=OuterRef("pk"), service_id__in=sorted(band.service_ids)
+                )
             )
         whens.append(When(condition, then=Value(str(index))))
     if not whens:
