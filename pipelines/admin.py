@@ -139,3 +139,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 class IncidentAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "service", "status", "started_at", "resolved_at"]
     list_filter = ["status", "service"]
+
+
+from . import worker_admin  # noqa: E402, F401  (polling, verification, outbox)

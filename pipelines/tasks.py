@@ -49,3 +49,6 @@ def evaluate_gates_for_deployment(deployment_id: int) -> int:
         .first()
     )
     return governance.gates_evaluate_for_run(run_id=run_id) if run_id else 0
+
+
+from .worker_tasks import *  # noqa: E402, F403  (polling, verification, notifications)
