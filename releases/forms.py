@@ -22,7 +22,7 @@ from .choices import (
 )
 from .errors import DomainError
 from .models import Service
-from .roles import Role
+from .roles import Role, has_role
 from .rules import is_administrator, user_team_ids
 
 User = get_user_model()
@@ -76,7 +76,15 @@ def apply_domain_error(form: forms.Form, error: DomainError) -> None:
         form.add_error(None, error.message)
 
 
-class ReleaseFilterForm(forms.Form):
+class Form(forms.Form):
+    """Our forms: labels without Django's trailing colon (the layout separates them)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class ReleaseFilterForm(Form):
     """The release list's filters. Invalid values are reported and ignored, never a 500."""
 
     q = forms.CharField(label="Search", required=False, max_length=100)
@@ -121,14 +129,16 @@ class ReleaseFilterForm(forms.Form):
         return len(self.filters())
 
 
-class ReleaseForm(forms.Form):
+class ReleaseForm(Form):
     """Create or edit a release. The services offered are those of the user's teams
     (administrators: every service), plus those the release already has."""
 
     name = forms.CharField(max_length=200)
     version = forms.CharField(max_length=64, help_text="For example 2.4.0.")
-    release_type = forms.ChoiceField(label="Type", choices=ReleaseType.choices)
-    risk_level = forms.ChoiceField(label="Risk", choices=RiskLevel.choices)
+    release_type = forms.ChoiceField(
+        label="Type", choices=ReleaseType.choices, initial=ReleaseType.MINOR
+    )
+    risk_level = forms.ChoiceField(label="Risk", choices=RiskLevel.choices, initial=RiskLevel.LOW)
     services = forms.ModelMultipleChoiceField(
         queryset=Service.objects.none(), widget=forms.CheckboxSelectMultiple
     )
@@ -176,6 +186,8 @@ class ReleaseForm(forms.Form):
             services = services.filter(pk__in=allowed) | services.filter(pk__in=current)
         self.fields["services"].queryset = services.distinct()
         self.fields["owner"].queryset = users_with_role(Role.RELEASE_MANAGER)
+        if release is None and has_role(user, Role.RELEASE_MANAGER):
+            self.fields["owner"].initial = user.pk
         self.fields["product_owner"].queryset = users_with_role(Role.PRODUCT_OWNER)
 
     @staticmethod
@@ -226,7 +238,7 @@ class ReleaseForm(forms.Form):
         return data
 
 
-class TransitionForm(forms.Form):
+class TransitionForm(Form):
     """The reason given for a transition; required where the service requires one."""
 
     reason = forms.CharField(
@@ -240,7 +252,7 @@ class TransitionForm(forms.Form):
             self.fields["reason"].error_messages["required"] = "Please give a reason."
 
 
-class ScopeItemForm(forms.Form):
+class ScopeItemForm(Form):
     kind = forms.ChoiceField(choices=ScopeKind.choices, initial=ScopeKind.FEATURE)
     external_key = forms.CharField(
         label="Key", max_length=50, required=False, help_text="For example PAY-123."
@@ -250,7 +262,7 @@ class ScopeItemForm(forms.Form):
     status = forms.ChoiceField(choices=ScopeStatus.choices, initial=ScopeStatus.INCLUDED)
 
 
-class RiskForm(forms.Form):
+class RiskForm(Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
     likelihood = forms.ChoiceField(choices=Likelihood.choices, initial=Likelihood.MEDIUM)
     impact = forms.ChoiceField(choices=Likelihood.choices, initial=Likelihood.MEDIUM)
@@ -266,7 +278,7 @@ class RiskForm(forms.Form):
             del self.fields["status"]
 
 
-class RollbackPlanForm(forms.Form):
+class RollbackPlanForm(Form):
     steps = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}))
     rehearsed_at = forms.DateTimeField(
         label="Rehearsed at", required=False, widget=_DATETIME_WIDGET

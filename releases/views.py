@@ -200,6 +200,8 @@ def _detail_context(request: HttpRequest, release: Release, **overrides: Any) ->
         for risk in release.risks.all()
     ]
     plan = getattr(release, "rollback_plan", None)
+    # Moving forward first (the first one is the primary button), ending or undoing last.
+    transitions.sort(key=lambda t: t["danger"])
     context: dict[str, Any] = {
         "release": release,
         "can_change": can_change,

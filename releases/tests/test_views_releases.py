@@ -314,8 +314,8 @@ def test_release_manager_sees_exactly_the_available_transitions(client, release_
     client.force_login(release_manager)
     response = client.get(reverse("releases:detail", args=[release.pk]))
     names = [t["name"] for t in response.context["transitions"]]
-    assert names == services.available_transitions(release=release, actor=release_manager)
-    assert set(names) == {"plan", "cancel"}
+    assert set(names) == set(services.available_transitions(release=release, actor=release_manager))
+    assert names == ["plan", "cancel"]  # forward first, the ending one last
     body = response.content.decode()
     assert reverse("releases:transition", args=[release.pk, "plan"]) in body
     assert reverse("releases:transition", args=[release.pk, "approve"]) not in body

@@ -1,0 +1,112 @@
+"""A release manager's first session, in a real browser: log in, create a release, add
+scope and a rollback plan, plan it, start work, cancel it with a reason, read the timeline."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from governance.models import AuditEvent
+from releases.choices import ReleaseState
+from releases.models import Release
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _state_badge(page):
+    return page.locator("#release-page .release-badges .badge-state")
+
+
+def test_release_manager_plans_starts_and_cancels_a_release(
+    page, screenshot, release_manager, service, other_service
+):
+    # Log in.
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill("rita")
+    page.get_by_label("Password").fill("pw-for-tests")
+    screenshot("01-login")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Releases")).to_be_visible()
+    expect(page.locator(".user-roles")).to_have_text("Release manager")
+
+    # Create a release; a first attempt with a bad window shows field errors.
+    page.get_by_role("link", name="New release").click()
+    page.get_by_label("Name").fill("Wallet top-ups")
+    page.get_by_label("Version").fill("3.1.0")
+    page.get_by_label("Risk").select_option("medium")
+    page.get_by_label("payments-api").check()
+    expect(page.get_by_label("identity-api")).to_have_count(0)  # not rita's team
+    page.get_by_label("Deployment window start").fill("2031-03-10T22:00")
+    page.get_by_label("Deployment window end").fill("2031-03-10T21:00")
+    page.get_by_label("Release notes").fill("## Added\n\n- Top up a wallet by card")
+    page.get_by_role("button", name="Create draft release").click()
+    expect(page.locator(".field-has-error")).to_contain_text("The window must end after it starts.")
+    screenshot("02-form-errors")
+    page.get_by_label("Deployment window end").fill("2031-03-10T23:30")
+    page.get_by_role("button", name="Create draft release").click()
+    expect(page.locator("h1")).to_contain_text("Wallet top-ups")
+    expect(_state_badge(page)).to_have_text("Draft")
+    expect(page.locator("#messages")).to_contain_text("Created Wallet top-ups 3.1.0")
+
+    # Planning is not offered until the release has what planning needs.
+    expect(page.locator("#transitions").get_by_role("button", name="Plan")).to_have_count(0)
+    screenshot("03-draft")
+
+    # Scope and rollback plan through the inline htmx forms.
+    page.locator("#scope summary", has_text="Add scope item").click()
+    page.locator("#id_scope_new_external_key").fill("PAY-321")
+    page.locator("#id_scope_new_title").fill("Top up by card")
+    page.locator("#scope").get_by_role("button", name="Add item").click()
+    expect(page.locator("#scope table")).to_contain_text("Top up by card")
+    page.locator("#rollback summary", has_text="Add rollback plan").click()
+    page.locator("#id_rollback_steps").fill("1. Disable the top-up flag\n2. Redeploy 3.0.4")
+    page.locator("#rollback").get_by_role("button", name="Save rollback plan").click()
+    expect(page.locator("#rollback .steps")).to_contain_text("Disable the top-up flag")
+
+    # Plan, then start work: each press swaps the page in place.
+    page.locator("#transitions").get_by_role("button", name="Plan").click()
+    expect(_state_badge(page)).to_have_text("Planned")
+    expect(page.locator("#messages")).to_contain_text("the release is now Planned")
+    page.locator("#transitions").get_by_role("button", name="Start work").click()
+    expect(_state_badge(page)).to_have_text("In progress")
+    screenshot("04-in-progress")
+
+    # Cancel needs a reason: a blank one is refused on the form.
+    page.locator("#transitions summary", has_text="Cancel").click()
+    # (Whitespace passes the browser's own "required" check; the server refuses it.)
+    page.locator("#id_cancel_reason").fill("   ")
+    page.locator("#transitions form").get_by_role("button", name="Cancel").click()
+    expect(page.locator("#transitions")).to_contain_text("Please give a reason.")
+    screenshot("05-reason-required")
+    page.locator("#id_cancel_reason").fill("Merged into the 3.2 release to save a window.")
+    page.locator("#transitions form").get_by_role("button", name="Cancel").click()
+    expect(_state_badge(page)).to_have_text("Cancelled")
+    expect(page.locator("#transitions button")).to_have_count(0)
+
+    # The audit timeline tells the whole story, newest last.
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("Merged into the 3.2 release to save a window.")
+    for label in ("Release create", "Scope add", "Rollback plan set", "Plan", "Start work"):
+        expect(timeline).to_contain_text(label)
+    expect(timeline.get_by_role("link", name="Export CSV")).to_be_visible()
+    screenshot("06-cancelled-timeline")
+
+    release = Release.objects.get(name="Wallet top-ups")
+    assert release.state == ReleaseState.CANCELLED
+    actions = list(AuditEvent.objects.filter(release=release).values_list("action", flat=True))
+    assert actions == [
+        "release.create",
+        "scope.add",
+        "rollback_plan.set",
+        "release.plan",
+        "release.start_work",
+        "release.cancel",
+    ]
+
+    # The list shows it with its badge.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Releases").click()
+    expect(page.locator(".releases-table")).to_contain_text("Wallet top-ups")
+    screenshot("07-list")
