@@ -176,7 +176,10 @@ if CELERY_BROKER_URL.startswith("filesystem"):
 else:
     # Longer than any countdown or ETA we use, so Redis never redelivers a task that is
     # merely waiting for its time.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+    # CELERY_VISIBILITY_TIMEOUT: the fault tests shorten it to see a redelivery quickly.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 60 * 60)
+    }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -190,6 +193,14 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# Workers (docs/workers.md): polling concurrency (threads, and per provider host), how long a
+# notification being sent is left to its worker, webhook timeout, absolute links in messages.
+POLL_CONCURRENCY = env_int("POLL_CONCURRENCY", 32)
+POLL_PER_HOST = env_int("POLL_PER_HOST", 8)
+NOTIFICATION_SEND_LEASE_SECONDS = env_int("NOTIFICATION_SEND_LEASE_SECONDS", 120)
+NOTIFICATION_WEBHOOK_TIMEOUT = env_int("NOTIFICATION_WEBHOOK_TIMEOUT", 10)
+SITE_URL = env_str("SITE_URL", "http://localhost:8000")
 
 CACHES = {
     "default": (
