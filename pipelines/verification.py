@@ -307,7 +307,9 @@ def verification_fail(*, run: VerificationRun, detail: str) -> VerificationRun:
     run.detail = detail[:500]
     run.save(update_fields=["status", "finished_at", "detail"])
     deployment = (
-        Deployment.objects.select_for_update().select_related("release").get(pk=run.deployment_id)
+        Deployment.objects.select_for_update(of=("self",))
+        .select_related("release", "service__team")
+        .get(pk=run.deployment_id)
     )
     release = deployment.release
     audit_record(

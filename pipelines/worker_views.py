@@ -76,6 +76,7 @@ class PreferencesForm(forms.Form):
 
     slack_webhook_url = forms.URLField(
         required=False,
+        assume_scheme="https",
         label="Slack incoming webhook URL",
         help_text="Messages are signed (X-Releasegate-Signature, HMAC-SHA256 with timestamp).",
     )
