@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -145,7 +144,7 @@ class AuditEvent(models.Model):
 def audit_event_hash(event) -> str:
     """SHA-256 over the event's fields in canonical JSON, in a form that survives a database
     round trip. A plain function so that migrations can hash historical model instances."""
-    created = event.created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds")
+    created = event.created_at.astimezone(UTC).isoformat(timespec="microseconds")
     payload = {
         "chain": event.chain_key,
         "seq": event.chain_seq,

@@ -223,7 +223,7 @@ def release_governance(*, release: Release) -> dict:
         "change_requests": list(
             release.change_requests.select_related("requested_by").prefetch_related("votes")
         ),
-        "blockers": release_blockers(release),
+        "blockers": _readable(release_blockers(release)),
         "exceptions": list(release.freeze_exceptions.select_related("freeze", "approver")),
     }
 
@@ -264,3 +264,19 @@ def freeze_conflicts(release: Release, rules) -> list[str]:
         if spans:
             conflicts.append(f"{window.name}: {window.description}")
     return conflicts
+
+
+def _readable(answer: dict) -> dict:
+    """The blockers answer with datetimes and transition labels, for templates."""
+    from releases.services import TRANSITION_LABELS
+
+    for step in answer["transitions"]:
+        step["label"] = TRANSITION_LABELS.get(step["transition"], step["transition"])
+        step["earliest"] = (
+            datetime.fromisoformat(step["earliest_at"]) if step["earliest_at"] else None
+        )
+        for blocker in step["blockers"]:
+            blocker["until_at"] = (
+                datetime.fromisoformat(blocker["until"]) if blocker["until"] else None
+            )
+    return answer

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from .models import Release
 
 REQUIREMENT_RESOLVERS: list[Callable[[Release, str], None]] = []
+# Called with no arguments after the reference data and after the portfolio (idempotent),
+# so other apps can add their own reference data (gate policies, freezes, meetings).
+REFERENCE_DATA_HOOKS: list[Callable[[], None]] = []
+AFTER_SEED_HOOKS: list[Callable[[], None]] = []
 
 DEMO_PASSWORD = "releasegate-demo"
 
@@ -662,6 +666,8 @@ def seed(*, now: datetime | None = None, stdout=None) -> SeedResult:
     result = SeedResult()
     with transaction.atomic():
         users = ensure_reference_data()
+        for hook in REFERENCE_DATA_HOOKS:
+            hook()
     result.users = [u[0] for u in DEMO_USERS]
     versions = _versions(now)
     # Build in window order so that, as in real life, an earlier release has left the
@@ -679,4 +685,6 @@ def seed(*, now: datetime | None = None, stdout=None) -> SeedResult:
         result.created += 1
         if stdout is not None:
             stdout.write(f"  {spec.name} {version}: {spec.state}\n")
+    for hook in AFTER_SEED_HOOKS:
+        hook()
     return result

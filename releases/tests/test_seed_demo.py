@@ -90,5 +90,8 @@ def test_resolvers_are_called_before_governed_transitions(monkeypatch):
         demo, "REQUIREMENT_RESOLVERS", [lambda release, name: calls.append((release.name, name))]
     )
     monkeypatch.setattr(demo, "PORTFOLIO", [p for p in demo.PORTFOLIO if p.name == "Gateway mTLS"])
+    # Without other apps' reference data (gate policies…) nothing else blocks the transitions.
+    monkeypatch.setattr(demo, "REFERENCE_DATA_HOOKS", [])
+    monkeypatch.setattr(demo, "AFTER_SEED_HOOKS", [])
     demo.seed()
     assert [name for _, name in calls] == ["request_approval", "approve", "start_deployment"]
