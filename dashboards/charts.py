@@ -86,13 +86,14 @@ def format_duration(seconds: float) -> str:
     return f"{hours / 24:.1f} days"
 
 
-def _nice_max(value: float) -> float:
+def _nice_step(value: float) -> float:
+    """A 1-2-5 step so that about four steps cover ``value`` with round tick labels."""
     if value <= 0:
         return 1.0
-    exponent = math.floor(math.log10(value))
-    fraction = value / 10**exponent
-    for nice in (1, 2, 2.5, 5, 10):
-        if fraction <= nice:
+    raw = value / 4
+    exponent = math.floor(math.log10(raw))
+    for nice in (1, 2, 5, 10):
+        if raw <= nice * 10**exponent:
             return nice * 10**exponent
     return 10 ** (exponent + 1)
 
@@ -135,9 +136,10 @@ def build_chart(
         return chart
     scale_div, suffix = _axis_unit(unit, max(values))
     if unit == "ratio":
-        top = min(1.0, _nice_max(max(values))) or 1.0
-    else:
-        top = _nice_max(max(values) / scale_div) * scale_div
+        scale_div = 0.01  # ticks in percent
+    step_value = _nice_step(max(values) / scale_div)
+    steps = max(1, math.ceil(max(values) / scale_div / step_value))
+    top = steps * step_value * scale_div
     plot_w = chart.plot_right - chart.plot_left
     plot_h = chart.plot_bottom - chart.plot_top
     n = len(series)
@@ -146,8 +148,8 @@ def build_chart(
     def y_of(v: float) -> float:
         return chart.plot_bottom - (v / top) * plot_h if top else chart.plot_bottom
 
-    for i in range(5):
-        v = top * i / 4
+    for i in range(steps + 1):
+        v = top * i / steps
         text = f"{v * 100:.0f}%" if unit == "ratio" else f"{v / scale_div:g}{suffix}"
         chart.y_ticks.append(Tick(pos=round(y_of(v), 1), text=text))
     label_every = max(1, math.ceil(n / 8))
@@ -164,6 +166,8 @@ def build_chart(
             continue
         y = y_of(value)
         if kind == "bar":
+            if not value:
+                continue  # no rectangle for zero; the data table still says 0
             w = max(step * 0.7, 1.0)
             chart.marks.append(
                 Mark(

@@ -1,0 +1,75 @@
+"""A release manager on the release board, in a real browser: moves a card from the
+keyboard, and sees the blocking reason when a move is refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from releases.models import Release
+from tests.factories import ReleaseFactory, force_state, make_ready
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_release_manager_moves_cards_and_reads_a_refusal(
+    page, screenshot, release_manager, service
+):
+    planned = force_state(
+        make_ready(
+            ReleaseFactory(
+                name="Wallet top-ups", version="3.1.0", services=[service], owner=release_manager
+            )
+        ),
+        "planned",
+    )
+    approved = force_state(
+        make_ready(
+            ReleaseFactory(
+                name="Refund flow",
+                version="2.9.0",
+                services=[service],
+                owner=release_manager,
+                window_start=timezone.now() + timedelta(days=6),
+            )
+        ),
+        "approved",
+    )
+
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("rita")
+    page.get_by_label("Password").fill("pw-for-tests")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Board").click()
+    expect(page.get_by_role("heading", name="Release board")).to_be_visible()
+
+    # The approved card already says what blocks it.
+    refund = page.locator(f"#card-{approved.pk}")
+    expect(refund.locator(".card-blocker")).to_contain_text("The deployment window opens at")
+
+    # Move the planned card with the keyboard: open "Move to…", pick "Start work".
+    card = page.locator(f"#card-{planned.pk}")
+    expect(page.locator(".column-planned")).to_contain_text("Wallet top-ups")
+    card.locator("summary", has_text="Move to").focus()
+    page.keyboard.press("Enter")
+    option = card.get_by_role("button", name="Start work → In progress")
+    expect(option).to_be_visible()
+    expect(card.get_by_role("button", name="Approve → Approved")).to_have_count(0)
+    screenshot("dashboards-board-menu")
+    option.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".column-in_progress")).to_contain_text("Wallet top-ups")
+    expect(page.locator(".column-planned")).not_to_contain_text("Wallet top-ups")
+    assert Release.objects.get(pk=planned.pk).state == "in_progress"
+
+    # A refused move: the deployment window has not opened yet.
+    refund.locator("summary", has_text="Move to").click()
+    refund.get_by_role("button", name="Start deployment → Deploying").click()
+    alert = page.locator(f"#card-{approved.pk} .move-error")
+    expect(alert).to_contain_text("Cannot start deployment")
+    expect(alert).to_contain_text("The deployment window opens at")
+    assert Release.objects.get(pk=approved.pk).state == "approved"
+    screenshot("dashboards-board-refusal")
