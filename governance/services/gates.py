@@ -407,6 +407,31 @@ def gates_evaluate_for_release(*, release: Release | int, actor=None) -> int:
         return changed
 
 
+def gates_evaluate_for_deployment(*, deployment_id: int, actor=None) -> int:
+    """After a deployment report: evaluate the release-held evidence (staging validated) of
+    the deployment's release, and the automated gates from the latest run of that service
+    and version. Returns how many gates changed. Safe to run twice."""
+    deployment = (
+        Deployment.objects.filter(pk=deployment_id)
+        .only("service_id", "version", "release_id")
+        .first()
+    )
+    if deployment is None:
+        return 0
+    changed = 0
+    if deployment.release_id:
+        changed += gates_evaluate_for_release(release=deployment.release_id, actor=actor)
+    run_id = (
+        PipelineRun.objects.filter(service_id=deployment.service_id, version=deployment.version)
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if run_id:
+        changed += gates_evaluate_for_run(run_id=run_id, actor=actor)
+    return changed
+
+
 def _release_result(gate: GateCheck, release: Release) -> tuple[str, str] | None:
     if gate.kind == GateKind.ROLLBACK_REHEARSED:
         plan = getattr(release, "rollback_plan", None)
@@ -497,6 +522,7 @@ __all__ = [
     "gate_reset",
     "gate_sign_off",
     "gate_waive",
+    "gates_evaluate_for_deployment",
     "gates_evaluate_for_release",
     "gates_evaluate_for_run",
     "gates_instantiate",

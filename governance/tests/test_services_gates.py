@@ -392,3 +392,23 @@ def test_a_new_build_of_a_different_commit_invalidates_the_old_evidence(
         AuditEvent.objects.filter(action="gate.invalidate").values_list("reason", flat=True)
     )
     assert any("different commit" in r for r in reasons)
+
+
+def test_a_succeeded_staging_deployment_validates_staging(
+    make_release, service, staging, release_manager
+):
+    from governance.models import GatePolicy
+    from releases.models import Deployment
+
+    GatePolicy.objects.create(
+        name="Staging", requirements=[{"stage": "pre_deployment", "kind": "staging_validated"}]
+    )
+    release = make_release("approved")
+    deployment = Deployment.objects.create(
+        release=release, service=service, environment=staging, version=release.version
+    )
+    Deployment.objects.filter(pk=deployment.pk).update(
+        state="succeeded", finished_at=timezone.now()
+    )
+    assert services.gates_evaluate_for_deployment(deployment_id=deployment.pk) == 1
+    assert gate(release, "staging_validated").status == "passed"
