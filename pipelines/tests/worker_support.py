@@ -112,3 +112,161 @@ def polled_integration(
         next_poll_at=timezone.now() - timedelta(seconds=1),
         **fields,
     )
+
+
+# --- real processes: Celery workers, Redis checks ---------------------------------------------
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"Timed out after {timeout:g}s waiting for {what}.")
+
+
+def redis_url_or_skip() -> str:
+    """REDIS_URL, reachable; skip without it, fail when REQUIRE_SERVICES=1 (CI)."""
+    import os
+
+    import pytest
+    import redis
+
+    url = os.environ.get("REDIS_URL", "")
+    required = os.environ.get("REQUIRE_SERVICES") == "1"
+    if not url:
+        if required:
+            pytest.fail("REQUIRE_SERVICES=1 but REDIS_URL is not set.")
+        pytest.skip("needs Redis (set REDIS_URL)")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if required:
+            pytest.fail(f"Redis at {url} does not answer: {exc}")
+        pytest.skip(f"Redis at {url} does not answer")
+    return url
+
+
+def shared_database_url() -> str:
+    """A DATABASE_URL for the pytest test database, for a worker in another process."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor != "postgresql":
+        import pytest
+
+        pytest.skip("a worker process needs a database it can share: PostgreSQL")
+    auth = quote(s.get("USER") or "")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"])
+    return f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+class WorkerProcess:
+    """``celery -A config worker --pool=solo`` against the test database, in its own process
+    group so it can be killed (SIGKILL included) without touching anything else."""
+
+    def __init__(self, broker_url: str, log_path: Path, **env: str):
+        self.broker_url = broker_url
+        self.log_path = log_path
+        self.env = env
+        self.proc = None
+
+    def start(self) -> WorkerProcess:
+        import os
+        import subprocess
+        import sys
+        import uuid
+
+        env = os.environ.copy()
+        env.update(
+            DATABASE_URL=shared_database_url(),
+            REDIS_URL=self.broker_url,
+            CELERY_BROKER_URL=self.broker_url,
+            DJANGO_SETTINGS_MODULE="config.settings.test",
+            PYTHONUNBUFFERED="1",
+            **self.env,
+        )
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the process's end
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+                "-n",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self, sig=None) -> None:
+        import os
+        import signal
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig or signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM (warm shutdown), then SIGKILL after a few seconds."""
+        import signal
+        import subprocess
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            import os
+
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=8)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def use_broker(url: str) -> None:
+    """Point this process's Celery app at ``url`` (dropping pooled connections)."""
+    from config.celery import app
+
+    # kombu keeps one pool per broker URL in a global registry: drop only our references.
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
