@@ -243,7 +243,7 @@ def test_edit_records_only_what_changed(client, release_manager, release, servic
     url = reverse("releases:edit", args=[release.pk])
     page = client.get(url)
     assert page.status_code == 200
-    data = {k: v for k, v in page.context["form"].initial.items()}
+    data = dict(page.context["form"].initial)
     data.update(
         services=[service.pk],
         owner=release_manager.pk,
