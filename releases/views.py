@@ -69,7 +69,12 @@ def release_list(request: HttpRequest) -> HttpResponse:
     releases = selectors.release_list(viewer=request.user, filters=form.filters())
     page = Paginator(releases, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"form": form, "page": page, "releases": page.object_list}
-    if request.htmx and request.htmx.target == "results":
+    # A history-restore request (Back after filtering) wants the whole page again.
+    if (
+        request.htmx
+        and request.htmx.target == "results"
+        and not request.htmx.history_restore_request
+    ):
         return render(request, "releases/partials/release_results.html", context)
     return render(request, "releases/list.html", context)
 

@@ -110,3 +110,10 @@ def test_release_manager_plans_starts_and_cancels_a_release(
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Releases").click()
     expect(page.locator(".releases-table")).to_contain_text("Wallet top-ups")
     screenshot("07-list")
+
+    # Filters apply in place (htmx) and land in the address bar.
+    page.locator(".state-filter").get_by_label("Draft").check()
+    expect(page.locator("#results")).to_contain_text("No releases match these filters.")
+    expect(page).to_have_url(re.compile(r"state=draft"))
+    page.locator(".state-filter").get_by_label("Cancelled").check()
+    expect(page.locator(".releases-table")).to_contain_text("Wallet top-ups")
