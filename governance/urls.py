@@ -6,6 +6,7 @@ app_name = "governance"
 urlpatterns = [
     path("inbox/", views.inbox, name="inbox"),
     path("gates/<int:pk>/decide/", views.gate_decide, name="gate_decide"),
+    path("gates/<int:pk>/reset/", views.gate_reset, name="gate_reset"),
     path("change-requests/<int:pk>/vote/", views.vote, name="vote"),
     path(
         "freeze-exceptions/<int:pk>/<str:decision>/",

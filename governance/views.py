@@ -55,7 +55,7 @@ def _inbox_context(request: HttpRequest) -> dict[str, Any]:
     rules = selectors.active_freeze_rules()
     _evidence(box.sign_offs, rules)
     _evidence(box.votes, rules)
-    return {"inbox": box}
+    return {"inbox": box, "can_vote": has_role(request.user, Role.CAB_MEMBER, Role.CAB_CHAIR)}
 
 
 @login_required
@@ -365,6 +365,25 @@ def release_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The governance panel of the release page (loaded lazily): gate checklist with the
     policy version, explained risk, change request and tally, why it is blocked, freezes."""
     return _release_panel(request, pk)
+
+
+@login_required
+@require_POST
+def gate_reset(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-open a decided gate (release managers), with a reason: the same service as the
+    API's reset action."""
+    gate = selectors.gate_checks(viewer=request.user).filter(pk=pk).first()
+    if gate is None:
+        raise Http404("No such gate check.")
+    form = CommentForm(request.POST)
+    form.is_valid()
+    try:
+        services.gate_reset(gate=gate, actor=request.user, reason=form.cleaned_data["comment"])
+    except DomainError as exc:
+        return _release_panel(
+            request, gate.release_id, status=exc.status_code, gate_error=exc.message
+        )
+    return _release_panel(request, gate.release_id)
 
 
 @login_required

@@ -158,6 +158,19 @@ class ChangeRequestViewSet(
         )
         return _ok(s.ChangeRequestSerializer, cr)
 
+    @extend_schema(responses={204: None, **ERRORS})
+    def destroy(self, request, pk=None):
+        """Delete a draft change request."""
+        services.change_request_delete(change_request=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={204: None, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="withdraw-vote")
+    def withdraw_vote(self, request, pk=None):
+        """Withdraw the caller's vote before the decision."""
+        services.vote_withdraw(change_request=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(request=None, responses={200: s.ChangeRequestSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):

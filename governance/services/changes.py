@@ -253,6 +253,26 @@ def change_request_update(
     return cr
 
 
+def change_request_delete(*, change_request: ChangeRequest | int, actor) -> None:
+    """Delete a draft change request (never submitted, so nobody has acted on it).
+    Permissions: requester, release managers of the release, administrators.
+    Side effects: ``change_request.delete`` audit event with the draft's fields."""
+    with transaction.atomic():
+        cr = _lock_cr(change_request)
+        _require_editor(actor, cr)
+        if cr.state != ChangeState.DRAFT:
+            raise TransitionNotAllowed(
+                f"CR-{cr.number} is {cr.get_state_display().lower()}: only drafts can be deleted."
+            )
+        _audit_cr(
+            cr,
+            actor=actor,
+            action="change_request.delete",
+            before=model_to_dict(cr, fields=list(CR_FIELDS)),
+        )
+        cr.delete()
+
+
 def _record_recusals(cr: ChangeRequest) -> None:
     people = {cr.requested_by_id: "requested this change"}
     if cr.release is not None and cr.release.owner_id:

@@ -192,3 +192,25 @@ def test_schema_documents_the_governance_endpoints(viewer):
         "/api/v1/releases/{id}/why-blocked/",
     ]:
         assert path.replace("{id}", "{pk}") in paths or path in paths, path
+
+
+def test_drafts_can_be_deleted_and_votes_withdrawn(quorum_policy, release_manager, cab_member):
+    now = timezone.now()
+    body = {
+        "title": "Draft",
+        "reason": "r",
+        "implementation_plan": "i",
+        "backout_plan": "b",
+        "window_start": (now + timedelta(days=1)).isoformat(),
+        "window_end": (now + timedelta(days=1, hours=1)).isoformat(),
+    }
+    draft = api(release_manager).post("/api/v1/change-requests/", body, format="json").json()
+    assert api(release_manager).delete(f"/api/v1/change-requests/{draft['id']}/").status_code == 204
+    pk = api(release_manager).post("/api/v1/change-requests/", body, format="json").json()["id"]
+    api(release_manager).post(f"/api/v1/change-requests/{pk}/submit/")
+    assert api(release_manager).delete(f"/api/v1/change-requests/{pk}/").status_code == 409
+    api(cab_member).post(
+        f"/api/v1/change-requests/{pk}/vote/", {"choice": "abstain"}, format="json"
+    )
+    assert api(cab_member).post(f"/api/v1/change-requests/{pk}/withdraw-vote/").status_code == 204
+    assert api(cab_member).get(f"/api/v1/votes/?change_request={pk}").json()["count"] == 0

@@ -188,3 +188,17 @@ def test_workbench_query_count_does_not_grow(
 
 # Measured once; equal at both sizes is the point (session, user, roles, the lists).
 QUERIES = {"inbox": 9, "cab": 10}
+
+
+def test_a_release_manager_reopens_a_rejected_gate_from_the_panel(
+    policy, make_release, release_manager, security_approver
+):
+    gate = make_release("in_progress").gate_checks.get(role="security_lead")
+    services.gate_reject(gate=gate, actor=security_approver, comment="Missing threat model")
+    response = browser(release_manager).post(
+        f"/governance/gates/{gate.pk}/reset/", {"comment": "Threat model attached"}, **HTMX
+    )
+    assert response.status_code == 200
+    assert GateCheck.objects.get(pk=gate.pk).status == "pending"
+    refused = browser(release_manager).post(f"/governance/gates/{gate.pk}/reset/", {}, **HTMX)
+    assert refused.status_code == 400
