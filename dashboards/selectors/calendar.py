@@ -29,6 +29,7 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
     Window,
@@ -306,13 +307,22 @@ def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[in
     if not release_ids:
         return found
     active = [str(s) for s in ACTIVE_STATES]
+    # The other side of each pair: only active releases overlapping the span of the windows
+    # on screen (the (state, window_start) index finds them), so the self-joins below never
+    # walk a service's or an environment's whole history.
+    shown = Release.objects.filter(id__in=release_ids).order_by()
+    candidates = Release.objects.filter(
+        state__in=active,
+        window_start__lt=Subquery(shown.order_by("-window_end").values("window_end")[:1]),
+        window_end__gt=Subquery(shown.order_by("window_start").values("window_start")[:1]),
+    ).values("pk")
 
     same_service = (
         Release.objects.filter(
             Q(services__releases__id__lt=F("id")) | Q(services__releases__id__gt=F("id")),
             id__in=release_ids,
             state__in=active,
-            services__releases__state__in=active,
+            services__releases__id__in=candidates,
             services__releases__window_start__lt=F("window_end"),
             services__releases__window_end__gt=F("window_start"),
         )
@@ -339,33 +349,41 @@ def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[in
             )
         )
 
-    other_release = "deployments__environment__deployments__release"
+    # Rooted at the deployments of the windows on screen; the other side is reached through
+    # the environment and narrowed at once to the candidates' deployments (release_id index).
+    other = "environment__deployments__release"
     shared_env = (
-        Release.objects.filter(
-            Q(**{f"{other_release}__id__lt": F("id")}) | Q(**{f"{other_release}__id__gt": F("id")}),
-            id__in=release_ids,
-            state__in=active,
-            deployments__environment__is_production=True,
+        Deployment.objects.filter(
+            Q(**{f"{other}__id__lt": F("release_id")}) | Q(**{f"{other}__id__gt": F("release_id")}),
+            # By primary key, so SQLite drives the join from these few rows instead of
+            # from every deployment to the environment.
+            pk__in=Deployment.objects.filter(
+                release_id__in=release_ids, environment__is_production=True
+            ).values("pk"),
+            release__state__in=active,
             **{
-                f"{other_release}__state__in": active,
-                f"{other_release}__window_start__lt": F("window_end"),
-                f"{other_release}__window_end__gt": F("window_start"),
+                "environment__deployments__pk__in": Deployment.objects.filter(
+                    release_id__in=candidates, environment__is_production=True
+                ).values("pk"),
+                f"{other}__window_start__lt": F("release__window_end"),
+                f"{other}__window_end__gt": F("release__window_start"),
             },
         )
         .values(
-            "id",
-            env_name=F("deployments__environment__name"),
-            other_id=F(f"{other_release}__id"),
-            other_name=F(f"{other_release}__name"),
-            other_version=F(f"{other_release}__version"),
-            other_start=F(f"{other_release}__window_start"),
-            other_end=F(f"{other_release}__window_end"),
+            "release_id",
+            env_name=F("environment__name"),
+            other_id=F(f"{other}__id"),
+            other_name=F(f"{other}__name"),
+            other_version=F(f"{other}__version"),
+            other_start=F(f"{other}__window_start"),
+            other_end=F(f"{other}__window_end"),
         )
         .distinct()
-        .order_by("id", "other_start")
+        .order_by("release_id", "other_start")
     )
     seen: set[tuple[int, int]] = {(c.other_id or 0, rid) for rid, cs in found.items() for c in cs}
     for row in shared_env:
+        row["id"] = row["release_id"]
         if (row["other_id"], row["id"]) in seen:
             continue  # already explained as the same service: one message per pair
         seen.add((row["other_id"], row["id"]))
