@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,8 +22,16 @@ def token_cache_key(key_hash: str) -> str:
     return f"pipelines:apitoken:{key_hash}"
 
 
+# A few seconds of per-process memory in front of the shared cache: the steady state of a
+# busy CI token costs no round trip at all. Revocation reaches other processes within this.
+LOCAL_TOKEN_SECONDS = 5.0
+_local_tokens: dict[str, tuple[float, tuple]] = {}
+_local_touched: dict[str, float] = {}
+
+
 def forget_token(key_hash: str) -> None:
-    """Drop a token from the cache (on revocation or a change of its services/scopes)."""
+    """Drop a token from the caches (on revocation or a change of its services/scopes)."""
+    _local_tokens.pop(key_hash, None)
     cache.delete(token_cache_key(key_hash))
 
 
@@ -37,7 +46,16 @@ def _load_token(key_hash: str) -> tuple[ApiToken, dict[str, int]] | None:
     """
     ttl = settings.API_TOKEN_CACHE_SECONDS
     key = token_cache_key(key_hash)
-    cached = cache.get(key) if ttl else None
+    cached = None
+    now = time.monotonic()
+    if ttl:
+        local = _local_tokens.get(key_hash)
+        if local is not None and local[0] > now:
+            cached = local[1]
+        else:
+            cached = cache.get(key)
+            if cached is not None:
+                _local_tokens[key_hash] = (now + min(ttl, LOCAL_TOKEN_SECONDS), cached)
     if cached is None:
         token = ApiToken.objects.active().filter(key_hash=key_hash).first()
         if token is None:
@@ -54,6 +72,7 @@ def _load_token(key_hash: str) -> tuple[ApiToken, dict[str, int]] | None:
         )
         if ttl:
             cache.set(key, cached, ttl)
+            _local_tokens[key_hash] = (now + min(ttl, LOCAL_TOKEN_SECONDS), cached)
     fields, services = cached
     token = ApiToken(key_hash=key_hash, **fields)
     token._state.adding = False
@@ -118,7 +137,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     @staticmethod
     def _touch(token: ApiToken) -> None:
-        # At most one write per token and minute (per cache): cache.add is atomic.
+        # At most one write per token and minute: this process checks its memory first, then
+        # the shared cache (cache.add is atomic across processes).
+        now = time.monotonic()
+        if _local_touched.get(token.key_hash, 0.0) > now:
+            return
+        _local_touched[token.key_hash] = now + 60
         if cache.add(f"pipelines:apitoken-used:{token.key_hash}", 1, 60):
             now = timezone.now()
             if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

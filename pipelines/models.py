@@ -132,6 +132,17 @@ class PipelineRun(models.Model):
     # SHA-256 of the last accepted report (normalised): the same body again is recognised
     # with one read and changes nothing.
     report_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # Who reported the run (its first report). The creation of a machine-reported fact is not
+    # an audit event (see pipelines.services.pipeline_run_upsert); its provenance is here.
+    reported_by_token = models.ForeignKey(
+        ApiToken, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reported_by_integration = models.ForeignKey(
+        "Integration", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Set by every accepted change, cleared once the automated gates were re-evaluated for
+    # it: the durable half of the gate dispatch (a sweep re-queues what a crash dropped).
+    gates_pending = models.BooleanField(default=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -142,7 +153,14 @@ class PipelineRun(models.Model):
                 fields=["provider", "external_id", "attempt"], name="pipeline_run_unique_attempt"
             )
         ]
-        indexes = [models.Index(fields=["service", "version"])]
+        indexes = [
+            models.Index(fields=["service", "version"]),
+            models.Index(
+                fields=["updated_at"],
+                condition=models.Q(gates_pending=True),
+                name="pipeline_run_gates_pending",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} #{self.external_id}.{self.attempt} ({self.status})"

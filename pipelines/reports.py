@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -50,14 +50,18 @@ def _default(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
+_RUN_FIELDS = tuple(f.name for f in fields(RunEvent))
+
+
 def report_hash(
     event: RunEvent, checks: tuple[CheckReport, ...], artefacts: tuple[ArtefactReport, ...]
 ) -> str:
     """A stable fingerprint of a normalised report: the same report twice hashes the same."""
-    payload = {
-        "run": asdict(event),
-        "checks": [asdict(c) for c in checks],
-        "artefacts": [asdict(a) for a in artefacts],
-    }
+    # Plain tuples: dataclasses.asdict deep-copies every value and measured slow here.
+    payload = (
+        [getattr(event, f) for f in _RUN_FIELDS],
+        [(c.kind, c.name, c.status, c.metrics) for c in checks],
+        [(a.name, a.version, a.digest, a.uri) for a in artefacts],
+    )
     blob = json.dumps(payload, sort_keys=True, default=_default, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -156,6 +156,11 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 256 * 1024)
 INGEST_RATE_LIMIT = env_int("INGEST_RATE_LIMIT", 600)
 INGEST_RATE_WINDOW_SECONDS = env_int("INGEST_RATE_WINDOW_SECONDS", 60)
 API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 30)
+# Accepted runs are sent to gate evaluation in batches this often (0: one task per run, on
+# commit, in the request).
+PIPELINES_GATE_BATCH_SECONDS = float(env_str("PIPELINES_GATE_BATCH_SECONDS", "0.2"))
+# Mounts the ingest benchmark's baseline view (benchmarks/ingest.py); never in production.
+RELEASEGATE_BENCHMARK_BASELINE = env_bool("RELEASEGATE_BENCHMARK_BASELINE", False)
 
 # Celery. The embedded default is kombu's filesystem broker, so `make run` needs no Redis;
 # its "in" and "out" folders must be the same folder or messages are never seen.

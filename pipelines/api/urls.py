@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from . import views, webhooks
@@ -14,3 +15,8 @@ urlpatterns = [
         name="webhook-alertmanager",
     ),
 ]
+
+if settings.RELEASEGATE_BENCHMARK_BASELINE:
+    from .baseline import baseline_insert
+
+    urlpatterns.append(path("_benchmark/baseline/", baseline_insert, name="benchmark-baseline"))

@@ -10,6 +10,12 @@ from rest_framework.test import APIClient
 from pipelines.services import api_token_create
 
 
+@pytest.fixture(autouse=True)
+def _gate_dispatch_in_the_request(settings):
+    """Publish gate evaluation on commit, in the request, so tests see it synchronously."""
+    settings.PIPELINES_GATE_BATCH_SECONDS = 0
+
+
 def make_token(name: str, services, scopes=None) -> str:
     _, raw = api_token_create(
         actor=None, name=name, service_slugs=[s.slug for s in services], scopes=scopes

@@ -36,8 +36,9 @@ def test_it_creates_a_run_with_its_checks_and_artefacts(ci, service):
     assert checks["coverage"].metrics == {"percent": 87.5}
     artefact = Artefact.objects.get()
     assert (artefact.version, artefact.digest, artefact.first_run) == ("2.4.0", DIGEST_A, run)
-    event = AuditEvent.objects.get(action="pipeline_run.create")
-    assert event.actor_label == "token:ci-payments" and event.to_state == "succeeded"
+    # A first report is a fact with its provenance on the row, not an audit event.
+    assert run.reported_by_token.name == "ci-payments"
+    assert not AuditEvent.objects.filter(action__startswith="pipeline_run").exists()
 
 
 def test_the_same_body_again_changes_nothing(ci):
@@ -135,26 +136,63 @@ def test_a_run_id_of_another_service_is_refused(ci, other_service):
 
 
 def test_gates_are_re_evaluated_after_commit(ci, django_capture_on_commit_callbacks):
-    with mock.patch("pipelines.tasks.evaluate_gates_for_run.delay") as delay:
+    with mock.patch("pipelines.tasks.evaluate_gates_for_runs.delay") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             ci.run(run_body())
         delay.assert_not_called()
+        assert PipelineRun.objects.get().gates_pending is True
         for callback in callbacks:
             callback()
-    delay.assert_called_once_with(PipelineRun.objects.get().pk)
+    delay.assert_called_once_with([PipelineRun.objects.get().pk])
 
 
-def test_the_task_calls_the_governance_service():
-    from pipelines.tasks import evaluate_gates_for_run
+def test_the_task_evaluates_and_clears_the_flag(ci):
+    from pipelines.tasks import evaluate_gates_for_runs
 
+    ci.run(run_body())
+    run = PipelineRun.objects.get()
     with mock.patch("governance.services.gates_evaluate_for_run", return_value=2) as evaluate:
-        assert evaluate_gates_for_run.run(41) == 2
-    evaluate.assert_called_once_with(run_id=41)
+        assert evaluate_gates_for_runs.run([run.pk]) == 2
+        assert evaluate_gates_for_runs.run([run.pk]) == 0  # flag cleared: nothing to do
+    evaluate.assert_called_once_with(run_id=run.pk)
+    assert PipelineRun.objects.get().gates_pending is False
+
+
+def test_the_sweep_picks_up_runs_left_pending(ci):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines.tasks import evaluate_pending_gates
+
+    ci.run(run_body())
+    PipelineRun.objects.update(updated_at=timezone.now() - timedelta(minutes=5))
+    with mock.patch("governance.services.gates_evaluate_for_run", return_value=1) as evaluate:
+        evaluate_pending_gates.run()
+    evaluate.assert_called_once()
+    assert PipelineRun.objects.get().gates_pending is False
+
+
+def test_the_dispatcher_batches_runs_in_the_background(settings):
+    import threading
+
+    from pipelines.gate_dispatch import GateDispatcher
+
+    settings.PIPELINES_GATE_BATCH_SECONDS = 0.05
+    published = threading.Event()
+    batches = []
+    with mock.patch("pipelines.tasks.evaluate_gates_for_runs.delay") as delay:
+        delay.side_effect = lambda ids: (batches.append(ids), published.set())
+        dispatcher = GateDispatcher()
+        dispatcher.add(3)
+        dispatcher.add(1)
+        assert published.wait(5)
+    assert batches == [[1, 3]]
 
 
 def test_a_broken_broker_does_not_fail_an_accepted_post(ci, django_capture_on_commit_callbacks):
     with (
-        mock.patch("pipelines.tasks.evaluate_gates_for_run.delay", side_effect=OSError),
+        mock.patch("pipelines.tasks.evaluate_gates_for_runs.delay", side_effect=OSError),
         django_capture_on_commit_callbacks(execute=True),
     ):
         assert ci.run(run_body()).status_code == 201

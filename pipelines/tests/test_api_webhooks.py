@@ -69,8 +69,15 @@ def test_a_signed_workflow_run_is_recorded_for_the_repository_service(github, se
     assert response.json()["run"] == run.pk
     delivery = WebhookDelivery.objects.get()
     assert (delivery.delivery_id, delivery.run, delivery.integration) == ("d-1", run, github)
-    event = AuditEvent.objects.get(action="pipeline_run.create")
-    assert "octo-org" in event.reason and event.actor_label == "system"
+    assert run.reported_by_integration == github and run.reported_by_token is None
+
+
+def test_a_status_change_by_webhook_is_audited_as_the_integration(github):
+    post_github(fixture("github_workflow_run_in_progress"), delivery="1")
+    post_github(fixture("github_workflow_run_completed"), delivery="2")
+    update = AuditEvent.objects.get(action="pipeline_run.status")
+    assert (update.from_state, update.to_state) == ("running", "succeeded")
+    assert "octo-org" in update.reason and update.actor_label == "system"
 
 
 def test_the_same_delivery_twice_is_processed_once(github):
