@@ -43,6 +43,10 @@ check: install
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+# Ingest benchmark on PostgreSQL: pipeline-run posts vs a one-INSERT baseline (docs/benchmarks-ingest.md).
+bench-ingest: install
+	$(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
+
 # Remove the local database, broker folder and collected static files.
 clean:
 	rm -rf var staticfiles
