@@ -530,6 +530,16 @@ class _Echo:
         return value
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> str:
+    """A cell that a spreadsheet shows as text: reasons and titles are typed by users, and a
+    leading = + - @ would otherwise be run as a formula when the export is opened."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def _csv_lines(events: Iterable) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
@@ -537,7 +547,7 @@ def _csv_lines(events: Iterable) -> Iterator[str]:
         row = _event_row(event)
         for key in ("before", "after"):
             row[key] = json.dumps(row[key], cls=DjangoJSONEncoder) if row[key] is not None else ""
-        yield writer.writerow([row[c] if row[c] is not None else "" for c in EXPORT_COLUMNS])
+        yield writer.writerow([_csv_cell(row[c]) for c in EXPORT_COLUMNS])
 
 
 def _json_chunks(release: Release, events: Iterable) -> Iterator[str]:

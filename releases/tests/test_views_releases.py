@@ -378,6 +378,14 @@ def test_csv_export_has_every_event(client, viewer, release, release_manager):
     assert rows[1]["actor"] == "rita"
 
 
+def test_csv_export_defuses_spreadsheet_formulas(client, viewer, release, release_manager):
+    services.release_cancel(release=release, actor=release_manager, reason="=HYPERLINK(1)")
+    client.force_login(viewer)
+    response = client.get(reverse("releases:audit_csv", args=[release.pk]))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[-1]["reason"] == "'=HYPERLINK(1)"
+
+
 def test_json_export_has_every_event(client, viewer, release, release_manager):
     services.scope_item_add(release=release, actor=release_manager, title="Refunds", kind="fix")
     _history(release, release_manager)
