@@ -162,7 +162,11 @@ def freeze_exception_request(
 def _decide(exception: FreezeException | int, actor, state: str, comment: str) -> FreezeException:
     with transaction.atomic():
         pk = exception.pk if isinstance(exception, FreezeException) else exception
-        exception = FreezeException.objects.select_for_update().select_related("release").get(pk=pk)
+        exception = (
+            FreezeException.objects.select_for_update(of=("self",))
+            .select_related("release")
+            .get(pk=pk)
+        )
         require_person(actor)
         if not has_role(actor, *EXCEPTION_APPROVERS):
             raise PermissionDenied(

@@ -39,7 +39,10 @@ GATE_STATUS_WORDS = {
 def _lock_gate(gate: GateCheck | int) -> GateCheck:
     pk = gate.pk if isinstance(gate, GateCheck) else gate
     try:
-        return GateCheck.objects.select_for_update().select_related("release").get(pk=pk)
+        # Lock the gate row only (the release is read): lock order stays release → gate.
+        return (
+            GateCheck.objects.select_for_update(of=("self",)).select_related("release").get(pk=pk)
+        )
     except GateCheck.DoesNotExist:
         from releases.errors import NotFound
 
