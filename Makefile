@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format check bench-ingest clean
+.PHONY: install run test lint format check bench-ingest bench-poll clean
 
 # Create the virtual environment and install the pinned dependencies (re-run only when pyproject.toml changes).
 install: $(STAMP)
@@ -46,6 +46,10 @@ check: install
 # Ingest benchmark on PostgreSQL: pipeline-run posts vs a one-INSERT baseline (docs/benchmarks-ingest.md).
 bench-ingest: install
 	$(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
+
+# Poll 500 stub CI integrations (50–500 ms, 5% errors): sweep time vs ideal and retry share.
+bench-poll: install
+	$(BIN)/python benchmarks/poll.py $(BENCH_ARGS)
 
 # Remove the local database, broker folder and collected static files.
 clean:
