@@ -286,14 +286,13 @@ def _board_context(request: HttpRequest) -> dict[str, Any]:
     )
     for column in columns:
         for card in column.cards:
-            card.moves = _moves(card.release, request.user)
+            card.moves = _moves(card.release, card.moves)
     return {"form": form, "columns": columns, "query": request.GET.urlencode()}
 
 
-def _moves(release: Release, user) -> list[dict[str, Any]]:
-    """The "Move to…" options: exactly ``available_transitions`` (what the services allow
-    this user from this state), with the state each leads to."""
-    names = release_services.available_transitions(release=release, actor=user)
+def _moves(release: Release, names: list[str]) -> list[dict[str, Any]]:
+    """The "Move to…" options for ``names`` (the board's ``available_transitions``), with
+    the state each leads to and whether it needs a reason."""
     targets = {t.name: t.target for t in release.get_all_state_transitions()}
     return [
         {
@@ -365,7 +364,9 @@ def board_move(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         release = board_selectors.board_release(viewer=request.user, pk=pk)
         card = board_selectors.card_for(release)
-        card.moves = _moves(release, request.user)
+        card.moves = _moves(
+            release, board_selectors.board_moves(release=release, actor=request.user)
+        )
         return render(
             request,
             "dashboards/partials/board_card.html",

@@ -31,7 +31,6 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from releases import readiness
 from releases.choices import ReleaseState
 from releases.models import Release, Service
 from releases.selectors import visible_releases
@@ -156,13 +155,27 @@ def _gate_count(done_only: bool) -> Coalesce:
 
 def _card_prefetches() -> list[Any]:
     """What the cards and the governance readiness provider read, fetched once per board."""
-    from governance.models import ChangeRequest, GateCheck
+    from governance.models import AgendaItem, ChangeRequest, GateCheck
 
+    agenda = Prefetch(
+        "agenda_items",
+        queryset=AgendaItem.objects.select_related("meeting").order_by("meeting__scheduled_at"),
+    )
     return [
         Prefetch("services", queryset=Service.objects.select_related("team")),
         Prefetch("gate_checks", queryset=GateCheck.objects.order_by("position", "id")),
-        Prefetch("change_requests", queryset=ChangeRequest.objects.order_by("-created_at", "-id")),
+        Prefetch(
+            "change_requests",
+            queryset=ChangeRequest.objects.order_by("-created_at", "-id").prefetch_related(agenda),
+        ),
     ]
+
+
+def _has_included_scope() -> Exists:
+    from releases.choices import ScopeStatus
+    from releases.models import ScopeItem
+
+    return Exists(ScopeItem.objects.filter(release_id=OuterRef("pk"), status=ScopeStatus.INCLUDED))
 
 
 def _delay(release: Release, today: date) -> tuple[str, str]:
@@ -205,24 +218,36 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
         Release.objects.filter(pk__in=ranked)
         .select_related("owner", "policy_snapshot", "rollback_plan")
         .prefetch_related(*_card_prefetches())
-        .annotate(gates_total=_gate_count(False), gates_done=_gate_count(True))
+        .annotate(
+            gates_total=_gate_count(False),
+            gates_done=_gate_count(True),
+            has_included_scope=_has_included_scope(),
+        )
         .order_by(F("window_start").asc(nulls_last=True), "id")
     )
+    releases = list(releases)
+    context = BlockerContext.load()
     today = timezone.localdate()
     columns = {
         state: Column(state=state, label=ReleaseState(state).label, total=totals.get(state, 0))
         for state in COLUMNS
     }
     for release in releases:
-        columns[release.state].cards.append(card_for(release, today=today))
+        card = card_for(release, today=today, context=context)
+        card.moves = board_moves(release=release, actor=viewer)
+        columns[release.state].cards.append(card)
     return list(columns.values())
 
 
-def card_for(release: Release, *, today: date | None = None) -> Card:
-    """One card; the top blocking reason is readiness' first blocker of the next move."""
+def card_for(
+    release: Release, *, today: date | None = None, context: BlockerContext | None = None
+) -> Card:
+    """One card. Its blockers are those of the next forward transition, computed from data
+    already loaded for the whole board (see ``board_blockers``)."""
     delay, delay_reason = _delay(release, today or timezone.localdate())
     name = NEXT_TRANSITION.get(release.state, "")
-    blockers = readiness.blockers_for(release, name) if name else []
+    context = context or BlockerContext.load()
+    blockers = board_blockers(release, name, context) if name else []
     return Card(
         release=release,
         delay=delay,
@@ -230,9 +255,181 @@ def card_for(release: Release, *, today: date | None = None) -> Card:
         gates_done=getattr(release, "gates_done", 0),
         gates_total=getattr(release, "gates_total", 0),
         next_transition=name,
-        top_blocker=blockers[0].message if blockers else "",
+        top_blocker=blockers[0] if blockers else "",
         blocker_count=len(blockers),
     )
+
+
+# --- moves and blockers without a query per card -----------------------------------------------
+
+
+def board_moves(*, release: Release, actor) -> list[str]:
+    """Exactly ``releases.services.available_transitions`` (a test holds them equal for every
+    state), except that the one condition that queries — "plan" needs included scope — is
+    read from the board's ``has_included_scope`` annotation, so a column of drafts costs no
+    query per card. The move itself always goes through the service, which re-checks all."""
+    from releases.models import has_scope
+
+    if not hasattr(release, "has_included_scope"):
+        from releases.services import available_transitions
+
+        return available_transitions(release=release, actor=actor)
+    if not actor.has_perm("releases.transition_release", release):
+        return []
+    field = Release._meta.get_field("state")
+    names = []
+    for method in field.transitions[Release].values():
+        meta = method._django_fsm
+        if not meta.has_transition(release.state):
+            continue
+        transition = meta.get_transition(release.state)
+        conditions = transition.conditions or []
+        if all(
+            release.has_included_scope if condition is has_scope else condition(release)
+            for condition in conditions
+        ):
+            names.append(transition.name)
+    return names
+
+
+@dataclass
+class BlockerContext:
+    """What the board's blockers need beyond each release's prefetched rows, read once for
+    the whole board: freezes in force now (with their exceptions for the cards shown), the
+    next CAB meeting, and the services with a release deploying right now."""
+
+    now: Any
+    freezes: list[tuple[Any, Any, frozenset[int]]]  # (window, in force until, service ids)
+    excepted: set[tuple[int, int]]  # (release id, freeze id) with a valid exception
+    next_meeting: Any
+    deploying: dict[int, list[tuple[int, str]]]  # service id → [(release id, "name version")]
+
+    @classmethod
+    def load(cls) -> BlockerContext:
+        from governance.domain import freeze as freeze_domain
+        from governance.models import CABMeeting, FreezeException, FreezeWindow
+
+        now = timezone.now()
+        freezes = []
+        windows = FreezeWindow.objects.filter(is_active=True).prefetch_related(
+            "services", "environments"
+        )
+        for window in windows:
+            environments = list(window.environments.all())
+            if environments and not any(e.is_production for e in environments):
+                continue
+            try:
+                end = freeze_domain.next_end_after(window.rule(), now)
+            except freeze_domain.FreezeRuleError:
+                continue
+            if end is not None:
+                freezes.append((window, end, frozenset(s.pk for s in window.services.all())))
+        # Exceptions of every approved release (a short list; one query whatever the cards).
+        excepted = {
+            (e.release_id, e.freeze_id)
+            for e in FreezeException.objects.filter(
+                release__state=ReleaseState.APPROVED, expires_at__gt=now
+            )
+            if e.is_valid_at(now)
+        }
+        next_meeting = (
+            CABMeeting.objects.filter(state="scheduled", scheduled_at__gte=now)
+            .order_by("scheduled_at")
+            .first()
+        )
+        deploying: dict[int, list[tuple[int, str]]] = {}
+        for release_id, service_id, name, version in ServiceLink.objects.filter(
+            release__state=ReleaseState.DEPLOYING
+        ).values_list("release_id", "service_id", "release__name", "release__version"):
+            deploying.setdefault(service_id, []).append((release_id, f"{name} {version}"))
+        return cls(now, freezes, excepted, next_meeting, deploying)
+
+
+def board_blockers(release: Release, transition: str, context: BlockerContext) -> list[str]:
+    """The messages ``releases.readiness.blockers_for`` gives for this transition, in its
+    order, from the board's prefetched rows and ``context`` instead of per-release queries.
+
+    Gates and the deployment window use governance.readiness' own functions (they are pure
+    given the gates); the intrinsic "plan" conditions, the change request, freezes and
+    deploying conflicts are read from the board's bulk data with the same wording. A move
+    is always decided by the service, so a stale or missing reason here can never allow
+    what readiness refuses.
+    """
+    from governance import readiness as gov
+    from governance.choices import CHANGE_APPROVED_STATES, ChangeState
+
+    found: list[str] = []
+    if transition == "plan":
+        if not release.owner_id:
+            found.append("An owner (release manager) must be set.")
+        if not getattr(release, "has_included_scope", True):
+            found.append("At least one included scope item is needed.")
+        if not (
+            release.window_start
+            and release.window_end
+            and release.window_end > release.window_start
+        ):
+            found.append("A deployment window with an end after its start is needed.")
+        plan = getattr(release, "rollback_plan", None)
+        if not (plan and plan.steps.strip()):
+            found.append("A rollback plan with steps is needed.")
+        return found
+    if transition not in gov.STAGE_FOR:
+        return found
+    gates = list(release.gate_checks.all())
+    found += [b.message for b in gov.gate_blockers(release, transition, gates=gates)]
+    if transition == "approve":
+        snapshot = getattr(release, "policy_snapshot", None)
+        needed = snapshot.change_request if snapshot else ""
+        crs = list(release.change_requests.all())
+        if not any(c.state in CHANGE_APPROVED_STATES for c in crs):
+            live = next(
+                (c for c in crs if c.state not in (ChangeState.REJECTED, ChangeState.CLOSED)),
+                None,
+            )
+            if live is None and needed:
+                found.append(
+                    f"A {needed} change request is required; it opens when approval is requested."
+                )
+            elif live is not None and live.state in (ChangeState.DRAFT, ChangeState.NEEDS_INFO):
+                found.append(
+                    f"CR-{live.number} is {live.get_state_display().lower()}; submit it to the CAB."
+                )
+            elif live is not None:
+                meeting = next(
+                    (
+                        item.meeting
+                        for item in live.agenda_items.all()
+                        if item.meeting.state == "scheduled"
+                    ),
+                    context.next_meeting,
+                )
+                where = (
+                    f"; next CAB meeting {meeting.scheduled_at:%Y-%m-%d %H:%M} UTC"
+                    if meeting
+                    else ""
+                )
+                found.append(f"CR-{live.number} awaits the CAB decision{where}.")
+    if transition == "start_deployment":
+        found += [b.message for b in gov.window_blockers(release, context.now)]
+        service_ids = {s.pk for s in release.services.all()}
+        for window, end, covered in context.freezes:
+            if covered and not covered & service_ids:
+                continue
+            if (release.pk, window.pk) in context.excepted:
+                continue
+            found.append(
+                f"Freeze “{window.name}” ({window.description}) is in force until "
+                f"{end:%Y-%m-%d %H:%M} UTC" + (f": {window.reason}" if window.reason else ".")
+            )
+        others = {
+            label
+            for service_id in service_ids
+            for other_id, label in context.deploying.get(service_id, [])
+            if other_id != release.pk
+        }
+        found += [f"{label} is deploying the same service right now." for label in sorted(others)]
+    return found
 
 
 def board_release(*, viewer, pk: int) -> Release:
@@ -241,7 +438,11 @@ def board_release(*, viewer, pk: int) -> Release:
         visible_releases(viewer=viewer)
         .select_related("owner", "policy_snapshot", "rollback_plan")
         .prefetch_related(*_card_prefetches())
-        .annotate(gates_total=_gate_count(False), gates_done=_gate_count(True))
+        .annotate(
+            gates_total=_gate_count(False),
+            gates_done=_gate_count(True),
+            has_included_scope=_has_included_scope(),
+        )
         .get(pk=pk)
     )
 

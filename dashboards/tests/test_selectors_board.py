@@ -1,0 +1,92 @@
+"""The board computes moves and blockers for all its cards at once; these tests hold them
+equal to what the releases services and the readiness providers say for one release."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dashboards.selectors import board
+from governance.models import FreezeWindow, GateCheck
+from releases import readiness
+from releases.services import available_transitions
+from tests.factories import ReleaseFactory, force_state, make_ready
+
+STATES = [
+    "draft",
+    "planned",
+    "in_progress",
+    "awaiting_approval",
+    "approved",
+    "deploying",
+    "deployed",
+]
+
+
+def _board_card(viewer, release):
+    columns = board.board_columns(viewer=viewer, filters=board.BoardFilters())
+    return next(c for col in columns for c in col.cards if c.release.pk == release.pk)
+
+
+def _gate(release, key: str, stage: str, kind: str = "ci_green", role: str = "") -> None:
+    GateCheck.objects.create(
+        release=release,
+        policy_name="Standard",
+        policy_version=1,
+        key=key,
+        stage=stage,
+        kind=kind,
+        role=role,
+        label=f"{key} gate",
+        requirement={"key": key},
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("ready", [True, False])
+def test_moves_and_blockers_match_the_services(state, ready, service, release_manager):
+    release = ReleaseFactory(
+        services=[service],
+        owner=release_manager,
+        window_start=timezone.now() + timedelta(days=2),
+    )
+    if ready:
+        make_ready(release)
+    release = force_state(release, state)
+    _gate(release, "ci", "pre_approval")
+    _gate(release, "security", "pre_approval", kind="manual", role="security_lead")
+    _gate(release, "staging", "pre_deployment", kind="staging_validated")
+    _gate(release, "smoke", "post_deployment", kind="staging_validated")
+    FreezeWindow.objects.create(
+        name="Incident freeze",
+        reason="Stabilising after an outage.",
+        kind="once",
+        start=timezone.now() - timedelta(hours=1),
+        end=timezone.now() + timedelta(days=1),
+    )
+    other = force_state(ReleaseFactory(services=[service]), "deploying")
+    assert other.state == "deploying"
+
+    card = _board_card(release_manager, release)
+    fresh = type(release).objects.get(pk=release.pk)
+    assert card.moves == available_transitions(release=fresh, actor=release_manager)
+    expected = [b.message for b in readiness.blockers_for(fresh, card.next_transition)]
+    assert [card.top_blocker, card.blocker_count] == [
+        expected[0] if expected else "",
+        len(expected),
+    ]
+
+
+@pytest.mark.django_db
+def test_columns_are_capped_and_counted(viewer, portfolio):
+    portfolio(per_state=15)
+    columns = {
+        c.state: c
+        for c in board.board_columns(viewer=viewer, filters=board.BoardFilters(), per_column=10)
+    }
+    assert columns["draft"].total == 15
+    assert len(columns["draft"].cards) == 10
+    assert columns["draft"].hidden == 5
