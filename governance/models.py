@@ -631,6 +631,12 @@ class ChangeRequest(ConcurrentTransitionMixin, models.Model):
     def request_info(self) -> None:
         pass
 
+    @transition(field=state, source=ChangeState.APPROVED, target=ChangeState.NEEDS_INFO)
+    def withdraw_approval(self) -> None:
+        """The change was approved for a scope, build or backout plan that has since
+        changed: the CAB decides again once it is resubmitted."""
+        self.decided_at = None
+
     @transition(field=state, source=ChangeState.APPROVED, target=ChangeState.IMPLEMENTED)
     def implement(self) -> None:
         self.implemented_at = timezone.now()

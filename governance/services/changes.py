@@ -429,6 +429,37 @@ def change_request_close(*, change_request: ChangeRequest | int, actor) -> Chang
     return cr
 
 
+def change_requests_withdraw_approval(*, release: Release, actor, reason: str) -> int:
+    """approved → needs_info for the release's approved (not yet implemented) change
+    requests, clearing their votes so that the CAB decides again on what will really ship.
+    Runs inside the invalidating edit's transaction (release locked; taking the change
+    request lock after it is safe: no vote is cast on an approved request).
+    Side effects: ``change_request.withdraw_approval`` per request, recording the cleared
+    votes. Returns how many requests were sent back."""
+    count = 0
+    for cr in ChangeRequest.objects.select_for_update().filter(
+        release=release, state=ChangeState.APPROVED
+    ):
+        votes = [
+            {"voter": v.voter.get_username(), "choice": v.choice, "comment": v.comment}
+            for v in cr.votes.select_related("voter")
+        ]
+        cr.votes.all().delete()
+        from_state = cr.state
+        cr.withdraw_approval()
+        cr.save()
+        _audit_cr(
+            cr,
+            actor=actor,
+            action="change_request.withdraw_approval",
+            from_state=from_state,
+            reason=f"Approval withdrawn: {reason}",
+            before={"votes": votes, "decision_reasons": cr.decision_reasons},
+        )
+        count += 1
+    return count
+
+
 # --- decisions --------------------------------------------------------------------------------
 
 

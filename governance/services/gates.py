@@ -485,6 +485,10 @@ def gates_invalidate(*, release: Release, actor, what: str, reason: str) -> int:
             from_state=from_state,
             reason=f"Invalidated: {reason}",
         )
+    if what in ("scope", "build", "rollback_plan"):
+        from .changes import change_requests_withdraw_approval
+
+        change_requests_withdraw_approval(release=release, actor=actor, reason=reason)
     if (
         release.state == ReleaseState.APPROVED
         and what in ("build", "rollback_plan")

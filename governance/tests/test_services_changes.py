@@ -330,3 +330,26 @@ def test_release_deployed_implements_its_approved_change(policy, make_release, r
     release = force_state(release, "deploying")
     release_services.release_mark_deployed(release=release, actor=release_manager)
     assert ChangeRequest.objects.get(pk=cr.pk).state == "implemented"
+
+
+def test_a_scope_change_after_cab_approval_sends_the_change_back_to_the_cab(
+    policy, quorum_policy, make_release, release_manager, cab_member, cab_chair
+):
+    from releases import services as release_services
+
+    release = _awaiting(make_release, policy)
+    cr = release.change_requests.get()
+    services.vote_cast(change_request=cr, actor=cab_member, choice="approve")
+    services.vote_cast(change_request=cr, actor=cab_chair, choice="approve")
+    release.refresh_from_db()
+    assert release.state == "approved"
+    release_services.scope_item_add(release=release, actor=release_manager, title="Late extra")
+    cr.refresh_from_db()
+    assert cr.state == "needs_info" and not cr.votes.exists()
+    event = AuditEvent.objects.get(action="change_request.withdraw_approval")
+    assert len(event.before["votes"]) == 2 and "added" in event.reason
+    # Asking for approval again resubmits it; the CAB votes again.
+    release.refresh_from_db()
+    release = release_services.release_request_approval(release=release, actor=release_manager)
+    cr.refresh_from_db()
+    assert cr.state == "submitted"
