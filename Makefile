@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format check bench-ingest bench-poll clean
+.PHONY: install run test lint format check bench-ingest bench-poll bench-pages clean
 
 # Create the virtual environment and install the pinned dependencies (re-run only when pyproject.toml changes).
 install: $(STAMP)
@@ -50,6 +50,10 @@ bench-ingest: install
 # Poll 500 stub CI integrations (50–500 ms, 5% errors): sweep time vs ideal and retry share.
 bench-poll: install
 	$(BIN)/python benchmarks/poll.py $(BENCH_ARGS)
+
+# Pages at 1× and 100× seed_scale data: server time (median, p95), queries, ratio (docs/benchmarks-pages.md).
+bench-pages: install
+	$(BIN)/python benchmarks/pages.py $(BENCH_ARGS)
 
 # Remove the local database, broker folder and collected static files.
 clean:

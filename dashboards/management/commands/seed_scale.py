@@ -381,27 +381,31 @@ class Command(BaseCommand):
         return made
 
     def _runs(self, ids: list[int], count: int) -> None:
-        """Pipeline runs of each release's version, started up to nine days before its
-        window (lead times from an hour to days). Inserted with executemany: a million
-        model instances through bulk_create would take ten minutes."""
+        """CI runs as CI produces them: each release version is built by a few runs on main
+        (started one hour to nine days before its window: the lead times), and most runs
+        are pull-request builds of the same services in between, whose versions no release
+        carries. Inserted with executemany: a million model instances through bulk_create
+        would take ten minutes."""
         if not count:
             return
         n = len(ids)
         rng = self.rng
+        release_builds = min(count, 3 * n)
 
         def build() -> Iterator[dict[str, Any]]:
             for i in range(count):
                 pk = ids[i % n]
                 _, _, start, _, version, _, _ = self.release_rows[pk]
                 begun = start - timedelta(minutes=rng.randint(60, 60 * 24 * 9))
+                on_main = i < release_builds
                 yield {
                     "service_id": self.release_service[pk],
                     "provider": "github_actions",
                     "external_id": f"{PREFIX}-{pk}-{i}",
                     "status": "failed" if rng.random() < 0.12 else "succeeded",
                     "commit_sha": f"{rng.getrandbits(160):040x}",
-                    "ref": "refs/heads/main",
-                    "version": version,
+                    "ref": "refs/heads/main" if on_main else f"refs/pull/{i % 5000}/merge",
+                    "version": version if on_main else f"{version}-pr.{i}",
                     "started_at": begun,
                     "finished_at": begun + timedelta(minutes=rng.randint(4, 25)),
                     "created_at": begun,
