@@ -7,7 +7,7 @@ no serializer runs on the hot path. Errors are JSON (config.api.exception_handle
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -50,6 +50,52 @@ def read_body(request) -> bytes:
     if len(body) > limit:
         raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
     return body
+
+
+RUN_EXAMPLE = OpenApiExample(
+    "A finished GitHub Actions run",
+    request_only=True,
+    value={
+        "service": "payments-api",
+        "provider": "github_actions",
+        "external_id": "9001",
+        "attempt": 1,
+        "status": "succeeded",
+        "commit_sha": "3f1c0d9e8b7a6f5e4d3c2b1a09f8e7d6c5b4a392",
+        "ref": "refs/heads/main",
+        "version": "2.4.0",
+        "url": "https://ci.example/run/9001",
+        "started_at": "2026-11-20T10:00:00Z",
+        "finished_at": "2026-11-20T10:07:12Z",
+        "checks": [
+            {"kind": "tests", "status": "passed", "passed": 812, "failed": 0, "skipped": 4},
+            {"kind": "security_scan", "status": "passed", "critical": 0, "high": 1},
+            {"kind": "coverage", "status": "passed", "percent": 87.5},
+        ],
+        "artefacts": [
+            {
+                "name": "payments-api",
+                "version": "2.4.0",
+                "digest": "sha256:9b2c0f3a4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8",
+                "uri": "registry.example/payments-api:2.4.0",
+            }
+        ],
+    },
+)
+DEPLOYMENT_EXAMPLE = OpenApiExample(
+    "A production deployment in progress",
+    request_only=True,
+    value={
+        "service": "payments-api",
+        "environment": "production",
+        "version": "2.4.0",
+        "status": "in_progress",
+        "provider": "argo-cd",
+        "external_id": "deploy-77",
+        "url": "https://cd.example/deploy/77",
+        "started_at": "2026-11-20T11:00:00Z",
+    },
+)
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -130,6 +176,7 @@ class PipelineRunIngestView(IngestView):
         operation_id="pipeline_runs_upsert",
         summary="Report a CI run (upsert on provider, external_id, attempt)",
         request=PipelineRunInputSerializer,
+        examples=[RUN_EXAMPLE],
         responses={
             201: OpenApiResponse(PipelineRunOutputSerializer, description="Created."),
             200: OpenApiResponse(
@@ -188,6 +235,7 @@ class DeploymentIngestView(IngestView):
             "recorded and the answer is 409 with the blockers and the recorded deployment."
         ),
         request=DeploymentInputSerializer,
+        examples=[DEPLOYMENT_EXAMPLE],
         responses={
             201: OpenApiResponse(DeploymentOutputSerializer, description="Created."),
             200: OpenApiResponse(

@@ -106,19 +106,19 @@ def _adapter(call, *args):
         raise exceptions.ValidationError({"payload": [str(exc)]}) from None
 
 
-@extend_schema(
-    operation_id="webhooks_github",
-    summary="GitHub Actions workflow_run webhook",
-    request={"application/json": {"type": "object"}},
-    parameters=[
-        OpenApiParameter("X-Hub-Signature-256", str, OpenApiParameter.HEADER, required=True),
-        OpenApiParameter("X-GitHub-Event", str, OpenApiParameter.HEADER),
-        OpenApiParameter("X-GitHub-Delivery", str, OpenApiParameter.HEADER),
-    ],
-    responses=_responses(),
-    tags=["webhooks"],
-)
 class GitHubWebhookView(WebhookView):
+    @extend_schema(
+        operation_id="webhooks_github",
+        summary="GitHub Actions workflow_run webhook",
+        request={"application/json": {"type": "object"}},
+        parameters=[
+            OpenApiParameter("X-Hub-Signature-256", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("X-GitHub-Event", str, OpenApiParameter.HEADER),
+            OpenApiParameter("X-GitHub-Delivery", str, OpenApiParameter.HEADER),
+        ],
+        responses=_responses(),
+        tags=["webhooks"],
+    )
     def post(self, request):
         body = read_body(request)
         signature = request.META.get("HTTP_X_HUB_SIGNATURE_256")
@@ -141,19 +141,19 @@ class GitHubWebhookView(WebhookView):
         )
 
 
-@extend_schema(
-    operation_id="webhooks_gitlab",
-    summary="GitLab Pipeline Hook",
-    request={"application/json": {"type": "object"}},
-    parameters=[
-        OpenApiParameter("X-Gitlab-Token", str, OpenApiParameter.HEADER, required=True),
-        OpenApiParameter("X-Gitlab-Event", str, OpenApiParameter.HEADER),
-        OpenApiParameter("X-Gitlab-Event-UUID", str, OpenApiParameter.HEADER),
-    ],
-    responses=_responses(),
-    tags=["webhooks"],
-)
 class GitLabWebhookView(WebhookView):
+    @extend_schema(
+        operation_id="webhooks_gitlab",
+        summary="GitLab Pipeline Hook",
+        request={"application/json": {"type": "object"}},
+        parameters=[
+            OpenApiParameter("X-Gitlab-Token", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("X-Gitlab-Event", str, OpenApiParameter.HEADER),
+            OpenApiParameter("X-Gitlab-Event-UUID", str, OpenApiParameter.HEADER),
+        ],
+        responses=_responses(),
+        tags=["webhooks"],
+    )
     def post(self, request):
         body = read_body(request)
         presented = request.META.get("HTTP_X_GITLAB_TOKEN")
@@ -173,18 +173,18 @@ class GitLabWebhookView(WebhookView):
         )
 
 
-@extend_schema(
-    operation_id="webhooks_jenkins",
-    summary="Jenkins Notification plugin",
-    request={"application/json": {"type": "object"}},
-    parameters=[
-        OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
-        OpenApiParameter("token", str, OpenApiParameter.QUERY),
-    ],
-    responses=_responses(),
-    tags=["webhooks"],
-)
 class JenkinsWebhookView(WebhookView):
+    @extend_schema(
+        operation_id="webhooks_jenkins",
+        summary="Jenkins Notification plugin",
+        request={"application/json": {"type": "object"}},
+        parameters=[
+            OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
+            OpenApiParameter("token", str, OpenApiParameter.QUERY),
+        ],
+        responses=_responses(),
+        tags=["webhooks"],
+    )
     def post(self, request):
         body = read_body(request)
         presented = self.shared_secret(request)
@@ -197,18 +197,18 @@ class JenkinsWebhookView(WebhookView):
         return self.receive_run(integration, event, delivery_id="", event_name="notification")
 
 
-@extend_schema(
-    operation_id="webhooks_alertmanager",
-    summary="Prometheus Alertmanager webhook (version 4)",
-    request={"application/json": {"type": "object"}},
-    parameters=[
-        OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
-        OpenApiParameter("token", str, OpenApiParameter.QUERY),
-    ],
-    responses=_responses(),
-    tags=["webhooks"],
-)
 class AlertmanagerWebhookView(WebhookView):
+    @extend_schema(
+        operation_id="webhooks_alertmanager",
+        summary="Prometheus Alertmanager webhook (version 4)",
+        request={"application/json": {"type": "object"}},
+        parameters=[
+            OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
+            OpenApiParameter("token", str, OpenApiParameter.QUERY),
+        ],
+        responses=_responses(),
+        tags=["webhooks"],
+    )
     def post(self, request):
         body = read_body(request)
         presented = self.shared_secret(request)

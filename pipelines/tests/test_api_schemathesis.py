@@ -1,0 +1,47 @@
+"""Property-based run over the ingestion endpoints' OpenAPI schema (Schemathesis, in-process
+against the WSGI app): no input gives a 5xx, and every response conforms to the schema
+(status code documented, content type, body shape)."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from config.wsgi import application
+
+from .conftest import make_token
+
+INGESTION = r"^/api/v1/(pipeline-runs|deployments|webhooks/(github|gitlab|jenkins|alertmanager))/$"
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/", application).include(path_regex=INGESTION)
+
+
+@pytest.fixture
+def token(service, production, settings):
+    settings.INGEST_RATE_LIMIT = 0
+    return make_token("schemathesis", [service])
+
+
+@schema.parametrize()
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@pytest.mark.django_db
+def test_ingestion_endpoints_conform_and_never_fail(case, token):
+    case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
