@@ -264,3 +264,9 @@ def test_release_page_panel_is_hidden_from_outsiders(setup, client, outsider):
     client.force_login(outsider)
     response = client.get(f"/pipelines/releases/{setup['release'].pk}/verification/")
     assert response.status_code == 404
+
+
+def test_release_page_loads_the_panel_lazily(setup, client, release_manager):
+    client.force_login(release_manager)
+    html = client.get(f"/releases/{setup['release'].pk}/").content.decode()
+    assert f'hx-get="/pipelines/releases/{setup["release"].pk}/verification/"' in html
