@@ -1,0 +1,103 @@
+"""Celery set-up of the workers: tasks registered by name with bounded, jittered retries and
+time limits; beat fan-out entries in the database; robust enqueue after commit with a
+durable marker when the broker is down."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+from django_celery_beat.models import PeriodicTask
+
+from config.celery import app
+from pipelines import worker_queue
+from pipelines.worker_models import TaskOutbox
+
+pytestmark = pytest.mark.django_db
+
+BEAT = {
+    "pipelines.poll_due_integrations",
+    "pipelines.verify_running_deployments",
+    "pipelines.deliver_due_notifications",
+}
+
+
+def test_beat_fan_out_entries_are_in_the_database():
+    tasks = dict(PeriodicTask.objects.filter(task__in=BEAT).values_list("task", "enabled"))
+    assert tasks == dict.fromkeys(BEAT, True)  # a few entries, none per polled system
+    assert all(t.interval is not None for t in PeriodicTask.objects.filter(task__in=BEAT))
+
+
+def test_tasks_are_registered_with_limits_and_bounded_jittered_retries():
+    import pipelines.tasks  # noqa: F401 - what autodiscovery imports
+
+    for name in BEAT | {"pipelines.deliver_notification", "pipelines.call_rollback_webhook"}:
+        task = app.tasks[name]
+        assert task.time_limit and task.soft_time_limit < task.time_limit
+    deliver = app.tasks["pipelines.deliver_notification"]
+    assert deliver.acks_late and deliver.reject_on_worker_lost
+    assert deliver.max_retries == 5 and deliver.retry_jitter and deliver.retry_backoff
+
+
+def test_settings_are_safe_for_late_acks():
+    from django.conf import settings
+
+    assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST
+    assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+    assert settings.CELERY_TASK_SERIALIZER == "json"
+
+
+def test_backoff_has_full_jitter_and_a_cap():
+    draws = [worker_queue.backoff_seconds(3, base=5, cap=30) for _ in range(200)]
+    assert all(0 <= d <= 30 for d in draws)
+    assert min(draws) < 5 < max(draws)  # spread over the whole window, not a fixed delay
+    assert all(worker_queue.backoff_seconds(50, base=5, cap=60) <= 60 for _ in range(50))
+
+
+def test_enqueue_waits_for_commit_and_never_raises(monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+
+    def broken(name, args):
+        sent.append(name)
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", broken)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        worker_queue.enqueue_on_commit("pipelines.deliver_notification", 7)
+        assert sent == []  # nothing leaves before commit
+    assert len(callbacks) == 1 and sent == ["pipelines.deliver_notification"]
+    marker = TaskOutbox.objects.get()
+    assert marker.args == [7] and "Connection refused" in marker.error
+
+
+def test_rolled_back_work_is_never_queued(django_capture_on_commit_callbacks):
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        worker_queue.enqueue_on_commit("pipelines.deliver_notification", 7)
+        raise RuntimeError
+    assert callbacks == []
+
+
+def test_the_sweep_resends_markers_once(monkeypatch):
+    TaskOutbox.objects.create(task_name="pipelines.deliver_notification", args=[1])
+    TaskOutbox.objects.create(task_name="pipelines.deliver_notification", args=[2])
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
+    assert worker_queue.requeue_task_outbox() == 2
+    assert worker_queue.requeue_task_outbox() == 0
+    assert sorted(a for _, a in sent) == [[1], [2]]
+    assert not TaskOutbox.objects.exists()
+
+
+def test_beat_tasks_run_as_thin_wrappers(monkeypatch):
+    """Each beat task only calls its service (run eagerly here, no broker)."""
+    from pipelines import worker_tasks
+
+    monkeypatch.setattr(app, "send_task", lambda *a, **k: None)
+    assert worker_tasks.poll_due_integrations.apply().get() == 0
+    assert worker_tasks.verify_running_deployments.apply().get() == 0
+    assert worker_tasks.deliver_due_notifications.apply().get() == 0
+    assert worker_tasks.deliver_notification.apply(args=[123456]).get() == "skipped"
+    assert worker_tasks.poll_integration.apply(args=[123456]).get() == "skipped"
