@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import worker_views
+from . import views, worker_views
 
 app_name = "pipelines"
 urlpatterns: list = [
+    path("releases/<int:pk>/delivery/", views.release_delivery_panel, name="release_delivery"),
     # workers: integration health, notifications, verification panel
     path("integrations/", worker_views.integrations, name="integrations"),
     path("notifications/", worker_views.notification_list, name="notifications"),
