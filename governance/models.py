@@ -649,6 +649,20 @@ class ChangeRequest(ConcurrentTransitionMixin, models.Model):
     def close(self) -> None:
         self.closed_at = timezone.now()
 
+    @transition(
+        field=state,
+        source=[
+            ChangeState.DRAFT,
+            ChangeState.SUBMITTED,
+            ChangeState.IN_REVIEW,
+            ChangeState.NEEDS_INFO,
+        ],
+        target=ChangeState.CLOSED,
+    )
+    def withdraw(self) -> None:
+        """The change will not happen (for example, its release was cancelled)."""
+        self.closed_at = timezone.now()
+
 
 class QuorumPolicyRecord(models.Model):
     """CAB quorum as data (see governance/domain/quorum.py for the rules): per change type,

@@ -110,6 +110,7 @@ def inbox(*, viewer) -> Inbox:
     if has_role(viewer, *CAB_ROLES, Role.SECURITY_LEAD):
         votes = list(
             ChangeRequest.objects.filter(state__in=VOTING_STATES)
+            .exclude(release__state__in=TERMINAL_STATES)
             .exclude(requested_by=viewer)
             .exclude(release__owner=viewer)
             .exclude(recusals__user=viewer)

@@ -194,6 +194,19 @@ class ChangeRequestViewSet(
         )
         return _ok(s.ChangeRequestSerializer, cr)
 
+    @extend_schema(
+        request=s.ReasonInputSerializer, responses={200: s.ChangeRequestSerializer, **ERRORS}
+    )
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        """Withdraw an undecided change request (it will not happen), with a reason."""
+        data = s.ReasonInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        cr = services.change_request_withdraw(
+            change_request=self.get_object(), actor=request.user, **data.validated_data
+        )
+        return _ok(s.ChangeRequestSerializer, cr)
+
     @extend_schema(request=None, responses={200: s.ChangeRequestSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def implement(self, request, pk=None):

@@ -460,6 +460,22 @@ def change_requests_withdraw_approval(*, release: Release, actor, reason: str) -
     return count
 
 
+def change_request_withdraw(
+    *, change_request: ChangeRequest | int, actor, reason: str
+) -> ChangeRequest:
+    """draft | submitted | in_review | needs_info → closed: the change will not happen
+    (reason required). Open agenda items are closed with it. Done automatically when the
+    release is cancelled. Permissions: requester, release managers of the release.
+    Side effects: ``change_request.withdraw``."""
+    reason = require_text(reason, "A reason", "reason")
+    with transaction.atomic():
+        cr = _lock_cr(change_request)
+        _require_editor(actor, cr)
+        _transition(cr, cr.withdraw, actor=actor, action="change_request.withdraw", reason=reason)
+        AgendaItem.objects.filter(change_request=cr, outcome=AgendaOutcome.OPEN).delete()
+    return cr
+
+
 # --- decisions --------------------------------------------------------------------------------
 
 

@@ -214,3 +214,21 @@ def test_drafts_can_be_deleted_and_votes_withdrawn(quorum_policy, release_manage
     )
     assert api(cab_member).post(f"/api/v1/change-requests/{pk}/withdraw-vote/").status_code == 204
     assert api(cab_member).get(f"/api/v1/votes/?change_request={pk}").json()["count"] == 0
+
+
+def test_withdraw_over_the_api(quorum_policy, release_manager):
+    pk = (
+        api(release_manager)
+        .post("/api/v1/change-requests/", {"title": "x"}, format="json")
+        .json()["id"]
+    )  # noqa: E501
+    assert (
+        api(release_manager)
+        .post(f"/api/v1/change-requests/{pk}/withdraw/", {}, format="json")
+        .status_code
+        == 400
+    )  # noqa: E501
+    response = api(release_manager).post(
+        f"/api/v1/change-requests/{pk}/withdraw/", {"reason": "Not needed"}, format="json"
+    )
+    assert response.json()["state"] == "closed"

@@ -59,6 +59,7 @@ MATRIX = {
     "implement": (["approved"], "implemented", "release_manager"),
     "review": (["implemented"], "reviewed", "release_manager"),
     "close": (["reviewed"], "closed", "release_manager"),
+    "withdraw": (["draft", "submitted", "in_review", "needs_info"], "closed", "release_manager"),
 }
 
 
@@ -73,6 +74,9 @@ def _call(name, cr, actor):
             change_request=cr, actor=actor, notes="Went fine"
         ),
         "close": lambda: services.change_request_close(change_request=cr, actor=actor),
+        "withdraw": lambda: services.change_request_withdraw(
+            change_request=cr, actor=actor, reason="Not needed"
+        ),
     }[name]
     return fn()
 
@@ -353,3 +357,15 @@ def test_a_scope_change_after_cab_approval_sends_the_change_back_to_the_cab(
     release = release_services.release_request_approval(release=release, actor=release_manager)
     cr.refresh_from_db()
     assert cr.state == "submitted"
+
+
+def test_cancelling_the_release_withdraws_its_open_change_request(
+    policy, quorum_policy, make_release, release_manager
+):
+    from releases import services as release_services
+
+    release = _awaiting(make_release, policy)
+    release_services.release_cancel(release=release, actor=release_manager, reason="Descoped")
+    cr = release.change_requests.get()
+    assert cr.state == "closed"
+    assert "cancelled" in AuditEvent.objects.get(action="change_request.withdraw").reason
