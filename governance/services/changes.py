@@ -445,6 +445,7 @@ def change_requests_withdraw_approval(*, release: Release, actor, reason: str) -
             for v in cr.votes.select_related("voter")
         ]
         cr.votes.all().delete()
+        reasons, cr.decision_reasons = cr.decision_reasons, []
         from_state = cr.state
         cr.withdraw_approval()
         cr.save()
@@ -454,7 +455,7 @@ def change_requests_withdraw_approval(*, release: Release, actor, reason: str) -
             action="change_request.withdraw_approval",
             from_state=from_state,
             reason=f"Approval withdrawn: {reason}",
-            before={"votes": votes, "decision_reasons": cr.decision_reasons},
+            before={"votes": votes, "decision_reasons": reasons},
         )
         count += 1
     return count
