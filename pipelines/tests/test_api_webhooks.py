@@ -336,3 +336,25 @@ def test_create_integration_command(service):
             "--secret=s",
             stdout=out,
         )
+
+
+def test_unstorable_text_in_a_signed_payload_is_a_400_not_a_500(github):
+    payload = fixture("github_workflow_run_completed")
+    payload["workflow_run"]["head_sha"] = "abc\u0000def"
+    response = post_github(payload)
+    assert response.status_code == 400 and "commit_sha" in response.json()["errors"]
+    assert not PipelineRun.objects.exists() and not WebhookDelivery.objects.exists()
+
+
+def test_a_long_workflow_name_is_shortened_not_refused(github):
+    payload = fixture("github_workflow_run_completed")
+    payload["workflow_run"]["name"] = "n" * 500
+    assert post_github(payload).status_code == 200
+    assert len(PipelineRun.objects.get().name) == 200
+
+
+def test_nul_in_alert_labels_is_stored_cleanly(alertmanager, production_deployment):
+    payload = fixture("alertmanager_firing")
+    payload["alerts"][0]["labels"]["alertname"] = "High\u0000Errors"
+    assert post_alerts(payload).status_code == 200
+    assert Incident.objects.filter(alertname="HighErrors").exists()
