@@ -156,6 +156,9 @@ def delivery_history() -> None:
             ],
             batch_size=1000,
         )
+    from .services import metrics_facts_refresh
+
+    metrics_facts_refresh(full=True)
 
 
 def register() -> None:

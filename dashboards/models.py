@@ -50,3 +50,64 @@ class CalendarFeedToken(models.Model):
     @staticmethod
     def generate_raw() -> str:
         return FEED_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class DeliveryFact(models.Model):
+    """One finished deployment as the metrics read it: a projection of Deployment,
+    PipelineRun and Incident rows, refreshed by ``dashboards.services.metrics_facts_refresh``.
+
+    Why a table: lead time and time to restore need correlated look-ups per deployment (the
+    first CI run of the version, the next successful deployment, the incidents). Done at
+    read time they cost seconds over 100× data; precomputed once per deployment, every
+    metric is a window function over an indexed range of small rows. The projection is
+    rebuilt for the last ``FACTS_REWINDOW`` on each refresh, because an incident or a fix can
+    arrive after the deployment finished.
+    """
+
+    deployment = models.OneToOneField(
+        "releases.Deployment", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    service = models.ForeignKey("releases.Service", on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey("releases.Team", on_delete=models.CASCADE, related_name="+")
+    is_production = models.BooleanField()
+    finished_at = models.DateTimeField()
+    succeeded = models.BooleanField(help_text="Still succeeded (not failed, not rolled back).")
+    shipped = models.BooleanField(help_text="The deployment itself succeeded (maybe rolled back).")
+    failed = models.BooleanField(help_text="Failed, rolled back, or followed by an incident.")
+    lead_seconds = models.FloatField(null=True)
+    restore_seconds = models.FloatField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["is_production", "finished_at"]),
+            models.Index(fields=["service", "finished_at"]),
+            models.Index(fields=["team", "finished_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Fact of deployment {self.deployment_id}"
+
+
+class ReleaseFact(models.Model):
+    """One release's cycle time and approval wait, projected like DeliveryFact."""
+
+    release = models.OneToOneField(
+        "releases.Release", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    deployed_at = models.DateTimeField(null=True, db_index=True)
+    approved_at = models.DateTimeField(null=True, db_index=True)
+    cycle_seconds = models.FloatField(null=True)
+    approval_wait_seconds = models.FloatField(null=True)
+
+    def __str__(self) -> str:
+        return f"Fact of release {self.release_id}"
+
+
+class FactsWatermark(models.Model):
+    """When the metrics facts were last refreshed (one row)."""
+
+    key = models.CharField(max_length=20, primary_key=True, default="metrics")
+    refreshed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} facts refreshed at {self.refreshed_at:%Y-%m-%d %H:%M}"

@@ -7,13 +7,22 @@ governance decision: who revoked the old feed URL, and when.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from governance.services import audit_record
 from releases.errors import PermissionDenied
 
-from .models import CalendarFeedToken, hash_feed_token
+from .models import (
+    CalendarFeedToken,
+    DeliveryFact,
+    FactsWatermark,
+    ReleaseFact,
+    hash_feed_token,
+)
 
 
 def calendar_feed_token_regenerate(*, actor) -> str:
@@ -50,3 +59,54 @@ def calendar_feed_token_touch(*, token: CalendarFeedToken) -> None:
     fetches by several calendar clients never contend on a lock."""
     now = timezone.now()
     CalendarFeedToken.objects.filter(pk=token.pk).update(last_used_at=now)
+
+
+# --- metrics facts: the read model behind the metrics pages and API ---------------------------
+
+# Facts of deployments and releases finished within this long before the last refresh are
+# rebuilt on every refresh: incidents, fixes and approvals can land after the fact.
+FACTS_REWINDOW = timedelta(days=35)
+# Pages and the API refresh the facts first when they are older than this.
+FACTS_MAX_AGE = timedelta(minutes=5)
+
+
+def metrics_facts_refresh(*, full: bool = False) -> int:
+    """Rebuild the metrics facts (all of them, or those of the last FACTS_REWINDOW before
+    the previous refresh) from deployments, runs, incidents, releases and audit events.
+
+    No permission: it derives data everyone with a role may read, and writes no domain
+    data (not audited). Idempotent; safe to run concurrently with reads (one transaction).
+    Returns the number of deployment facts written.
+    """
+    from .selectors.metrics import delivery_fact_rows, release_fact_rows
+
+    now = timezone.now()
+    with transaction.atomic():
+        mark = FactsWatermark.objects.select_for_update().filter(key="metrics").first()
+        since = None if full or mark is None else mark.refreshed_at - FACTS_REWINDOW
+        stale_deployments = DeliveryFact.objects.all()
+        stale_releases = ReleaseFact.objects.all()
+        if since is not None:
+            stale_deployments = stale_deployments.filter(finished_at__gte=since)
+            stale_releases = stale_releases.filter(
+                Q(deployed_at__gte=since) | Q(approved_at__gte=since)
+            )
+        stale_deployments.delete()
+        stale_releases.delete()
+        written = 0
+        for batch in delivery_fact_rows(since=since):
+            DeliveryFact.objects.bulk_create(batch, ignore_conflicts=True)
+            written += len(batch)
+        for batch in release_fact_rows(since=since):
+            ReleaseFact.objects.bulk_create(batch, ignore_conflicts=True)
+        FactsWatermark.objects.update_or_create(key="metrics", defaults={"refreshed_at": now})
+    return written
+
+
+def metrics_facts_ensure_fresh(*, max_age: timedelta = FACTS_MAX_AGE) -> None:
+    """Refresh the facts when they are older than ``max_age`` (one indexed read otherwise).
+    Called by the metrics page and API before reading, so figures lag by at most max_age."""
+    mark = FactsWatermark.objects.filter(key="metrics").values_list("refreshed_at", flat=True)
+    refreshed = next(iter(mark), None)
+    if refreshed is None or timezone.now() - refreshed > max_age:
+        metrics_facts_refresh()

@@ -34,7 +34,11 @@ from .models import CalendarFeedToken, hash_feed_token
 from .selectors import board as board_selectors
 from .selectors import calendar as cal
 from .selectors import metrics as metric_selectors
-from .services import calendar_feed_token_regenerate, calendar_feed_token_touch
+from .services import (
+    calendar_feed_token_regenerate,
+    calendar_feed_token_touch,
+    metrics_facts_ensure_fresh,
+)
 
 MONTH_PER_DAY = 3
 WEEK_PER_DAY = 12
@@ -402,6 +406,7 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
     service or team."""
     if not request.user.has_perm("releases.view_release"):
         return _no_access(request, "Metrics")
+    metrics_facts_ensure_fresh()  # figures lag the raw data by at most a few minutes
     choices = cal.calendar_filter_choices()
     form = MetricsFilterForm(request.GET or None, choices=choices)
     scope = form.scope()

@@ -14,6 +14,7 @@ from releases.models import Service
 
 from ..selectors import calendar as cal
 from ..selectors import metrics as metric_selectors
+from ..services import metrics_facts_ensure_fresh
 from .serializers import (
     CalendarEventSerializer,
     CalendarQuerySerializer,
@@ -58,6 +59,7 @@ class DoraMetricsView(APIView):
             service=data["service"],
             team=data["team"],
         )
+        metrics_facts_ensure_fresh()
         series = metric_selectors.metric_series(data["metric"], scope, data["interval"])
         return Response(DoraPointSerializer(series, many=True).data)
 

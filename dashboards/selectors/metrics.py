@@ -29,7 +29,7 @@ change a DORA band. Python only reshapes the aggregated rows (one per bucket or 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -341,6 +341,149 @@ def approval_wait_rows(scope: MetricsScope) -> QuerySet[Release]:
     )
 
 
+# --- the facts (dashboards.models.DeliveryFact / ReleaseFact) -----------------------------------
+#
+# The querysets above compute each duration from the raw rows with correlated look-ups; they
+# are evaluated once per deployment or release when the facts are refreshed
+# (dashboards.services.metrics_facts_refresh), not on every page view.
+
+FACT_BATCH = 2000
+
+
+def _span(start: Any, end: Any) -> float | None:
+    if start is None or end is None:
+        return None
+    return max((end - start).total_seconds(), 0.0)
+
+
+def delivery_fact_rows(*, since: datetime | None) -> Iterator[list[Any]]:
+    """DeliveryFact rows (unsaved, in batches) for deployments finished since ``since``."""
+    from ..models import DeliveryFact
+
+    scope = MetricsScope(date(1970, 1, 1), date(2999, 12, 31))
+    base = Deployment.objects.filter(state__in=FINISHED, finished_at__isnull=False)
+    if since is not None:
+        base = base.filter(finished_at__gte=since)
+        scope = MetricsScope(timezone.localtime(since).date(), date(2999, 12, 31))
+    lead = dict(
+        lead_time_rows(scope)
+        .filter(finished_at__gte=since or scope.start)
+        .values_list("pk", "committed_at")
+    )
+    restore = {
+        pk: (failed_at, restored_at)
+        for pk, failed_at, restored_at in restore_rows(scope)
+        .filter(finished_at__gte=since or scope.start)
+        .values_list("pk", "failed_at", "restored_at")
+    }
+    rows = (
+        base.annotate(_incident=_has_incident())
+        .values_list(
+            "pk",
+            "service_id",
+            "service__team_id",
+            "environment__is_production",
+            "finished_at",
+            "state",
+            "_incident",
+        )
+        .order_by("pk")
+    )
+    batch: list[Any] = []
+    for pk, service_id, team_id, production, finished_at, state, incident in rows.iterator(
+        chunk_size=FACT_BATCH
+    ):
+        failed_at, restored_at = restore.get(pk, (None, None))
+        batch.append(
+            DeliveryFact(
+                deployment_id=pk,
+                service_id=service_id,
+                team_id=team_id,
+                is_production=production,
+                finished_at=finished_at,
+                succeeded=state == DeploymentState.SUCCEEDED,
+                shipped=state in SHIPPED,
+                failed=state in FAILED or bool(incident),
+                lead_seconds=_span(lead.get(pk), finished_at) if production else None,
+                restore_seconds=_span(failed_at, restored_at) if production else None,
+            )
+        )
+        if len(batch) >= FACT_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def release_fact_rows(*, since: datetime | None) -> Iterator[list[Any]]:
+    """ReleaseFact rows for releases deployed or approved since ``since``."""
+    from ..models import ReleaseFact
+
+    requested = (
+        AuditEvent.objects.filter(
+            release_id=OuterRef("pk"),
+            action="release.request_approval",
+            created_at__lte=OuterRef("approved_at"),
+        )
+        .order_by("-created_at")
+        .values("created_at")[:1]
+    )
+    qs = Release.objects.filter(Q(deployed_at__isnull=False) | Q(approved_at__isnull=False))
+    if since is not None:
+        qs = qs.filter(Q(deployed_at__gte=since) | Q(approved_at__gte=since))
+    rows = (
+        qs.annotate(requested_at=Subquery(requested, output_field=DateTimeField()))
+        .values_list("pk", "planned_at", "approved_at", "deployed_at", "requested_at")
+        .order_by("pk")
+    )
+    batch: list[Any] = []
+    for pk, planned_at, approved_at, deployed_at, requested_at in rows.iterator(
+        chunk_size=FACT_BATCH
+    ):
+        batch.append(
+            ReleaseFact(
+                release_id=pk,
+                deployed_at=deployed_at,
+                approved_at=approved_at,
+                cycle_seconds=_span(planned_at, deployed_at),
+                approval_wait_seconds=_span(requested_at, approved_at),
+            )
+        )
+        if len(batch) >= FACT_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def delivery_facts(scope: MetricsScope, *, production: bool = True) -> QuerySet:
+    """Deployment facts of the period (finished_at), narrowed to a service or team."""
+    from ..models import DeliveryFact
+
+    qs = DeliveryFact.objects.filter(finished_at__gte=scope.start, finished_at__lt=scope.end)
+    if production:
+        qs = qs.filter(is_production=True)
+    if scope.service:
+        qs = qs.filter(service__slug=scope.service)
+    if scope.team:
+        qs = qs.filter(team__slug=scope.team)
+    return qs.annotate(moment=F("finished_at"))
+
+
+def release_facts(scope: MetricsScope, time_field: str) -> QuerySet:
+    from ..models import ReleaseFact
+
+    qs = ReleaseFact.objects.filter(
+        **{f"{time_field}__gte": scope.start, f"{time_field}__lt": scope.end}
+    )
+    links = ServiceLink.objects.filter(release_id=OuterRef("release_id"))
+    if scope.service:
+        qs = qs.filter(Exists(links.filter(service__slug=scope.service)))
+    if scope.team:
+        qs = qs.filter(Exists(links.filter(service__team__slug=scope.team)))
+    return qs.annotate(moment=F(time_field))
+
+
 # --- aggregation helpers ---------------------------------------------------------------------
 
 
@@ -361,7 +504,8 @@ def _group(key: str) -> Any:
 
 
 def percentile_by(qs: QuerySet, group: Any, p: float) -> dict[Any, float]:
-    """{group value: nearest-rank p-percentile of ``duration`` in seconds}: one query.
+    """{group value: nearest-rank p-percentile of the ``duration`` column (seconds)}: one
+    query.
 
     ROW_NUMBER() and COUNT() over each group's partition, then keep the row whose rank is
     ceil(p·n) (rank ≥ p·n and rank < p·n + 1 selects exactly that one).
@@ -376,14 +520,7 @@ def percentile_by(qs: QuerySet, group: Any, p: float) -> dict[Any, float]:
         .filter(rn__gte=F("n") * p, rn__lt=F("n") * p + 1)
         .values_list("g", "duration")
     )
-    return {g: _seconds(d) for g, d in ranked}
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    # SQLite returns the microseconds of a duration expression read through a window.
-    return float(value) / 1_000_000
+    return {g: float(d) for g, d in ranked}
 
 
 def _to_date(value: Any) -> Any:
@@ -421,40 +558,27 @@ def metric_series(metric: str, scope: MetricsScope, interval: str) -> list[dict[
     chart's data. One or two queries whatever the data size."""
     bucket = _bucket(interval)
     values: dict[Any, float | None]
-    if metric == "deployment_frequency":
-        rows = (
-            _scoped_deployments(scope)
-            .filter(state__in=SHIPPED)
-            .annotate(moment=F("finished_at"))
-            .annotate(b=bucket)
-            .order_by()
-            .values("b")
-            .annotate(n=Count("id"))
-            .values_list("b", "n")
-        )
-        values = {_to_date(b): float(n) for b, n in rows}
-        default: float | None = 0.0
-    elif metric in ("change_failure_rate", "deployment_success_rate"):
-        production = metric == "change_failure_rate"
-        qs = (
-            _scoped_deployments(scope, production=production)
-            .filter(state__in=FINISHED)
-            .annotate(moment=F("finished_at"))
-        )
-        if production:
-            qs = qs.annotate(_incident=_has_incident())
-            hit = Count("id", filter=_failure_q())
+    if metric in ("deployment_frequency", "change_failure_rate", "deployment_success_rate"):
+        qs = delivery_facts(scope, production=metric != "deployment_success_rate")
+        if metric == "deployment_frequency":
+            qs, hit = qs.filter(shipped=True), None
+        elif metric == "change_failure_rate":
+            hit = Count("pk", filter=Q(failed=True))
         else:
-            hit = Count("id", filter=Q(state=DeploymentState.SUCCEEDED))
+            hit = Count("pk", filter=Q(succeeded=True))
         rows = (
             qs.annotate(b=bucket)
             .order_by()
             .values("b")
-            .annotate(hit=hit, n=Count("id"))
+            .annotate(n=Count("pk"), hit=hit or Count("pk"))
             .values_list("b", "hit", "n")
         )
-        values = {_to_date(b): (hit / n if n else None) for b, hit, n in rows}
-        default = None
+        if metric == "deployment_frequency":
+            values = {_to_date(b): float(n) for b, _, n in rows}
+            default: float | None = 0.0
+        else:
+            values = {_to_date(b): (h / n if n else None) for b, h, n in rows}
+            default = None
     else:
         qs, p = _duration_source(metric, scope)
         values = {_to_date(k): v for k, v in percentile_by(qs, bucket, p).items()}
@@ -466,16 +590,20 @@ def metric_series(metric: str, scope: MetricsScope, interval: str) -> list[dict[
 
 
 def _duration_source(metric: str, scope: MetricsScope) -> tuple[QuerySet, float]:
-    if metric == "lead_time_for_changes":
-        return lead_time_rows(scope), 0.5
-    if metric == "lead_time_for_changes_p90":
-        return lead_time_rows(scope), 0.9
+    """The facts carrying a metric's durations, as a ``duration`` column, and its percentile."""
+    if metric in ("lead_time_for_changes", "lead_time_for_changes_p90"):
+        qs = delivery_facts(scope).filter(lead_seconds__isnull=False)
+        qs = qs.annotate(duration=F("lead_seconds"))
+        return qs, 0.9 if metric.endswith("p90") else 0.5
     if metric == "time_to_restore_service":
-        return restore_rows(scope), 0.5
+        qs = delivery_facts(scope).filter(failed=True, restore_seconds__isnull=False)
+        return qs.annotate(duration=F("restore_seconds")), 0.5
     if metric == "release_cycle_time":
-        return cycle_time_rows(scope), 0.5
+        qs = release_facts(scope, "deployed_at").filter(cycle_seconds__isnull=False)
+        return qs.annotate(duration=F("cycle_seconds")), 0.5
     if metric == "approval_wait_time":
-        return approval_wait_rows(scope), 0.5
+        qs = release_facts(scope, "approved_at").filter(approval_wait_seconds__isnull=False)
+        return qs.annotate(duration=F("approval_wait_seconds")), 0.5
     raise ValueError(f"Unknown metric {metric!r}.")
 
 
@@ -510,8 +638,6 @@ def metrics_summary(scope: MetricsScope) -> dict[str, MetricValue]:
 def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupRow]:
     """The table: every metric per service (or team), with its band. A fixed number of
     grouped queries (one per metric), whatever the number of services or rows."""
-    key = "service_id" if by == "service" else "service__team_id"
-    release_key = "services__id" if by == "service" else "services__team_id"
     if by == "service":
         groups = Service.objects.select_related("team").order_by("name")
         if scope.service:
@@ -527,23 +653,24 @@ def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupR
             teams = teams.filter(services__slug=scope.service)
         rows = {t.pk: GroupRow(key=t.pk, name=t.name) for t in teams}
 
-    prod = _scoped_deployments(scope).filter(state__in=FINISHED).annotate(_incident=_has_incident())
+    key = "service_id" if by == "service" else "team_id"
+    release_key = "release__services__id" if by == "service" else "release__services__team_id"
     counts = (
-        prod.order_by()
+        delivery_facts(scope)
+        .order_by()
         .values(key)
         .annotate(
-            shipped=Count("id", filter=Q(state__in=SHIPPED)),
-            failures=Count("id", filter=_failure_q()),
-            n=Count("id"),
+            shipped=Count("pk", filter=Q(shipped=True)),
+            failures=Count("pk", filter=Q(failed=True)),
+            n=Count("pk"),
         )
         .values_list(key, "shipped", "failures", "n")
     )
     every_env = (
-        _scoped_deployments(scope, production=False)
-        .filter(state__in=FINISHED)
+        delivery_facts(scope, production=False)
         .order_by()
         .values(key)
-        .annotate(ok=Count("id", filter=Q(state=DeploymentState.SUCCEEDED)), n=Count("id"))
+        .annotate(ok=Count("pk", filter=Q(succeeded=True)), n=Count("pk"))
         .values_list(key, "ok", "n")
     )
     freq: dict[int, tuple[float, int]] = {}
@@ -553,13 +680,17 @@ def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupR
         cfr[group] = (failures / n if n else None, n)
     success = {g: (ok / n if n else None, n) for g, ok, n in every_env}
 
-    durations = {
-        "lead_time_for_changes": percentile_by(lead_time_rows(scope), F(key), 0.5),
-        "lead_time_for_changes_p90": percentile_by(lead_time_rows(scope), F(key), 0.9),
-        "time_to_restore_service": percentile_by(restore_rows(scope), F(key), 0.5),
-        "release_cycle_time": percentile_by(cycle_time_rows(scope), F(release_key), 0.5),
-        "approval_wait_time": percentile_by(approval_wait_rows(scope), F(release_key), 0.5),
-    }
+    durations = {}
+    for metric in (
+        "lead_time_for_changes",
+        "lead_time_for_changes_p90",
+        "time_to_restore_service",
+        "release_cycle_time",
+        "approval_wait_time",
+    ):
+        qs, p = _duration_source(metric, scope)
+        group_key = release_key if metric in ("release_cycle_time", "approval_wait_time") else key
+        durations[metric] = percentile_by(qs, F(group_key), p)
     for group_id, row in rows.items():
         for metric, info in METRICS.items():
             count = None

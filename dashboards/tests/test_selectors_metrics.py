@@ -6,8 +6,10 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
 
 from dashboards.selectors import metrics as m
+from dashboards.services import metrics_facts_refresh
 from governance.models import AuditEvent
 from pipelines.models import Incident
 from releases.models import Release
@@ -84,6 +86,16 @@ def releases_history(service):
     )
 
 
+@pytest.fixture(autouse=True)
+def facts(request):
+    """Refresh the metrics facts after the test's data fixtures have run."""
+    if "history" in request.fixturenames or "releases_history" in request.fixturenames:
+        request.getfixturevalue("history")
+        if "releases_history" in request.fixturenames:
+            request.getfixturevalue("releases_history")
+        metrics_facts_refresh(full=True)
+
+
 @pytest.mark.django_db
 def test_summary_values_are_exact(history, releases_history):
     summary = m.metrics_summary(SCOPE)
@@ -152,3 +164,29 @@ def test_filters_narrow_to_a_service(history, other_service):
 )
 def test_dora_bands(metric, value, band):
     assert m.dora_band(metric, value, days=30) == band
+
+
+@pytest.mark.django_db
+def test_a_late_incident_is_picked_up_by_the_next_refresh(service, production):
+    finished = timezone.now() - timedelta(days=2)
+    deployment = DeploymentFactory(
+        service=service,
+        environment=production,
+        finished_at=finished,
+        started_at=finished - timedelta(minutes=5),
+    )
+    metrics_facts_refresh(full=True)
+    today = timezone.localdate()
+    scope = m.MetricsScope(today - timedelta(days=29), today)
+    assert m.metric_series("change_failure_rate", scope, "all")[0]["value"] == 0.0
+    Incident.objects.create(
+        deployment=deployment,
+        service=service,
+        fingerprint="late",
+        started_at=finished + timedelta(hours=1),
+        resolved_at=finished + timedelta(hours=2),
+        status="resolved",
+    )
+    metrics_facts_refresh()  # incremental: rebuilds the recent facts
+    assert m.metric_series("change_failure_rate", scope, "all")[0]["value"] == 1.0
+    assert m.metric_series("time_to_restore_service", scope, "all")[0]["value"] == 3600.0

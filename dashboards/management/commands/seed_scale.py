@@ -53,6 +53,8 @@ from releases.models import (
 )
 from releases.roles import Role
 
+from ...services import metrics_facts_refresh
+
 BATCH = 5000
 PREFIX = "scale"  # marks seed_scale rows (release names, run ids, usernames)
 TEAMS = {
@@ -170,10 +172,12 @@ class Command(BaseCommand):
             self._runs(ids, runs)
             self._incidents(deployments)
             self._governance(ids)
+            written = metrics_facts_refresh(full=True)
         self.stdout.write(
             self.style.SUCCESS(
                 f"seed_scale: {releases} releases, {runs} pipeline runs, "
-                f"{len(deployments)} deployments in {time.monotonic() - started:.1f} s"
+                f"{len(deployments)} deployments ({written} metrics facts) in "
+                f"{time.monotonic() - started:.1f} s"
             )
         )
 
