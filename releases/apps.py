@@ -6,10 +6,12 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases"
 
     def ready(self) -> None:
-        from . import communications, readiness
+        from . import communications, postrelease, readiness
         from .evidence import capture_on_deployment
 
-        # Evidence is frozen the moment a release is deployed (in the same transaction).
+        # A deployed release gets its default validation checklist ...
+        readiness.register_transition_listener(postrelease.on_release_transition)
+        # ... and its evidence is frozen in the same transaction, checklist included.
         readiness.register_transition_listener(capture_on_deployment)
         # Completion/rollback messages fall due with their transition; timed ones follow
         # the window when it moves.

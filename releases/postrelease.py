@@ -87,6 +87,18 @@ def validation_items_ensure_defaults(*, release: Release | int, actor) -> list[V
     return items
 
 
+def on_release_transition(*, release: Release, actor, name: str, from_state: str) -> None:
+    """Transition listener: a deployed release gets the default validation checklist, so
+    closing it asks for the checks a team should always make."""
+    if name != "mark_deployed" or release.validation_items.exists():
+        return
+    # Not audited on its own: the checklist follows from the deployment's audit event, and a
+    # transition writes exactly one event.
+    ValidationItem.objects.bulk_create(
+        [ValidationItem(release=release, title=title) for title in DEFAULT_VALIDATION_ITEMS]
+    )
+
+
 def validation_item_complete(
     *, item: ValidationItem | int, actor, note: str = ""
 ) -> ValidationItem:

@@ -10,14 +10,20 @@ from .models import Team
 
 
 class ValidationItemForm(forms.Form):
+    prefix = "validation"
+
     title = forms.CharField(label="Validation step", max_length=200)
 
 
 class CompleteItemForm(forms.Form):
+    prefix = "complete"
+
     note = forms.CharField(label="Note", required=False, max_length=2000)
 
 
 class RetrospectiveForm(forms.Form):
+    prefix = "retro"
+
     went_well = forms.CharField(
         label="What went well", widget=forms.Textarea(attrs={"rows": 3}), required=False
     )
@@ -47,6 +53,8 @@ class RetrospectiveForm(forms.Form):
 
 
 class ActionItemForm(forms.Form):
+    prefix = "action"
+
     title = forms.CharField(label="Action", max_length=300)
     owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), label="Owner")
     due_date = forms.DateField(label="Due", widget=forms.DateInput(attrs={"type": "date"}))
@@ -62,10 +70,14 @@ class ActionItemForm(forms.Form):
 
 
 class ActionStatusForm(forms.Form):
+    prefix = "status"
+
     status = forms.ChoiceField(choices=ActionStatus.choices)
 
 
 class ImpactForm(forms.Form):
+    prefix = "impact"
+
     expected_outcome = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
     observed_outcome = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     customer_impact = forms.ChoiceField(choices=CustomerImpact.choices)

@@ -9,6 +9,7 @@ service's message and a 4xx status.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from pipelines.models import Incident
 
 from . import evidence, postrelease, selectors
+from . import views as release_views
 from .choices import (
     OPEN_ACTION_STATUSES,
     EvidenceTrigger,
@@ -85,7 +87,8 @@ def _panel_context(request: HttpRequest, release: Release, **forms: Any) -> dict
                 "note": note,
                 "published": bool(note and note.state == NotesState.PUBLISHED),
                 "html": mark_safe(render_markdown(body)),  # sanitised by nh3
-                "form": forms.get(f"notes_{audience}") or NotesForm(initial={"body": body}),
+                "form": forms.get(f"notes_{audience}")
+                or NotesForm(initial={"body": body}, prefix=f"notes-{audience}"),
             }
         )
     return {
@@ -144,7 +147,12 @@ def _render_panel(
 
 
 def _done(request: HttpRequest, release: Release, message: str) -> HttpResponse:
+    """After a successful write. On the release page the whole page is refreshed (the
+    blockers, the buttons and the timeline change too); on the review's own page, the panel.
+    Without JavaScript: post/redirect/get."""
     if request.htmx:
+        if urlparse(request.htmx.current_url or "").path == release.get_absolute_url():
+            return release_views._written(request, release.pk, message)
         messages.success(request, message)
         return _render_panel(request, _release_or_404(request, release.pk))
     messages.success(request, message)
@@ -284,6 +292,7 @@ def notes_save(request: HttpRequest, pk: int, audience: str) -> HttpResponse:
             release=r, actor=request.user, audience=audience, body=None if redraft else d["body"]
         ),
         "Release notes redrafted from scope." if redraft else "Release notes saved.",
+        {"prefix": f"notes-{audience}"},
     )
 
 
@@ -308,7 +317,7 @@ def notes_preview(request: HttpRequest, pk: int, audience: str) -> HttpResponse:
     """Render Markdown as it will be shown (sanitised), without saving."""
     _audience(audience)
     _release_or_404(request, pk)
-    form = NotesForm(request.POST)
+    form = NotesForm(request.POST, prefix=f"notes-{audience}")
     body = form.cleaned_data["body"] if form.is_valid() else ""
     html = mark_safe(render_markdown(body))  # sanitised by nh3
     return render(request, "releases/postrelease/preview.html", {"html": html})

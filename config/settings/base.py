@@ -142,6 +142,7 @@ SPECTACULAR_SETTINGS = {
         "RiskLevelEnum": "releases.choices.RiskLevel",
         "ReleaseStateEnum": "releases.choices.ReleaseState",
         "RunStatusEnum": "pipelines.models.RunStatus",
+        "DeploymentReportStatusEnum": "pipelines.api.validation.DEPLOYMENT_STATUSES",
         "GateStatusEnum": "governance.choices.GateStatus",
         "ChangeStateEnum": "governance.choices.ChangeState",
         "MeetingStateEnum": "governance.choices.MeetingState",

@@ -45,14 +45,18 @@ def test_record_retrospective_and_action_item(client, deployed, release_manager)
     client.force_login(release_manager)
     resp = client.post(
         url(deployed, "retrospective/"),
-        {"went_well": "Smooth canary", "went_badly": "", "to_change": "", "runbook_links": ""},
+        {"retro-went_well": "Smooth canary", "retro-runbook_links": ""},
     )
     assert resp.status_code == 302
     assert Retrospective.objects.get(release=deployed).went_well == "Smooth canary"
     due = (timezone.localdate() + timedelta(days=7)).isoformat()
     resp = client.post(
         url(deployed, "actions/"),
-        {"title": "Automate smoke test", "owner": release_manager.pk, "due_date": due},
+        {
+            "action-title": "Automate smoke test",
+            "action-owner": release_manager.pk,
+            "action-due_date": due,
+        },
     )
     assert resp.status_code == 302
     assert ActionItem.objects.get().title == "Automate smoke test"
@@ -61,7 +65,9 @@ def test_record_retrospective_and_action_item(client, deployed, release_manager)
 @pytest.mark.django_db
 def test_empty_retrospective_shows_a_form_error(client, deployed, release_manager):
     client.force_login(release_manager)
-    resp = client.post(url(deployed, "retrospective/"), {"went_well": ""}, HTTP_HX_REQUEST="true")
+    resp = client.post(
+        url(deployed, "retrospective/"), {"retro-went_well": ""}, HTTP_HX_REQUEST="true"
+    )
     assert resp.status_code == 400
     assert "Say what went well" in resp.content.decode()
     assert not Retrospective.objects.exists()
@@ -72,7 +78,7 @@ def test_bad_runbook_link_is_a_field_error(client, deployed, release_manager):
     client.force_login(release_manager)
     resp = client.post(
         url(deployed, "retrospective/"),
-        {"went_well": "ok", "runbook_links": "javascript:alert(1)"},
+        {"retro-went_well": "ok", "retro-runbook_links": "javascript:alert(1)"},
         HTTP_HX_REQUEST="true",
     )
     assert resp.status_code == 400
@@ -82,13 +88,15 @@ def test_bad_runbook_link_is_a_field_error(client, deployed, release_manager):
 @pytest.mark.django_db
 def test_publish_notes_freezes_them(client, deployed, release_manager):
     client.force_login(release_manager)
-    client.post(url(deployed, "notes/customer/"), {"body": "# Hello\n\n<script>x</script>"})
+    client.post(
+        url(deployed, "notes/customer/"), {"notes-customer-body": "# Hello\n\n<script>x</script>"}
+    )
     resp = client.post(url(deployed, "notes/customer/publish/"))
     assert resp.status_code == 302
     notes = ReleaseNotes.objects.get(audience="customer")
     assert notes.state == "published"
     resp = client.post(
-        url(deployed, "notes/customer/"), {"body": "changed"}, HTTP_HX_REQUEST="true"
+        url(deployed, "notes/customer/"), {"notes-customer-body": "changed"}, HTTP_HX_REQUEST="true"
     )
     assert resp.status_code == 409
     notes.refresh_from_db()
@@ -100,7 +108,7 @@ def test_preview_is_sanitised(client, deployed, release_manager):
     client.force_login(release_manager)
     resp = client.post(
         url(deployed, "notes/internal/preview/"),
-        {"body": "**bold** <script>alert(1)</script> [x](javascript:alert(1))"},
+        {"notes-internal-body": "**bold** <script>alert(1)</script> [x](javascript:alert(1))"},
     )
     html = resp.content.decode()
     assert "<strong>bold</strong>" in html
@@ -112,7 +120,9 @@ def test_preview_is_sanitised(client, deployed, release_manager):
 def test_viewer_reads_but_cannot_write(client, deployed, viewer):
     client.force_login(viewer)
     assert client.get(url(deployed)).status_code == 200
-    resp = client.post(url(deployed, "retrospective/"), {"went_well": "x"}, HTTP_HX_REQUEST="true")
+    resp = client.post(
+        url(deployed, "retrospective/"), {"retro-went_well": "x"}, HTTP_HX_REQUEST="true"
+    )
     assert resp.status_code == 403
     assert not Retrospective.objects.exists()
 
