@@ -205,8 +205,9 @@ TRANSITION_SERVICES = {
 def available_transitions(*, release: Release, actor) -> list[str]:
     """Transitions this actor may press now (state allows it and permission holds).
 
-    Readiness blockers are not evaluated here: the button is offered and a refusal explains
-    what is missing, which is more useful than a silently absent button.
+    The model's own conditions count (so "Plan" appears once owner, scope, window and
+    rollback plan are there); governance blockers are not evaluated here: the button is
+    offered and a refusal lists what is missing, which beats a silently absent button.
     """
     if not actor.has_perm("releases.transition_release", release):
         return []
