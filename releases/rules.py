@@ -76,7 +76,6 @@ token_reads_releases = _token_predicate("releases:read")
 token_writes_releases = _token_predicate("releases:write")
 
 
-
 @rules.predicate
 def reports_deployment_of_release(user, release) -> bool:
     """A CD token reporting a deployment (pipelines' DeploymentReporter, only built by the
