@@ -4,6 +4,7 @@ queries, rollback policies, and the outbox (read-only, with a "retry now" action
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import models
 from django.utils import timezone
 
 from .worker_models import (
@@ -20,9 +21,13 @@ from .worker_models import (
 )
 from .worker_queue import enqueue_on_commit
 
+# URLs typed without a scheme are https (and Django 6's default).
+HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
+
 
 @admin.register(IntegrationPollState)
 class IntegrationPollStateAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = [
         "integration",
         "service",
@@ -57,12 +62,14 @@ class IntegrationPollStateAdmin(admin.ModelAdmin):
 
 
 class VerificationQueryInline(admin.TabularInline):
+    formfield_overrides = HTTPS_URLS
     model = VerificationQuery
     extra = 1
 
 
 @admin.register(VerificationSpec)
 class VerificationSpecAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ["service", "environment", "prometheus_url", "window_seconds", "enabled"]
     list_filter = ["environment", "enabled"]
     inlines = [VerificationQueryInline]
@@ -80,6 +87,7 @@ class VerificationRunAdmin(admin.ModelAdmin):
 
 @admin.register(RollbackPolicy)
 class RollbackPolicyAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ["environment", "action", "webhook_url"]
 
 
@@ -123,4 +131,5 @@ class NotificationAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationPreference)
 class NotificationPreferenceAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ["user"]

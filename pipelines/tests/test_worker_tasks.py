@@ -101,3 +101,21 @@ def test_beat_tasks_run_as_thin_wrappers(monkeypatch):
     assert worker_tasks.deliver_due_notifications.apply().get() == 0
     assert worker_tasks.deliver_notification.apply(args=[123456]).get() == "skipped"
     assert worker_tasks.poll_integration.apply(args=[123456]).get() == "skipped"
+
+
+def test_admin_pages_of_the_workers(client, service):
+    from django.contrib.auth import get_user_model
+
+    from .worker_support import polled_integration
+
+    admin = get_user_model().objects.create_superuser("root", "root@example.test", "pw")
+    polled_integration(service, "jenkins", "https://jenkins.example.com", "deploy")
+    client.force_login(admin)
+    for path in (
+        "/admin/pipelines/integrationpollstate/",
+        "/admin/pipelines/verificationspec/add/",
+        "/admin/pipelines/notification/",
+        "/admin/pipelines/rollbackpolicy/add/",
+        "/admin/django_celery_beat/periodictask/",
+    ):
+        assert client.get(path).status_code == 200, path
