@@ -5,6 +5,7 @@ do not grow with verification data)."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -91,6 +92,15 @@ class PreferencesForm(forms.Form):
                 widget=forms.CheckboxSelectMultiple,
                 initial=channels_for(user, event.value) if user is not None else [],
             )
+
+    def clean_slack_webhook_url(self) -> str:
+        """Only https: the worker POSTs to this URL, so plain http (or a typo'd internal
+        address over http) is refused unless NOTIFICATION_WEBHOOK_ALLOW_HTTP is set."""
+        url = self.cleaned_data["slack_webhook_url"]
+        allow_http = getattr(settings, "NOTIFICATION_WEBHOOK_ALLOW_HTTP", False)
+        if url and not url.startswith("https://") and not allow_http:
+            raise forms.ValidationError("Use an https:// webhook URL.")
+        return url
 
     def channels(self) -> dict[str, list[str]]:
         return {e.value: self.cleaned_data.get(f"event_{e.value}", []) for e in NotificationEvent}

@@ -201,6 +201,17 @@ def test_preferences_page(client, release_manager):
     assert outbox.channels_for(release_manager, "deployment_failed") == ["in_app", "slack"]
 
 
+def test_preferences_refuse_plain_http_webhooks(client, release_manager):
+    client.force_login(release_manager)
+    response = client.post(
+        "/pipelines/notifications/preferences/",
+        {"slack_webhook_url": "http://10.0.0.5/hook"},
+    )
+    assert response.status_code == 200
+    assert "Use an https:// webhook URL." in response.content.decode()
+    assert not NotificationPreference.objects.exists()
+
+
 def test_integrations_page(client, release_manager, service, outsider):
     from .worker_support import polled_integration
 
