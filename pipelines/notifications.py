@@ -146,6 +146,41 @@ def notification_enqueue(
     return created
 
 
+def notification_enqueue_external(
+    *,
+    channel: str,
+    destination: str,
+    subject: str,
+    body: str = "",
+    link: str = "",
+    idempotency_key: str,
+    event: str = NotificationEvent.RELEASE_COMMUNICATION,
+) -> Notification | None:
+    """Write one outbox row for an external destination (a mailing list, a channel's
+    webhook) in the caller's transaction; the same key, channel and destination is written
+    once. Returns the row created now, or None when it was already there."""
+    if channel not in (NotificationChannel.EMAIL, NotificationChannel.SLACK):
+        raise ValueError(f"External messages go by email or webhook, not {channel!r}.")
+    row = Notification(
+        recipient=None,
+        destination=destination[:500],
+        event=event,
+        channel=channel,
+        idempotency_key=idempotency_key[:200],
+        subject=subject[:200],
+        body=body,
+        link=link[:500],
+        next_attempt_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():  # a savepoint: a duplicate leaves the caller's work intact
+            row.save()
+    except IntegrityError:
+        return None
+    enqueue_on_commit("pipelines.deliver_notification", row.pk)
+    return row
+
+
 # --- delivering --------------------------------------------------------------------------------
 
 
@@ -209,15 +244,22 @@ def _send(notification: Notification) -> DeliveryOutcome:
                 subject=notification.subject,
                 message=f"{notification.body}\n\n{link}".strip(),
                 from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=[recipient.email],
+                recipient_list=(
+                    [recipient.email]
+                    if recipient
+                    else [a.strip() for a in notification.destination.split(",") if a.strip()]
+                ),
                 fail_silently=False,
             )
         except Exception as exc:  # noqa: BLE001 - SMTP errors come in many classes
             return DeliveryOutcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
         return DeliveryOutcome(True)
     if notification.channel == NotificationChannel.SLACK:
-        pref = NotificationPreference.objects.filter(user=recipient).first()
-        if pref is None or not pref.slack_webhook_url:
+        url = notification.destination
+        if recipient is not None:
+            pref = NotificationPreference.objects.filter(user=recipient).first()
+            url = pref.slack_webhook_url if pref else ""
+        if not url:
             return DeliveryOutcome(False, None, "No Slack webhook URL configured.")
         text = f"*{notification.subject}*\n{notification.body}"
         if link:
@@ -227,9 +269,7 @@ def _send(notification: Notification) -> DeliveryOutcome:
             "event": notification.event,
             "idempotency_key": notification.delivery_key,
         }
-        return post_signed(
-            pref.slack_webhook_url, payload, secret=webhook_secret(), key=notification.delivery_key
-        )
+        return post_signed(url, payload, secret=webhook_secret(), key=notification.delivery_key)
     return DeliveryOutcome(True)  # in-app: written is delivered
 
 

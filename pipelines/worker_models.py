@@ -286,6 +286,7 @@ class NotificationEvent(models.TextChoices):
     DEPLOYMENT_FAILED = "deployment_failed", "A deployment failed"
     VERIFICATION_FAILED = "verification_failed", "A deployment verification failed"
     REVIEW_OVERDUE = "review_overdue", "A post-implementation review is overdue"
+    RELEASE_COMMUNICATION = "release_communication", "A release communication"
 
 
 class NotificationChannel(models.TextChoices):
@@ -312,7 +313,18 @@ class Notification(models.Model):
     """
 
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        null=True,
+        blank=True,
+        help_text="A person; empty for messages to an external destination.",
+    )
+    destination = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="For messages without a recipient (release communications): email "
+        "addresses, comma-separated, or a webhook URL.",
     )
     event = models.CharField(max_length=30, choices=NotificationEvent.choices)
     channel = models.CharField(max_length=10, choices=NotificationChannel.choices)
@@ -336,7 +348,17 @@ class Notification(models.Model):
             models.UniqueConstraint(
                 fields=["idempotency_key", "recipient", "channel"],
                 name="notification_unique_key",
-            )
+            ),
+            # NULL recipients are distinct to a unique index: external messages get their own.
+            models.UniqueConstraint(
+                fields=["idempotency_key", "channel", "destination"],
+                condition=models.Q(recipient__isnull=True),
+                name="notification_unique_external_key",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(recipient__isnull=False) | ~models.Q(destination=""),
+                name="notification_has_recipient_or_destination",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"]),
@@ -344,12 +366,12 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient_id}: {self.subject}"
+        return f"{self.channel} to {self.recipient_id or self.destination}: {self.subject}"
 
     @property
     def delivery_key(self) -> str:
         """The key sent to receivers: one per (event, recipient, channel)."""
-        return f"{self.idempotency_key}:{self.recipient_id}:{self.channel}"
+        return f"{self.idempotency_key}:{self.recipient_id or 'external'}:{self.channel}"
 
 
 class NotificationAttempt(models.Model):

@@ -92,3 +92,81 @@ def test_bad_destinations_are_refused(release, release_manager, channel, destina
 def test_only_release_managers_plan_messages(release, viewer):
     with pytest.raises(PermissionDenied):
         schedule(release, viewer, "window_start")
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def _due_now(release, actor, **kw):
+    msg = schedule(release, actor, "completed", **kw)
+    Communication.objects.filter(pk=msg.pk).update(due_at=timezone.now())
+    return msg
+
+
+@pytest.mark.django_db
+def test_due_message_goes_through_the_outbox_once(release, release_manager, mailoutbox):
+    from pipelines.models import Notification
+    from pipelines.notifications import deliver_due_notifications
+
+    msg = _due_now(release, release_manager)
+    assert communications.communications_send_due() == 1
+    assert communications.communications_send_due() == 0  # already sent
+    row = Notification.objects.get(idempotency_key=msg.idempotency_key)
+    assert row.recipient is None and row.channel == "email"
+    assert deliver_due_notifications() == 1
+    assert deliver_due_notifications() == 0
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["customers@example.com", "status@example.com"]
+    assert mailoutbox[0].subject == "Maintenance tonight"
+    msg.refresh_from_db()
+    assert msg.status == "sent" and msg.sent_at is not None
+
+
+@pytest.mark.django_db
+def test_a_worker_dying_mid_send_leaves_it_to_the_next_run_which_sends_it_once(
+    release, release_manager, monkeypatch
+):
+    from pipelines import notifications
+    from pipelines.models import Notification
+
+    msg = _due_now(release, release_manager)
+    real = notifications.notification_enqueue_external
+
+    def crash(**kwargs):
+        real(**kwargs)
+        raise SystemExit("worker killed")  # after the outbox write, before the commit
+
+    monkeypatch.setattr(notifications, "notification_enqueue_external", crash)
+    with pytest.raises(SystemExit):
+        communications.communications_send_due()
+    msg.refresh_from_db()
+    assert msg.status == "scheduled"  # rolled back with the outbox row
+    assert not Notification.objects.exists()
+    monkeypatch.setattr(notifications, "notification_enqueue_external", real)
+    assert communications.communications_send_due() == 1
+    assert communications.communications_send_due() == 0
+    assert Notification.objects.filter(idempotency_key=msg.idempotency_key).count() == 1
+
+
+@pytest.mark.django_db
+def test_slack_message_is_posted_signed_to_its_webhook(release, release_manager, httpserver):
+    from pipelines.notifications import deliver_due_notifications, verify, webhook_secret
+
+    httpserver.expect_oneshot_request("/hook", method="POST").respond_with_data("ok")
+    _due_now(
+        release,
+        release_manager,
+        channel="slack",
+        audience="internal",
+        destination=httpserver.url_for("/hook"),
+    )
+    communications.communications_send_due()
+    assert deliver_due_notifications() == 1
+    request, _ = httpserver.log[0]
+    assert b"Maintenance tonight" in request.data
+    assert verify(
+        webhook_secret(),
+        request.headers["X-Releasegate-Timestamp"],
+        request.data,
+        request.headers["X-Releasegate-Signature"],
+    )
