@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .choices import ActionStatus, CustomerImpact
+from .choices import ActionStatus, CommsAudience, CommsChannel, CommsTrigger, CustomerImpact
 from .models import Team
 
 
@@ -99,3 +99,27 @@ class LessonsSearchForm(forms.Form):
 
 class ActionsFilterForm(forms.Form):
     team = forms.ModelChoiceField(queryset=Team.objects.all(), required=False, to_field_name="slug")
+
+
+class CommunicationForm(forms.Form):
+    prefix = "comms"
+
+    audience = forms.ChoiceField(choices=CommsAudience.choices)
+    channel = forms.ChoiceField(choices=CommsChannel.choices)
+    destination = forms.CharField(
+        max_length=500, help_text="Email addresses (comma-separated) or a webhook URL."
+    )
+    trigger = forms.ChoiceField(label="When", choices=CommsTrigger.choices)
+    offset_hours = forms.IntegerField(
+        label="Hours before",
+        min_value=1,
+        max_value=720,
+        initial=24,
+        required=False,
+        help_text="For 'before the window'.",
+    )
+    subject = forms.CharField(max_length=200)
+    message = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+    def clean_offset_hours(self) -> int:
+        return self.cleaned_data.get("offset_hours") or 24

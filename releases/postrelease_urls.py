@@ -38,6 +38,16 @@ urlpatterns = [
         views.notes_preview,
         name="notes_preview",
     ),
+    path(
+        "releases/<int:pk>/post-release/communications/",
+        views.communication_add,
+        name="communication_add",
+    ),
+    path(
+        "releases/<int:pk>/post-release/communications/<int:comm_pk>/cancel/",
+        views.communication_cancel,
+        name="communication_cancel",
+    ),
     path("releases/<int:pk>/evidence/", views.evidence_capture, name="evidence_capture"),
     path(
         "releases/<int:pk>/evidence/<int:pack_pk>.zip",

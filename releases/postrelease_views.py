@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from pipelines.models import Incident
 
-from . import evidence, postrelease, selectors
+from . import communications, evidence, postrelease, selectors
 from . import views as release_views
 from .choices import (
     OPEN_ACTION_STATUSES,
@@ -39,6 +39,7 @@ from .postrelease_forms import (
     ActionItemForm,
     ActionsFilterForm,
     ActionStatusForm,
+    CommunicationForm,
     CompleteItemForm,
     ImpactForm,
     LessonsSearchForm,
@@ -133,6 +134,8 @@ def _panel_context(request: HttpRequest, release: Release, **forms: Any) -> dict
             else None
         ),
         "error": forms.get("error"),
+        "communications": list(release.communications.all()),
+        "comms_form": forms.get("comms") or CommunicationForm(),
         "evidence_packs": list(
             release.evidence_packs.only("id", "trigger", "created_at", "sha256")[:10]
         ),
@@ -375,3 +378,29 @@ def evidence_download(request: HttpRequest, pk: int, pack_pk: int) -> HttpRespon
     if pack is None:
         raise Http404("No such evidence pack.")
     return _zip_response(pack)
+
+
+@login_required
+@require_POST
+def communication_add(request: HttpRequest, pk: int) -> HttpResponse:
+    return _handle(
+        request,
+        pk,
+        CommunicationForm,
+        "comms",
+        lambda r, d: communications.communication_schedule(release=r, actor=request.user, **d),
+        "Message scheduled.",
+    )
+
+
+@login_required
+@require_POST
+def communication_cancel(request: HttpRequest, pk: int, comm_pk: int) -> HttpResponse:
+    release = _release_or_404(request, pk)
+    if not release.communications.filter(pk=comm_pk).exists():
+        raise Http404("No such message.")
+    try:
+        communications.communication_cancel(communication=comm_pk, actor=request.user)
+    except DomainError as error:
+        return _render_panel(request, release, status=error.status_code, error=error.message)
+    return _done(request, release, "Message cancelled.")

@@ -196,3 +196,40 @@ def test_open_actions_query_count_does_not_grow(
     with CaptureQueriesContext(connection) as large:
         client.get("/actions/")
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+@pytest.mark.django_db
+def test_plan_and_cancel_a_message(client, deployed, release_manager):
+    client.force_login(release_manager)
+    data = {
+        "comms-audience": "support",
+        "comms-channel": "email",
+        "comms-destination": "support@example.com",
+        "comms-trigger": "rolled_back",
+        "comms-subject": "Rolled back",
+        "comms-message": "We rolled back; nothing to do.",
+    }
+    assert client.post(url(deployed, "communications/"), data).status_code == 302
+    comm = deployed.communications.get()
+    assert "Rolled back" in client.get(url(deployed)).content.decode()
+    resp = client.post(url(deployed, f"communications/{comm.pk}/cancel/"))
+    assert resp.status_code == 302
+    comm.refresh_from_db()
+    assert comm.status == "cancelled"
+
+
+@pytest.mark.django_db
+def test_bad_message_destination_is_a_field_error(client, deployed, release_manager):
+    client.force_login(release_manager)
+    data = {
+        "comms-audience": "customers",
+        "comms-channel": "slack",
+        "comms-destination": "not a url",
+        "comms-trigger": "completed",
+        "comms-subject": "x",
+        "comms-message": "y",
+    }
+    resp = client.post(url(deployed, "communications/"), data, HTTP_HX_REQUEST="true")
+    assert resp.status_code == 400
+    assert "webhook URL" in resp.content.decode()
+    assert not deployed.communications.exists()
