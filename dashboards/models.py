@@ -76,6 +76,11 @@ class DeliveryFact(models.Model):
     failed = models.BooleanField(help_text="Failed, rolled back, or followed by an incident.")
     lead_seconds = models.FloatField(null=True)
     restore_seconds = models.FloatField(null=True)
+    # The chart buckets of finished_at in the server's time zone, stored so grouping by
+    # day/week/month is a plain column (SQLite would call a Python function per row).
+    finished_day = models.DateField(null=True)
+    finished_week = models.DateField(null=True, help_text="Monday of the week.")
+    finished_month = models.DateField(null=True, help_text="First day of the month.")
 
     class Meta:
         indexes = [
@@ -98,6 +103,12 @@ class ReleaseFact(models.Model):
     approved_at = models.DateTimeField(null=True, db_index=True)
     cycle_seconds = models.FloatField(null=True)
     approval_wait_seconds = models.FloatField(null=True)
+    deployed_day = models.DateField(null=True)
+    deployed_week = models.DateField(null=True)
+    deployed_month = models.DateField(null=True)
+    approved_day = models.DateField(null=True)
+    approved_week = models.DateField(null=True)
+    approved_month = models.DateField(null=True)
 
     def __str__(self) -> str:
         return f"Fact of release {self.release_id}"

@@ -50,7 +50,7 @@ from django.db.models import (
     Value,
     Window,
 )
-from django.db.models.functions import Coalesce, RowNumber, TruncDate, TruncMonth, TruncWeek
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from governance.models import AuditEvent
@@ -350,6 +350,18 @@ def approval_wait_rows(scope: MetricsScope) -> QuerySet[Release]:
 FACT_BATCH = 2000
 
 
+def _buckets(moment: Any, prefix: str) -> dict[str, date | None]:
+    """{prefix_day, prefix_week, prefix_month} of an instant, in the current time zone."""
+    if moment is None:
+        return {f"{prefix}_day": None, f"{prefix}_week": None, f"{prefix}_month": None}
+    day = timezone.localtime(moment).date()
+    return {
+        f"{prefix}_day": day,
+        f"{prefix}_week": day - timedelta(days=day.weekday()),
+        f"{prefix}_month": day.replace(day=1),
+    }
+
+
 def _span(start: Any, end: Any) -> float | None:
     if start is None or end is None:
         return None
@@ -406,6 +418,7 @@ def delivery_fact_rows(*, since: datetime | None) -> Iterator[list[Any]]:
                 failed=state in FAILED or bool(incident),
                 lead_seconds=_span(lead.get(pk), finished_at) if production else None,
                 restore_seconds=_span(failed_at, restored_at) if production else None,
+                **_buckets(finished_at, "finished"),
             )
         )
         if len(batch) >= FACT_BATCH:
@@ -447,6 +460,8 @@ def release_fact_rows(*, since: datetime | None) -> Iterator[list[Any]]:
                 approved_at=approved_at,
                 cycle_seconds=_span(planned_at, deployed_at),
                 approval_wait_seconds=_span(requested_at, approved_at),
+                **_buckets(deployed_at, "deployed"),
+                **_buckets(approved_at, "approved"),
             )
         )
         if len(batch) >= FACT_BATCH:
@@ -467,7 +482,12 @@ def delivery_facts(scope: MetricsScope, *, production: bool = True) -> QuerySet:
         qs = qs.filter(service__slug=scope.service)
     if scope.team:
         qs = qs.filter(team__slug=scope.team)
-    return qs.annotate(moment=F("finished_at"))
+    return qs.annotate(
+        moment=F("finished_at"),
+        bucket_daily=F("finished_day"),
+        bucket_weekly=F("finished_week"),
+        bucket_monthly=F("finished_month"),
+    )
 
 
 def release_facts(scope: MetricsScope, time_field: str) -> QuerySet:
@@ -481,20 +501,22 @@ def release_facts(scope: MetricsScope, time_field: str) -> QuerySet:
         qs = qs.filter(Exists(links.filter(service__slug=scope.service)))
     if scope.team:
         qs = qs.filter(Exists(links.filter(service__team__slug=scope.team)))
-    return qs.annotate(moment=F(time_field))
+    prefix = time_field.removesuffix("_at")
+    return qs.annotate(
+        moment=F(time_field),
+        bucket_daily=F(f"{prefix}_day"),
+        bucket_weekly=F(f"{prefix}_week"),
+        bucket_monthly=F(f"{prefix}_month"),
+    )
 
 
 # --- aggregation helpers ---------------------------------------------------------------------
 
 
-def _bucket(interval: str, field_name: str = "moment") -> Any:
-    tz = timezone.get_current_timezone()
-    if interval == "daily":
-        return TruncDate(field_name, tzinfo=tz)
-    if interval == "weekly":
-        return TruncWeek(field_name, tzinfo=tz)
-    if interval == "monthly":
-        return TruncMonth(field_name, tzinfo=tz)
+def _bucket(interval: str) -> Any:
+    """The facts' stored bucket column for an interval (see DeliveryFact.finished_day)."""
+    if interval in ("daily", "weekly", "monthly"):
+        return F(f"bucket_{interval}")
     return Value("all")
 
 
