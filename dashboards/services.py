@@ -70,19 +70,22 @@ FACTS_REWINDOW = timedelta(days=35)
 FACTS_MAX_AGE = timedelta(minutes=5)
 
 
-def metrics_facts_refresh(*, full: bool = False) -> int:
+def metrics_facts_refresh(*, full: bool = False, max_age: timedelta | None = None) -> int:
     """Rebuild the metrics facts (all of them, or those of the last FACTS_REWINDOW before
     the previous refresh) from deployments, runs, incidents, releases and audit events.
 
     No permission: it derives data everyone with a role may read, and writes no domain
     data (not audited). Idempotent; safe to run concurrently with reads (one transaction).
-    Returns the number of deployment facts written.
+    With ``max_age``, a refresh that another request finished while this one waited for
+    the lock is not repeated. Returns the number of deployment facts written.
     """
     from .selectors.metrics import delivery_fact_rows, release_fact_rows
 
     now = timezone.now()
     with transaction.atomic():
         mark = FactsWatermark.objects.select_for_update().filter(key="metrics").first()
+        if max_age is not None and mark is not None and now - mark.refreshed_at <= max_age:
+            return 0
         since = None if full or mark is None else mark.refreshed_at - FACTS_REWINDOW
         stale_deployments = DeliveryFact.objects.all()
         stale_releases = ReleaseFact.objects.all()
@@ -109,4 +112,4 @@ def metrics_facts_ensure_fresh(*, max_age: timedelta = FACTS_MAX_AGE) -> None:
     mark = FactsWatermark.objects.filter(key="metrics").values_list("refreshed_at", flat=True)
     refreshed = next(iter(mark), None)
     if refreshed is None or timezone.now() - refreshed > max_age:
-        metrics_facts_refresh()
+        metrics_facts_refresh(max_age=max_age)
