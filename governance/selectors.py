@@ -70,10 +70,11 @@ class Inbox:
     sign_offs: list[GateCheck]
     votes: list[ChangeRequest]
     exceptions: list[FreezeException] = field(default_factory=list)
+    reviews: list[ChangeRequest] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.sign_offs) + len(self.votes) + len(self.exceptions)
+        return len(self.sign_offs) + len(self.votes) + len(self.exceptions) + len(self.reviews)
 
 
 def _release_evidence_prefetch() -> list:
@@ -133,7 +134,24 @@ def inbox(*, viewer) -> Inbox:
             .exclude(release__owner=viewer)
             .select_related("freeze", "release", "requested_by")
         )
-    return Inbox(sign_offs=sign_offs, votes=votes, exceptions=exceptions)
+    return Inbox(
+        sign_offs=sign_offs,
+        votes=votes,
+        exceptions=exceptions,
+        reviews=pending_reviews(viewer=viewer),
+    )
+
+
+def pending_reviews(*, viewer) -> list[ChangeRequest]:
+    """Post-implementation reviews the viewer owes: emergency changes implemented and not yet
+    reviewed, for their requester and the release's owner, and for every CAB chair. Overdue
+    ones first (``review_overdue``)."""
+    qs = ChangeRequest.objects.filter(
+        state=ChangeState.IMPLEMENTED, review_due_at__isnull=False, reviewed_at__isnull=True
+    )
+    if not has_role(viewer, Role.CAB_CHAIR):
+        qs = qs.filter(Q(requested_by=viewer) | Q(release__owner=viewer))
+    return list(qs.select_related("release", "requested_by").order_by("review_due_at", "id"))
 
 
 # --- CAB workbench ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ urlpatterns = [
     path("gates/<int:pk>/decide/", views.gate_decide, name="gate_decide"),
     path("gates/<int:pk>/reset/", views.gate_reset, name="gate_reset"),
     path("change-requests/<int:pk>/vote/", views.vote, name="vote"),
+    path("change-requests/<int:pk>/review/", views.review, name="review"),
     path(
         "freeze-exceptions/<int:pk>/<str:decision>/",
         views.exception_decide,

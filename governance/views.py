@@ -164,6 +164,26 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def review(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record an emergency change's post-implementation review (notes required)."""
+    cr = selectors.change_requests(viewer=request.user).filter(pk=pk).first()
+    if cr is None:
+        raise Http404("No such change request.")
+    form = CommentForm(request.POST)
+    form.is_valid()
+    try:
+        services.change_request_review(
+            change_request=cr, actor=request.user, notes=form.cleaned_data.get("comment", "")
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Review of CR-{cr.number} recorded.")
+    return redirect("governance:inbox")
+
+
+@login_required
+@require_POST
 def exception_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
     """Approve or reject (comment required) a freeze exception."""
     exception = selectors.freeze_exceptions(viewer=request.user).filter(pk=pk).first()
