@@ -227,6 +227,7 @@ def test_integrations_page(client, release_manager, service, outsider):
 
 
 def test_webhook_timeout_is_a_failed_attempt(release_manager, httpserver, settings):
+    import threading
     import time
 
     settings.NOTIFICATION_WEBHOOK_TIMEOUT = 0.2
@@ -236,8 +237,11 @@ def test_webhook_timeout_is_a_failed_attempt(release_manager, httpserver, settin
         slack_webhook_url=httpserver.url_for("/slow"),
     )
 
+    finished = threading.Event()
+
     def slow(request):
         time.sleep(0.6)
+        finished.set()
         return Response("late")
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
@@ -245,3 +249,5 @@ def test_webhook_timeout_is_a_failed_attempt(release_manager, httpserver, settin
     row = Notification.objects.get()
     assert outbox.deliver_notification(row.pk) == "retry"
     assert "Timeout" in NotificationAttempt.objects.get().error
+    # Let the stub finish before the next test uses the shared server (and its log).
+    assert finished.wait(5)

@@ -173,16 +173,23 @@ def test_long_retry_after_is_carried_to_the_next_poll(httpserver, service, _no_b
 def test_timeout_is_an_error_not_a_hang(httpserver, service):
     state = polled_integration(service, "github", httpserver.url_for(""), "o/r")
 
+    served = []
+
     def slow(request):
         time.sleep(1.0)
+        served.append(1)
         return Response("{}", content_type="application/json")
 
     httpserver.expect_request("/repos/o/r/actions/runs").respond_with_handler(slow)
     started = time.monotonic()
     with httpx.Client(timeout=httpx.Timeout(0.2)) as client:
-        poll_states(claim_due(), client=client)
+        outcomes = poll_states(claim_due(), client=client)
     assert time.monotonic() - started < 6
     assert "Timeout" in _state(state.pk).last_error
+    # Let the stub answer every attempt before the next test uses the shared server.
+    deadline = time.monotonic() + 10
+    while len(served) < outcomes[0].stats.attempts and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def test_garbage_body_is_recorded_as_malformed_json(httpserver, service):
