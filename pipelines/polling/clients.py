@@ -113,6 +113,12 @@ def poll_github(
                     oldest_open = min(oldest_open, created)
         if len(runs) < PAGE_SIZE:
             break
+    else:
+        # Newest first: what did not fit is the oldest part of the range. Say so (health
+        # shows it) rather than pretend; a branch filter or a shorter interval narrows it.
+        result.errors.append(
+            f"More than {MAX_PAGES * PAGE_SIZE} runs since {iso(since)}: older ones skipped."
+        )
     result.next_cursor = iso(max(since, oldest_open) if oldest_open < now else now - OVERLAP)
     return result
 
