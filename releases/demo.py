@@ -565,6 +565,9 @@ def _build_release(spec: DemoRelease, *, version: str, users: dict, now: datetim
             evidence_url=f"https://wiki.example.com/rollback/{release.pk}" if rehearsed else "",
         )
 
+    if not in_past and not cancel_after and spec.state in ("planned", "in_progress", "approved"):
+        _plan_communications(release, owner, created + timedelta(hours=3, minutes=30))
+
     target = cancel_after or (spec.state if spec.state in PRE_DEPLOY_STEPS else "approved")
     steps = list(PRE_DEPLOY_STEPS[target])
     if spec.changes_requested and "approve" in steps:
@@ -628,7 +631,11 @@ def _post_release(release, owner, when: datetime, *, closing: bool) -> None:
             continue
         with time_machine.travel(when + timedelta(minutes=20 * offset), tick=False):
             postrelease.validation_item_complete(item=item, actor=owner, note="Checked.")
+    with time_machine.travel(when + timedelta(hours=2), tick=False):
+        notes = postrelease.release_notes_save(release=release, actor=owner, audience="customer")
+        postrelease.release_notes_publish(notes=notes, actor=owner)
     if closing:
+        lesson = LESSONS[release.pk % len(LESSONS)]
         with time_machine.travel(when + timedelta(days=1), tick=False):
             postrelease.retrospective_record(
                 release=release,
@@ -636,7 +643,71 @@ def _post_release(release, owner, when: datetime, *, closing: bool) -> None:
                 went_well="Smooth switch-over; dashboards stayed green.",
                 went_badly="The change window started 15 minutes late.",
                 to_change="Book the window with operations a week earlier.",
+                lessons_learned=lesson,
+                runbook_links=[f"https://wiki.example.com/runbooks/{release.pk}"],
             )
+            # One action closed, one still open (overdue for the older releases).
+            done = postrelease.action_item_add(
+                release=release,
+                actor=owner,
+                title="Book change windows with operations a week ahead",
+                owner=owner,
+                due_date=(when + timedelta(days=8)).date(),
+            )
+            postrelease.action_item_add(
+                release=release,
+                actor=owner,
+                title=f"Automate the check that slipped: {lesson.split(';')[0].lower()}",
+                owner=owner,
+                due_date=(when + timedelta(days=21)).date(),
+            )
+            postrelease.impact_assessment_record(
+                release=release,
+                actor=owner,
+                expected_outcome="No customer-visible change in error rate; faster checkout.",
+                observed_outcome="Error rate flat; p95 latency 8% lower over the first week.",
+                customer_impact="none",
+            )
+        with time_machine.travel(when + timedelta(days=6), tick=False):
+            postrelease.action_item_set_status(item=done, actor=owner, status="done")
+
+
+LESSONS = [
+    "Feature flags let us ship dark and switch on after the smoke tests",
+    "Rehearse the rollback a week ahead; the night before is too late",
+    "Database migrations go out one release before the code that needs them",
+    "Canary at 5% caught the slow query before customers did",
+]
+
+
+def _plan_communications(release, owner, when: datetime) -> None:
+    """Upcoming releases tell support a day ahead and customers when the window opens."""
+    import time_machine
+
+    from . import communications
+
+    with time_machine.travel(when, tick=False):
+        communications.communication_schedule(
+            release=release,
+            actor=owner,
+            audience="support",
+            channel="email",
+            destination="support@example.com",
+            trigger="before_window",
+            offset_hours=24,
+            subject=f"Tomorrow: {release}",
+            message="A release is planned for tomorrow's window; the release page has the notes.",
+        )
+        communications.communication_schedule(
+            release=release,
+            actor=owner,
+            audience="customers",
+            channel="email",
+            destination="status-updates@example.com",
+            trigger="completed",
+            subject=f"{release} is live",
+            message="The release is complete. Thank you for your patience.",
+        )
 
 
 def _notes(spec: DemoRelease, version: str) -> str:
