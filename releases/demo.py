@@ -668,7 +668,7 @@ def _post_release(release, owner, when: datetime, *, closing: bool) -> None:
                 observed_outcome="Error rate flat; p95 latency 8% lower over the first week.",
                 customer_impact="none",
             )
-        with time_machine.travel(when + timedelta(days=6), tick=False):
+        with time_machine.travel(when + timedelta(days=1, hours=3), tick=False):
             postrelease.action_item_set_status(item=done, actor=owner, status="done")
 
 
