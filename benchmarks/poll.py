@@ -169,32 +169,38 @@ def main() -> int:
             recording[0] += time.monotonic() - t
 
         sweep.record_outcome = timed_record
-        started = time.monotonic()
-        outcomes = poll_due(workers=args.concurrency, per_host=args.per_host)
-        elapsed = time.monotonic() - started
-
-        requests = sum(o.stats.requests for o in outcomes)
-        attempts = sum(o.stats.attempts for o in outcomes)
-        failed = sum(o.error is not None for o in outcomes)
-        latency = sum(s.latency for s in stubs)
         used = min(args.concurrency, args.integrations, args.hosts * args.per_host)
-        ideal = latency / used
-        retry_share = (attempts - requests) / requests if requests else 0.0
-        runs = PipelineRun.objects.count()
+        print(
+            f"{args.integrations} integrations on {args.hosts} stub hosts; concurrency used {used}"
+        )
+        print(f"(threads {args.concurrency}, per host {args.per_host}); ideal = latency / {used}")
+        ok = True
+        for label in ("first sweep (creates every run)", "second sweep (runs unchanged)"):
+            IntegrationPollState.objects.update(next_poll_at=past)
+            latency_before = sum(s.latency for s in stubs)
+            recording[0] = 0.0
+            started = time.monotonic()
+            outcomes = poll_due(workers=args.concurrency, per_host=args.per_host)
+            elapsed = time.monotonic() - started
+            requests = sum(o.stats.requests for o in outcomes)
+            attempts = sum(o.stats.attempts for o in outcomes)
+            failed = sum(o.error is not None for o in outcomes)
+            latency = sum(s.latency for s in stubs) - latency_before
+            ideal = latency / used
+            retry_share = (attempts - requests) / requests if requests else 0.0
+            ratio = elapsed / ideal if ideal else float("inf")
+            print(f"\n{label}")
+            print(f"  integrations polled   {len(outcomes)} ({failed} failed after 3 attempts)")
+            print(f"  requests / attempts   {requests} / {attempts}")
+            print(f"  server latency (sum)  {latency:.1f} s")
+            print(f"  ideal sweep           {ideal:.2f} s")
+            print(f"  sweep                 {elapsed:.2f} s  ({ratio:.2f}× ideal; target ≤ 2×)")
+            print(f"  database writes       {recording[0]:.2f} s on the sweep thread (overlapping)")
+            print(f"  retry share           {retry_share:.1%}  (target ≤ 10%)")
+            ok = ok and ratio <= 2.0 and retry_share <= 0.10
+        print(f"\nruns recorded           {PipelineRun.objects.count()}")
         for stub in stubs:
             stub.close()
-
-    ratio = elapsed / ideal if ideal else float("inf")
-    print(f"integrations polled     {len(outcomes)} ({failed} failed after 3 attempts)")
-    print(f"runs recorded           {runs}")
-    print(f"requests / attempts     {requests} / {attempts}")
-    print(f"server latency (sum)    {latency:.1f} s over {attempts} attempts")
-    print(f"concurrency used        {used} (threads {args.concurrency}, per host {args.per_host})")
-    print(f"ideal sweep             {ideal:.2f} s")
-    print(f"sweep                   {elapsed:.2f} s  ({ratio:.2f}× ideal; target ≤ 2×)")
-    print(f"database writes         {recording[0]:.2f} s on the sweep thread (overlapping)")
-    print(f"retry share             {retry_share:.1%}  (target ≤ 10%)")
-    ok = ratio <= 2.0 and retry_share <= 0.10
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
