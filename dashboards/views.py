@@ -307,7 +307,8 @@ def _moves(release: Release, names: list[str]) -> list[dict[str, Any]]:
             "target_label": _state_label(targets.get(name)),
             "reason_required": name in release_services.REASON_REQUIRED,
         }
-        for name in names
+        # Forward moves first; the ones that end or undo work last.
+        for name in sorted(names, key=lambda n: n in ("cancel", "roll_back"))
     ]
 
 
