@@ -128,7 +128,7 @@ class RunUpsertResult:
     run: PipelineRun
     created: bool
     changed: bool
-    checks: list[PipelineCheck] | None = None
+    checks: list[PipelineCheck | CheckReport] | None = None
 
 
 class ArtefactTampered(Conflict):
@@ -281,6 +281,20 @@ def _verify_artefacts(
         # (service, name, digest) record stands and the extra tag is not an artefact of its own.
 
 
+_run_columns_sql: dict[tuple[str, ...], str] = {}
+
+
+def _run_columns(names: tuple[str, ...]) -> str:
+    """``(col, …) SELECT %s, …`` for these run fields, built once per process."""
+    sql = _run_columns_sql.get(names)
+    if sql is None:
+        qn = connection.ops.quote_name
+        meta = PipelineRun._meta
+        columns = ", ".join(qn(meta.get_field(name).column) for name in names)
+        sql = _run_columns_sql[names] = f"({columns}) SELECT {', '.join(['%s'] * len(names))}"
+    return sql
+
+
 def _insert_run_tree_postgresql(
     values: dict, checks: tuple[CheckReport, ...], artefacts: tuple[ArtefactReport, ...]
 ) -> tuple[int | None, int, bool]:
@@ -293,8 +307,7 @@ def _insert_run_tree_postgresql(
     transaction either (one round trip instead of six: see docs/benchmarks-ingest.md).
     """
     qn = connection.ops.quote_name
-    meta = PipelineRun._meta
-    fields = [meta.get_field(name) for name in values]
+    columns = _run_columns(tuple(values))
     params: list = []
     sql = ["WITH "]
     if artefacts:
@@ -309,13 +322,13 @@ def _insert_run_tree_postgresql(
             params += [a.name, a.version, a.digest, a.uri]
         params.append(values["service"])
     sql.append(
-        f"run AS (INSERT INTO {qn(meta.db_table)} "
-        f"({', '.join(qn(f.column) for f in fields)}) "
-        f"SELECT {', '.join(['%s'] * len(fields))} "
+        f"run AS (INSERT INTO {qn(PipelineRun._meta.db_table)} {columns} "
         + ("WHERE NOT EXISTS (SELECT 1 FROM bad) " if artefacts else "")
         + "ON CONFLICT (provider, external_id, attempt) DO NOTHING RETURNING id)"
     )
-    params += [f.get_db_prep_save(values[f.name], connection) for f in fields]
+    # Plain Python values (str, int, bool, None, aware datetime): psycopg2 adapts them as the
+    # fields' get_db_prep_save would, without a model-field call per column.
+    params += values.values()
     if checks:
         rows = ", ".join(["(%s, %s, %s, %s::jsonb)"] * len(checks))
         sql.append(
@@ -453,17 +466,13 @@ def _run_values(actor, service_id: int, event: RunEvent, digest: str, now) -> di
     }
 
 
-def _created(run_id: int, values: dict, checks) -> tuple[PipelineRun, list[PipelineCheck]]:
+def _created_run(run_id: int, values: dict) -> PipelineRun:
     values = dict(values)
     for fk in ("service", "reported_by_token", "reported_by_integration"):
         values[f"{fk}_id"] = values.pop(fk)
     run = PipelineRun(id=run_id, **values)
     run._state.adding = False
-    new_checks = [
-        PipelineCheck(run_id=run_id, kind=c.kind, name=c.name, status=c.status, metrics=c.metrics)
-        for c in checks
-    ]
-    return run, new_checks
+    return run
 
 
 def _run_create_postgresql(
@@ -473,14 +482,14 @@ def _run_create_postgresql(
     now = timezone.now()
     values = _run_values(actor, service_id, event, digest, now)
     run_id, inserted, refused = _insert_run_tree_postgresql(values, checks, artefacts)
-    probe = PipelineRun(
-        provider=event.provider, external_id=event.external_id, attempt=event.attempt
-    )
     if refused:
+        probe = PipelineRun(
+            provider=event.provider, external_id=event.external_id, attempt=event.attempt
+        )
         _verify_artefacts(service_id=service_id, run=probe, artefacts=artefacts)
     if run_id is None:
         return None
-    run, new_checks = _created(run_id, values, checks)
+    run = _created_run(run_id, values)
     if inserted < len(artefacts):
         # Recorded already: the same digest (one record, fine) — or, if a concurrent post
         # slipped a different digest in after our guard read, refused: undo the run.
@@ -491,7 +500,8 @@ def _run_create_postgresql(
                 PipelineRun.objects.filter(pk=run_id).delete()
             raise
     _queue_gate_evaluation(run_id)
-    return RunUpsertResult(run=run, created=True, changed=True, checks=new_checks)
+    # The checks as reported are the checks stored (same kind, name, status, metrics).
+    return RunUpsertResult(run=run, created=True, changed=True, checks=list(checks))
 
 
 def _run_upsert(
@@ -507,8 +517,15 @@ def _run_upsert(
         values = _run_values(actor, service_id, event, digest, now)
         run_id = _insert_run_if_absent(values)
         if run_id is not None:
-            run, new_checks = _created(run_id, values, checks)
-            PipelineCheck.objects.bulk_create(new_checks)
+            run = _created_run(run_id, values)
+            new_checks = PipelineCheck.objects.bulk_create(
+                [
+                    PipelineCheck(
+                        run_id=run_id, kind=c.kind, name=c.name, status=c.status, metrics=c.metrics
+                    )
+                    for c in checks
+                ]
+            )
             _register_artefacts(service_id=service_id, run=run, artefacts=artefacts)
             _queue_gate_evaluation(run_id)
             return RunUpsertResult(run=run, created=True, changed=True, checks=new_checks)
