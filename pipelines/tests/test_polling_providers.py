@@ -58,8 +58,9 @@ def test_github_runs_are_upserted_and_waiting_means_approval_pending(httpserver,
     assert set(runs) == {"11223344556", "999"}
     assert runs["11223344556"].status == "succeeded"
     assert runs["999"].waiting_approval is True and runs["999"].status == "queued"
-    request, _ = httpserver.log[0]
-    assert request.args["created"].startswith(">=")
+    # The stub server is shared by the session: look at this poll's request only.
+    request = next(r for r, _ in httpserver.log if r.path.endswith("/actions/runs"))
+    assert request.args.get("created", "").startswith(">="), request.url
     state = _state(state.pk)
     assert state.consecutive_failures == 0 and state.last_success_at is not None
     assert state.next_poll_at > timezone.now()
