@@ -155,6 +155,7 @@ def _gate_count(done_only: bool) -> Coalesce:
 
 def _card_prefetches() -> list[Any]:
     """What the cards and the governance readiness provider read, fetched once per board."""
+    from governance.choices import GATE_DONE
     from governance.models import AgendaItem, ChangeRequest, GateCheck
 
     agenda = Prefetch(
@@ -163,7 +164,14 @@ def _card_prefetches() -> list[Any]:
     )
     return [
         Prefetch("services", queryset=Service.objects.select_related("team")),
-        Prefetch("gate_checks", queryset=GateCheck.objects.order_by("position", "id")),
+        # Only gates not yet done can block (gate_blockers skips the others); progress comes
+        # from the annotations, so done gates need not be loaded at all.
+        Prefetch(
+            "gate_checks",
+            queryset=GateCheck.objects.exclude(status__in=list(GATE_DONE)).order_by(
+                "position", "id"
+            ),
+        ),
         Prefetch(
             "change_requests",
             queryset=ChangeRequest.objects.order_by("-created_at", "-id").prefetch_related(agenda),
