@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from django.conf import settings
 
@@ -47,8 +48,10 @@ class GateDispatcher:
     def _loop(self, interval: float) -> None:
         while True:
             self._wake.wait()
-            self._wake.clear()
-            self._wake.wait(interval)  # gather what arrives meanwhile
+            # Gather what arrives meanwhile (a second wait on the event would return at the
+            # next add, and publish a task per request under load).
+            time.sleep(interval)
+            self._wake.clear()  # before the flush: an add after it wakes the next round
             self.flush()
 
     def flush(self) -> None:
