@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from releases.models import Release
 
+from . import notify
 from .choices import ChangeState
 from .services import (
     change_request_implement,
@@ -31,6 +32,8 @@ def on_release_transition(*, release: Release, actor, name: str, from_state: str
             change_request_open_for_release(
                 release=release, actor=actor, change_type=snapshot.change_request
             )
+        # Sign-offs are given while the release awaits approval: tell who can give them.
+        notify.gates_waiting(release=release)
     elif name == "cancel":
         open_states = [
             ChangeState.DRAFT,

@@ -329,6 +329,10 @@ def change_request_submit(*, change_request: ChangeRequest | int, actor) -> Chan
                 action="change_request.pre_approve",
                 reason="Standard change: pre-approved model, no CAB needed.",
             )
+        else:
+            from .. import notify  # late: notify imports the outbox, which imports services
+
+            notify.vote_requested(change_request=cr)
     return cr
 
 
@@ -496,6 +500,9 @@ def _apply_decision(cr: ChangeRequest, *, outcome: str, reasons: list[str], acto
     AgendaItem.objects.filter(change_request=cr, outcome=AgendaOutcome.OPEN).update(
         outcome=outcome, closed_at=timezone.now(), closed_by=actor
     )
+    from .. import notify
+
+    notify.decision_made(change_request=cr, outcome=outcome)
     if cr.release_id is None:
         return
     release = lock_release(cr.release_id)
