@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import random
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from governance import services
 from governance.models import AuditEvent, ChangeRequest, GateCheck, QuorumPolicyRecord, Vote
 from releases.errors import DomainError, TransitionNotAllowed
 from releases.roles import Role
+from tests.concurrency import race
 from tests.factories import UserFactory
-
-
-def _race(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except Exception as exc:  # collected and asserted by the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
 
 
 @pytest.mark.postgres
@@ -73,7 +51,7 @@ def test_twenty_threads_voting_end_with_one_vote_per_member_and_one_decision(
                 outcomes.append(exc)
         return outcomes
 
-    results = _race(20, vote)
+    results = race(20, vote)
     assert not [r for r in results if isinstance(r, Exception)]
     cr.refresh_from_db()
     votes = list(Vote.objects.filter(change_request=cr))
@@ -113,7 +91,7 @@ def test_twenty_threads_reach_exactly_one_approval(require_postgres, release_man
         except DomainError as exc:
             return exc
 
-    results = _race(20, vote)
+    results = race(20, vote)
     accepted = [r for r in results if isinstance(r, Vote)]
     refused = [r for r in results if isinstance(r, TransitionNotAllowed)]
     assert len(accepted) == 5 and len(refused) == 15
@@ -137,7 +115,7 @@ def test_two_approvers_signing_one_gate_give_one_sign_off_and_one_refusal(
         except DomainError as exc:
             return exc
 
-    results = _race(2, sign)
+    results = race(2, sign)
     assert sum(isinstance(r, GateCheck) for r in results) == 1
     (refusal,) = [r for r in results if isinstance(r, DomainError)]
     assert isinstance(refusal, TransitionNotAllowed)

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from governance.models import AuditEvent
 from releases.choices import ReleaseState
 from releases.models import Release
+from tests.concurrency import race
 from tests.factories import ReleaseFactory, force_state, make_ready
-
-
-def _race(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except Exception as exc:  # collected and asserted by the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 @pytest.mark.postgres
@@ -48,7 +25,7 @@ def test_two_threads_planning_the_same_release_one_wins_one_gets_409(
         api.force_login(actors[i])
         return api.post(f"/api/v1/releases/{release.pk}/plan/", {}, format="json").status_code
 
-    codes = sorted(_race(2, post))
+    codes = sorted(race(2, post))
     assert codes == [200, 409]
     assert Release.objects.get(pk=release.pk).state == ReleaseState.PLANNED
     assert AuditEvent.objects.filter(action="release.plan").count() == 1
@@ -70,7 +47,7 @@ def test_racing_cancel_and_approve_leave_one_consistent_outcome(
             f"/api/v1/releases/{release.pk}/{name}/", {"reason": "race"}, format="json"
         ).status_code
 
-    results = _race(2, act)
+    results = race(2, act)
     final = Release.objects.get(pk=release.pk).state
     # Either may win; whoever lost saw the new state and got a conflict — unless cancel ran
     # after approve, which is legal (approved releases can still be cancelled).
