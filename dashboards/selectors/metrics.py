@@ -532,17 +532,27 @@ def percentile_by(qs: QuerySet, group: Any, p: float) -> dict[Any, float]:
     ROW_NUMBER() and COUNT() over each group's partition, then keep the row whose rank is
     ceil(p·n) (rank ≥ p·n and rank < p·n + 1 selects exactly that one).
     """
-    ranked = (
-        qs.order_by()
-        .annotate(
-            g=group,
-            rn=Window(RowNumber(), partition_by=[group], order_by=[F("duration").asc(), F("pk")]),
-            n=Window(Count("pk"), partition_by=[group]),
-        )
-        .filter(rn__gte=F("n") * p, rn__lt=F("n") * p + 1)
-        .values_list("g", "duration")
+    return percentiles_by(qs, group, (p,))[p]
+
+
+def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float, dict[Any, float]]:
+    """``percentile_by`` for several percentiles of the same rows in one query (the median
+    and p90 of lead time share their ranking): {p: {group value: percentile}}."""
+    ps = tuple(ps)
+    ranked = qs.order_by().annotate(
+        g=group,
+        rn=Window(RowNumber(), partition_by=[group], order_by=[F("duration").asc(), F("pk")]),
+        n=Window(Count("pk"), partition_by=[group]),
     )
-    return {g: float(d) for g, d in ranked}
+    keep = Q()
+    for p in ps:
+        keep |= Q(rn__gte=F("n") * p, rn__lt=F("n") * p + 1)
+    out: dict[float, dict[Any, float]] = {p: {} for p in ps}
+    for g, duration, rn, n in ranked.filter(keep).values_list("g", "duration", "rn", "n"):
+        for p in ps:
+            if n * p <= rn < n * p + 1:
+                out[p][g] = float(duration)
+    return out
 
 
 def _to_date(value: Any) -> Any:
@@ -570,6 +580,37 @@ def bucket_dates(scope: MetricsScope, interval: str) -> list[date]:
         else:
             current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
     return out
+
+
+COUNTED = ("deployment_frequency", "change_failure_rate", "deployment_success_rate")
+
+
+def counted_by(scope: MetricsScope, group: Any) -> dict[Any, dict[str, tuple[Any, int]]]:
+    """The three count metrics per group value in one query over the period's facts (every
+    environment; the production ones picked with FILTER): {group: {metric: (value, count)}}
+    where count is the deployments the value is computed from."""
+    rows = (
+        delivery_facts(scope, production=False)
+        .annotate(g=group)
+        .order_by()
+        .values("g")
+        .annotate(
+            shipped=Count("pk", filter=Q(is_production=True, shipped=True)),
+            failures=Count("pk", filter=Q(is_production=True, failed=True)),
+            production=Count("pk", filter=Q(is_production=True)),
+            ok=Count("pk", filter=Q(succeeded=True)),
+            n=Count("pk"),
+        )
+        .values_list("g", "shipped", "failures", "production", "ok", "n")
+    )
+    return {
+        g: {
+            "deployment_frequency": (float(shipped), shipped),
+            "change_failure_rate": (failures / production if production else None, production),
+            "deployment_success_rate": (ok / n if n else None, n),
+        }
+        for g, shipped, failures, production, ok, n in rows
+    }
 
 
 # --- one metric as a series ------------------------------------------------------------------
@@ -648,18 +689,45 @@ class GroupRow:
     values: dict[str, MetricValue] = field(default_factory=dict)
 
 
+DURATION_QUERIES: tuple[tuple[str, ...], ...] = (
+    ("lead_time_for_changes", "lead_time_for_changes_p90"),  # one ranking, two percentiles
+    ("time_to_restore_service",),
+    ("release_cycle_time",),
+    ("approval_wait_time",),
+)
+
+
+def _durations_by(scope: MetricsScope, group_for: Any) -> dict[str, dict[Any, float]]:
+    """{metric: {group: value}} for every duration metric (four queries).
+    ``group_for(metric)`` gives the partition expression for a metric's rows."""
+    out: dict[str, dict[Any, float]] = {}
+    for metrics in DURATION_QUERIES:
+        sources = [_duration_source(m, scope) for m in metrics]
+        qs = sources[0][0]
+        found = percentiles_by(qs, group_for(metrics[0]), [p for _, p in sources])
+        for metric, (_, p) in zip(metrics, sources, strict=True):
+            out[metric] = found[p]
+    return out
+
+
 def metrics_summary(scope: MetricsScope) -> dict[str, MetricValue]:
-    """Every metric over the whole period, with its band (nine queries)."""
+    """Every metric over the whole period, with its band (five queries)."""
+    everything = Value("all")
+    counts = counted_by(scope, everything).get("all", {})
+    durations = _durations_by(scope, lambda metric: everything)
     out: dict[str, MetricValue] = {}
     for key, info in METRICS.items():
-        value = metric_series(key, scope, "all")[0]["value"]
+        if key in COUNTED:
+            value, _ = counts.get(key, (0.0 if key == "deployment_frequency" else None, 0))
+        else:
+            value = durations[key].get("all")
         out[key] = MetricValue(info=info, value=value, band=dora_band(key, value, days=scope.days))
     return out
 
 
 def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupRow]:
     """The table: every metric per service (or team), with its band. A fixed number of
-    grouped queries (one per metric), whatever the number of services or rows."""
+    grouped queries (five, plus the groups), whatever the number of services or rows."""
     if by == "service":
         groups = Service.objects.select_related("team").order_by("name")
         if scope.service:
@@ -677,51 +745,19 @@ def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupR
 
     key = "service_id" if by == "service" else "team_id"
     release_key = "release__services__id" if by == "service" else "release__services__team_id"
-    counts = (
-        delivery_facts(scope)
-        .order_by()
-        .values(key)
-        .annotate(
-            shipped=Count("pk", filter=Q(shipped=True)),
-            failures=Count("pk", filter=Q(failed=True)),
-            n=Count("pk"),
-        )
-        .values_list(key, "shipped", "failures", "n")
+    counts = counted_by(scope, F(key))
+    durations = _durations_by(
+        scope,
+        lambda metric: F(
+            release_key if metric in ("release_cycle_time", "approval_wait_time") else key
+        ),
     )
-    every_env = (
-        delivery_facts(scope, production=False)
-        .order_by()
-        .values(key)
-        .annotate(ok=Count("pk", filter=Q(succeeded=True)), n=Count("pk"))
-        .values_list(key, "ok", "n")
-    )
-    freq: dict[int, tuple[float, int]] = {}
-    cfr: dict[int, tuple[float | None, int]] = {}
-    for group, shipped, failures, n in counts:
-        freq[group] = (float(shipped), shipped)
-        cfr[group] = (failures / n if n else None, n)
-    success = {g: (ok / n if n else None, n) for g, ok, n in every_env}
-
-    durations = {}
-    for metric in (
-        "lead_time_for_changes",
-        "lead_time_for_changes_p90",
-        "time_to_restore_service",
-        "release_cycle_time",
-        "approval_wait_time",
-    ):
-        qs, p = _duration_source(metric, scope)
-        group_key = release_key if metric in ("release_cycle_time", "approval_wait_time") else key
-        durations[metric] = percentile_by(qs, F(group_key), p)
     for group_id, row in rows.items():
         for metric, info in METRICS.items():
             count = None
-            if metric == "deployment_frequency":
-                value, count = freq.get(group_id, (0.0, 0))
-            elif metric == "change_failure_rate":
-                value, count = cfr.get(group_id, (None, 0))
-            elif metric == "deployment_success_rate":
-                value, count = success.get(group_id, (None, 0))
+            if metric in COUNTED:
+                empty = 0.0 if metric == "deployment_frequency" else None
+                value, count = counts.get(group_id, {}).get(metric, (empty, 0))
             else:
                 value = durations[metric].get(group_id)
             row.values[metric] = MetricValue(
@@ -733,4 +769,20 @@ def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupR
 def metrics_trends(
     scope: MetricsScope, interval: str, metrics: Iterable[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    return {m: metric_series(m, scope, interval) for m in metrics}
+    """``metric_series`` of each metric; the count metrics share one grouped query."""
+    metrics = list(metrics)
+    out: dict[str, list[dict[str, Any]]] = {}
+    if any(m in COUNTED for m in metrics) and interval != "all":
+        counts = {_to_date(b): v for b, v in counted_by(scope, _bucket(interval)).items()}
+        buckets = bucket_dates(scope, interval)
+        for metric in metrics:
+            if metric in COUNTED:
+                empty = 0.0 if metric == "deployment_frequency" else None
+                out[metric] = [
+                    {"date": d, "value": counts.get(d, {}).get(metric, (empty, 0))[0]}
+                    for d in buckets
+                ]
+    for metric in metrics:
+        if metric not in out:
+            out[metric] = metric_series(metric, scope, interval)
+    return {m: out[m] for m in metrics}
