@@ -43,7 +43,9 @@ from .services import (
 MONTH_PER_DAY = 3
 WEEK_PER_DAY = 12
 LIST_PAGE_SIZE = 50
-BOARD_PER_COLUMN = 10
+# A column shows its first cards (soonest window first; finished work most recent first),
+# its total, and a link to the rest in the release list.
+BOARD_PER_COLUMN = 6
 SESSION_FEED_URL = "dashboards_new_feed_url"
 
 

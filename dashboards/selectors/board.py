@@ -152,8 +152,10 @@ def _gate_count(done_only: bool) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def _card_prefetches() -> list[Any]:
-    """What the cards and the governance readiness provider read, fetched once per board."""
+def _card_prefetches(*, slim: bool = False) -> list[Any]:
+    """What the cards and the governance readiness provider read, fetched once per board.
+    ``slim``: the services only as the board reads them (names for the card, ids for the
+    blockers, team ids for the permission check), not full rows with their teams."""
     from governance.choices import GATE_DONE
     from governance.models import AgendaItem, ChangeRequest, GateCheck
 
@@ -162,7 +164,12 @@ def _card_prefetches() -> list[Any]:
         queryset=AgendaItem.objects.select_related("meeting").order_by("meeting__scheduled_at"),
     )
     return [
-        Prefetch("services", queryset=Service.objects.select_related("team")),
+        Prefetch(
+            "services",
+            queryset=Service.objects.only("id", "name", "team_id")
+            if slim
+            else Service.objects.select_related("team"),
+        ),
         # Only gates not yet done can block (gate_blockers skips the others); progress comes
         # from the annotations, so done gates need not be loaded at all.
         Prefetch(
@@ -219,7 +226,7 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
     releases = (
         Release.objects.filter(shown)
         .select_related("owner", "policy_snapshot", "rollback_plan")
-        .prefetch_related(*_card_prefetches())
+        .prefetch_related(*_card_prefetches(slim=True))
         .annotate(
             gates_total=_gate_count(False),
             gates_done=_gate_count(True),
