@@ -317,35 +317,43 @@ def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[in
         window_end__gt=Subquery(shown.order_by("window_start").values("window_start")[:1]),
     ).values("pk")
 
-    same_service = (
-        Release.objects.filter(
-            Q(services__releases__id__lt=F("id")) | Q(services__releases__id__gt=F("id")),
-            id__in=release_ids,
-            state__in=active,
-            services__releases__id__in=candidates,
-            services__releases__window_start__lt=F("window_end"),
-            services__releases__window_end__gt=F("window_start"),
-        )
-        .values(
-            "id",
-            service_name=F("services__name"),
-            other_id=F("services__releases__id"),
-            other_name=F("services__releases__name"),
-            other_version=F("services__releases__version"),
-            other_start=F("services__releases__window_start"),
-            other_end=F("services__releases__window_end"),
-        )
-        .order_by("id", "other_start")
+    # Same service: the links of both sides in one query (the windows on screen and the
+    # candidates), paired here. Joining release → service → every release of the service
+    # walked each service's whole history (~600 releases each at 100× data).
+    links = ServiceLink.objects.filter(
+        Q(release_id__in=release_ids, release__state__in=active) | Q(release_id__in=candidates)
+    ).values_list(
+        "release_id",
+        "service_id",
+        "service__name",
+        "release__name",
+        "release__version",
+        "release__window_start",
+        "release__window_end",
+        "release__state",
     )
-    for row in same_service:
-        other = _window_words(
-            row["other_name"], row["other_version"], row["other_start"], row["other_end"]
-        )
-        found.setdefault(row["id"], []).append(
+    shown_ids = set(release_ids)
+    by_service: dict[int, list[tuple]] = {}
+    mine: list[tuple] = []
+    for row in links:
+        if row[7] in active:
+            by_service.setdefault(row[1], []).append(row)
+        if row[0] in shown_ids and row[7] in active:
+            mine.append(row)
+    pairs = []
+    for rid, service_id, service_name, _, _, start, end, _ in mine:
+        for other in by_service.get(service_id, []):
+            other_id, _, _, other_name, other_version, other_start, other_end, _ = other
+            if other_id != rid and other_start < end and other_end > start:
+                pairs.append((rid, other_start, other_id, service_name, other))
+    pairs.sort(key=lambda pair: pair[:3])
+    for rid, _, other_id, service_name, other in pairs:
+        words = _window_words(other[3], other[4], other[5], other[6])
+        found.setdefault(rid, []).append(
             Conflict(
                 kind="service",
-                message=f"Same service {row['service_name']}: overlaps {other}.",
-                other_id=row["other_id"],
+                message=f"Same service {service_name}: overlaps {words}.",
+                other_id=other_id,
             )
         )
 
