@@ -85,6 +85,8 @@ class DeliveryFact(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["is_production", "finished_at"]),
+            # Success rate counts every environment: a period is a range, not a full scan.
+            models.Index(fields=["finished_at"]),
             models.Index(fields=["service", "finished_at"]),
             models.Index(fields=["team", "finished_at"]),
         ]
