@@ -7,7 +7,8 @@ What it does:
 1. For each scale (default 1 and 100) it prepares a dedicated database, seeded once with
    ``manage.py seed_scale --scale N`` (1× = 100 releases and 10,000 pipeline runs; 100× =
    10,000 releases and 1,000,000 runs) and reused by later runs while the seed parameters
-   are unchanged. SQLite files under var/bench-pages/ by default; with ``--postgres URL``
+   are unchanged (pending migrations are applied to it first, so new indexes reach it).
+   SQLite files under var/bench-pages/ by default; with ``--postgres URL``
    (e.g. postgres://postgres@127.0.0.1:5432/rg_dash) one database per scale
    (``<name>_1x``, ``<name>_100x``) is created on that server.
 2. Measures each scale in its own process (``--measure``) with the local settings and
@@ -64,6 +65,9 @@ def _prepare(scale: int, args: argparse.Namespace) -> None:
         "seeded-" + ("pg" if args.postgres else "sqlite") + f"-v{SEED_VERSION}"
     )
     if marker.exists() and not args.reseed:
+        # Seeded before: only bring the schema up to date (new indexes reach the cached
+        # databases; a no-op when there is nothing to apply).
+        subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         return
     if args.postgres:
         _recreate_postgres(env["DATABASE_URL"])
