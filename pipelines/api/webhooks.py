@@ -98,6 +98,22 @@ class WebhookView(APIView):
             return auth[7:].strip()
         return request.query_params.get("token") or None
 
+    def integration_by_shared_secret(self, request, provider: str, verifier):
+        """The enabled integration of ``provider`` whose secrets accept the presented one."""
+        presented = self.shared_secret(request)
+        integration = presented and services.integrations_verifying(
+            provider, lambda secrets: verifier(secrets, presented)
+        )
+        if not integration:
+            raise BadSignature()
+        return integration
+
+
+SHARED_SECRET_PARAMETERS = [
+    OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
+    OpenApiParameter("token", str, OpenApiParameter.QUERY),
+]
+
 
 def _adapter(call, *args):
     try:
@@ -178,21 +194,15 @@ class JenkinsWebhookView(WebhookView):
         operation_id="webhooks_jenkins",
         summary="Jenkins Notification plugin",
         request={"application/json": {"type": "object"}},
-        parameters=[
-            OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
-            OpenApiParameter("token", str, OpenApiParameter.QUERY),
-        ],
+        parameters=SHARED_SECRET_PARAMETERS,
         responses=_responses(),
         tags=["webhooks"],
     )
     def post(self, request):
         body = read_body(request)
-        presented = self.shared_secret(request)
-        integration = presented and services.integrations_verifying(
-            IntegrationProvider.JENKINS, lambda secrets: verify_secret(secrets, presented)
+        integration = self.integration_by_shared_secret(
+            request, IntegrationProvider.JENKINS, verify_secret
         )
-        if not integration:
-            raise BadSignature()
         event = _adapter(parse_notification, self.parse(body))
         return self.receive_run(integration, event, delivery_id="", event_name="notification")
 
@@ -202,21 +212,15 @@ class AlertmanagerWebhookView(WebhookView):
         operation_id="webhooks_alertmanager",
         summary="Prometheus Alertmanager webhook (version 4)",
         request={"application/json": {"type": "object"}},
-        parameters=[
-            OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
-            OpenApiParameter("token", str, OpenApiParameter.QUERY),
-        ],
+        parameters=SHARED_SECRET_PARAMETERS,
         responses=_responses(),
         tags=["webhooks"],
     )
     def post(self, request):
         body = read_body(request)
-        presented = self.shared_secret(request)
-        integration = presented and services.integrations_verifying(
-            IntegrationProvider.ALERTMANAGER, lambda secrets: verify_token(secrets, presented)
+        integration = self.integration_by_shared_secret(
+            request, IntegrationProvider.ALERTMANAGER, verify_token
         )
-        if not integration:
-            raise BadSignature()
         alerts = _adapter(parse_alertmanager, self.parse(body))
         result = services.alerts_receive(integration=integration, alerts=alerts)
         return Response(
