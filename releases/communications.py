@@ -143,10 +143,30 @@ def on_release_transition(*, release: Release, actor, name: str, from_state: str
     skipped); a cancelled release cancels its scheduled messages."""
     scheduled = Communication.objects.filter(release=release, status=CommsStatus.SCHEDULED)
     if name == "cancel":
-        scheduled.update(status=CommsStatus.CANCELLED)
+        _void(scheduled, CommsStatus.CANCELLED, actor, f"{release} was cancelled.")
     elif name in FIRES:
         scheduled.filter(trigger=FIRES[name]).update(due_at=timezone.now())
-        scheduled.filter(trigger=VOIDS[name]).update(status=CommsStatus.SKIPPED)
+        reason = (
+            f"Not sent: {release} was {'deployed' if name == 'mark_deployed' else 'rolled back'}."
+        )
+        _void(scheduled.filter(trigger=VOIDS[name]), CommsStatus.SKIPPED, actor, reason)
+
+
+def _void(messages, status: str, actor, reason: str) -> None:
+    """Cancel or skip scheduled messages, each change audited (a message that will never go
+    out is a decision the plan's readers should see)."""
+    for comm in messages.select_related("release"):
+        comm.status = status
+        comm.save(update_fields=["status"])
+        audit_record(
+            actor=actor,
+            action=f"comms.{status}",
+            target=comm,
+            release=comm.release,
+            from_state=CommsStatus.SCHEDULED,
+            to_state=status,
+            reason=reason,
+        )
 
 
 def on_release_change(*, release: Release, actor, what: str, reason: str) -> None:

@@ -170,3 +170,13 @@ def test_slack_message_is_posted_signed_to_its_webhook(release, release_manager,
         request.data,
         request.headers["X-Releasegate-Signature"],
     )
+
+
+@pytest.mark.django_db
+def test_voided_messages_are_audited(release, release_manager):
+    from governance.models import AuditEvent
+
+    msg = schedule(release, release_manager, "window_start")
+    services.release_cancel(release=release, actor=release_manager, reason="descoped")
+    event = AuditEvent.objects.get(action="comms.cancelled")
+    assert event.target_id == str(msg.pk) and "cancelled" in event.reason
