@@ -48,7 +48,7 @@ def _env_for(scale: int, args: argparse.Namespace) -> dict[str, str]:
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
     env["DJANGO_DEBUG"] = "0"
     env["CELERY_TASK_ALWAYS_EAGER"] = "1"
-    var = ROOT / "var" / "bench-pages" / f"{scale}x"
+    var = Path(args.data_dir) / f"{scale}x"
     var.mkdir(parents=True, exist_ok=True)
     env["RELEASEGATE_VAR_DIR"] = str(var)
     if args.postgres:
@@ -173,6 +173,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=30, help="Timed requests per page.")
     parser.add_argument("--postgres", help="PostgreSQL server URL; database name is a prefix.")
     parser.add_argument("--reseed", action="store_true", help="Seed again even if cached.")
+    parser.add_argument(
+        "--data-dir",
+        default=str(ROOT / "var" / "bench-pages"),
+        help="Where the seeded SQLite databases are kept (one folder per scale).",
+    )
     parser.add_argument("--no-fail", action="store_true", help="Report only; exit 0.")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
