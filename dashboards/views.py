@@ -172,7 +172,7 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
             cal.calendar_list_releases(viewer=request.user, start=start, end=end, filters=filters),
             LIST_PAGE_SIZE,
         ).get_page(request.GET.get("page"))
-        releases = list(page.object_list)
+        releases = cal.windows_from_rows(page.object_list)
         context["page"] = page
         context["releases"] = releases
     else:
@@ -196,8 +196,6 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
     conflicts = cal.conflicts_for(release_ids=[r.pk for r in releases], bands=bands)
     for release in releases:  # the windows on screen (capped), for the template
         release.conflicts = conflicts.get(release.pk, [])
-        # Joined once here: a related manager per event in the template costs more.
-        release.service_names = ", ".join(s.name for s in release.services.all())
     context["title_text"] = (
         f"{anchor:%B %Y}" if view == "month" else f"{first:%d %b} – {last:%d %b %Y}"
     )

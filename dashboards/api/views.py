@@ -91,7 +91,7 @@ class CalendarEventsView(APIView):
             states=tuple(data["state"]),
         )
         start, end = cal.day_bounds(data["start"], data["end"])
-        releases = list(
+        releases = cal.windows_from_rows(
             cal.calendar_list_releases(viewer=request.user, start=start, end=end, filters=filters)[
                 : cal.API_MAX_RELEASES
             ]
@@ -106,7 +106,7 @@ class CalendarEventsView(APIView):
                 "start": r.window_start,
                 "end": r.window_end,
                 "state": r.state,
-                "services": [s.slug for s in r.services.all()],
+                "services": r.service_slugs,
                 "url": request.build_absolute_uri(reverse("releases:detail", args=[r.pk])),
                 "description": "",
                 "conflicts": conflicts.get(r.pk, []),

@@ -1,0 +1,98 @@
+"""The calendar's repeated markup — one entry per deployment window — built in Python.
+
+A busy month draws ~130 windows; through the template engine each cost ~0.1 ms (a URL
+reversal, date filters, a loop over its conflicts twice), which was most of the page's
+growth from 1× to 100× data. The markup is the same the template drew, escaped with
+``conditional_escape``.
+"""
+
+from __future__ import annotations
+
+from django import template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import conditional_escape as esc
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+
+_PK = 2_147_483_647  # a placeholder id, replaced in the reversed URL
+
+
+def _detail_pattern() -> str:
+    # Reversed once per page (``release_detail_pattern``), not once per entry.
+    return reverse("releases:detail", args=[_PK])
+
+
+def _conflict_items(release, with_kind: bool) -> str:
+    return "".join(
+        f'<li class="conflict-{esc(c.kind)}">{esc(c.message)}</li>'
+        if with_kind
+        else f"<li>{esc(c.message)}</li>"
+        for c in release.conflicts
+    )
+
+
+@register.simple_tag
+def calendar_event(release, detail_url: str = "") -> SafeString:
+    """One window in a month/week day cell (an ``<li class="event">``)."""
+    name = f"{esc(release.name)} {esc(release.version)}"
+    url = (detail_url or _detail_pattern()).replace(str(_PK), str(release.pk))
+    start = timezone.localtime(release.window_start)
+    conflicts = release.conflicts
+    title = ""
+    details = ""
+    if conflicts:
+        title = ' title="' + "&#10;".join(esc(c.message) for c in conflicts) + '"'
+        details = (
+            '\n  <details class="conflict">\n    <summary><span aria-hidden="true">⚠</span> '
+            f'Conflict<span class="visually-hidden"> for {name}</span></summary>\n'
+            f"    <ul>{_conflict_items(release, True)}</ul>\n  </details>"
+        )
+    return mark_safe(
+        f'<li class="event state-{esc(release.state)}'
+        f'{" event-conflict" if conflicts else ""}"{title}>\n'
+        f'  <a href="{url}"><span class="event-time">{start:%H:%M}</span> {name}</a>\n'
+        f'  <span class="event-meta">{esc(release.service_names)} · '
+        f"{esc(release.get_state_display())}</span>{details}\n</li>"
+    )
+
+
+@register.simple_tag
+def release_detail_pattern() -> str:
+    """The release page URL with a placeholder id, reversed once for a page of entries."""
+    return _detail_pattern()
+
+
+def _day_time(value) -> str:
+    return f"{value:%a} {value.day} {value:%b %H:%M}"
+
+
+@register.simple_tag
+def calendar_row(release, detail_url: str = "") -> SafeString:
+    """One window in the list view (a table row)."""
+    name = f"{esc(release.name)} {esc(release.version)}"
+    url = (detail_url or _detail_pattern()).replace(str(_PK), str(release.pk))
+    start = timezone.localtime(release.window_start)
+    end = timezone.localtime(release.window_end)
+    end_text = f"{end:%H:%M}" if end.date() == start.date() else _day_time(end)
+    conflicts = release.conflicts
+    if conflicts:
+        count = len(conflicts)
+        cell = (
+            '<details class="conflict"><summary><span aria-hidden="true">⚠</span> '
+            f"{count} conflict{'s' if count != 1 else ''}</summary>"
+            f"<ul>{_conflict_items(release, False)}</ul></details>"
+        )
+    else:
+        cell = '<span class="muted">—</span>'
+    return mark_safe(
+        f'<tr class="{"row-conflict" if conflicts else ""}">\n'
+        f'    <td class="nowrap">{_day_time(start)} – {end_text}</td>\n'
+        f'    <td><a href="{url}">{name}</a></td>\n'
+        f"    <td>{esc(release.service_names)}</td>\n"
+        f'    <td><span class="badge badge-state state-{esc(release.state)}">'
+        f"{esc(release.get_state_display())}</span></td>\n"
+        f"    <td>{esc(release.owner_name)}</td>\n"
+        f"    <td>{cell}</td>\n  </tr>"
+    )
