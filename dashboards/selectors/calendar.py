@@ -181,9 +181,10 @@ class CalendarWindow:
     conflicts: list[Conflict] = field(default_factory=list)
 
     def get_state_display(self) -> str:
-        return str(ReleaseState(self.state).label)
+        return str(STATE_LABELS.get(self.state, self.state))
 
 
+STATE_LABELS = dict(ReleaseState.choices)
 WINDOW_COLUMNS = (
     "pk",
     "name",

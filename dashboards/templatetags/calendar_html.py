@@ -8,10 +8,11 @@ growth from 1× to 100× data. The markup is the same the template drew, escaped
 
 from __future__ import annotations
 
+from html import escape as esc
+
 from django import template
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import conditional_escape as esc
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
