@@ -193,7 +193,7 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
             totals=totals,
         )
         context["weeks"] = [context["days"][i : i + 7] for i in range(0, len(context["days"]), 7)]
-    conflicts = cal.conflicts_for(release_ids=[r.pk for r in releases], bands=bands)
+    conflicts = cal.conflicts_for(windows=releases, bands=bands)
     for release in releases:  # the windows on screen (capped), for the template
         release.conflicts = conflicts.get(release.pk, [])
     context["title_text"] = (

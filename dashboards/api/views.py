@@ -97,7 +97,7 @@ class CalendarEventsView(APIView):
             ]
         )
         bands = cal.freeze_bands(start=start, end=end, filters=filters)
-        conflicts = cal.conflicts_for(release_ids=[r.pk for r in releases], bands=bands)
+        conflicts = cal.conflicts_for(windows=releases, bands=bands)
         events: list[dict] = [
             {
                 "type": "release",

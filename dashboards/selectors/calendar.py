@@ -20,8 +20,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import (
-    Case,
-    CharField,
     Count,
     Exists,
     F,
@@ -31,9 +29,6 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
-    Value,
-    When,
     Window,
 )
 from django.db.models.functions import RowNumber
@@ -399,35 +394,38 @@ def _window_words(release_name: str, version: str, s: datetime, e: datetime) -> 
     return f"{release_name} {version} ({s:%a %d %b %H:%M}–{end_text})"
 
 
-def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[int, list[Conflict]]:
-    """Conflicts of the given releases, explained. Three queries whatever the count:
+def conflicts_for(
+    *, windows: list[CalendarWindow], bands: list[FreezeBand]
+) -> dict[int, list[Conflict]]:
+    """Conflicts of the windows on screen, explained. Two queries whatever the count:
 
     - same service: another active release of one of its services with an overlapping window;
     - shared production environment: another active release with a deployment to the same
       production environment and an overlapping window;
     - freeze: the window overlaps a freeze occurrence covering one of its services (the
-      occurrences come from ``bands``, already expanded for the range).
+      occurrences come from ``bands``, already expanded for the range; no query).
+
+    Only active windows conflict (a closed or rolled-back release is history).
     """
     found: dict[int, list[Conflict]] = {}
-    if not release_ids:
-        return found
     active = [str(s) for s in ACTIVE_STATES]
+    if not windows:
+        return found
+    mine_active = [w for w in windows if w.state in active]
     # The other side of each pair: only active releases overlapping the span of the windows
     # on screen (the (state, window_start) index finds them), so the self-joins below never
-    # walk a service's or an environment's whole history.
-    shown = Release.objects.filter(id__in=release_ids).order_by()
+    # walk a service's or an environment's whole history. The active windows on screen are
+    # among them. (Same two queries whenever windows are shown, even if none is active.)
     candidates = Release.objects.filter(
         state__in=active,
-        window_start__lt=Subquery(shown.order_by("-window_end").values("window_end")[:1]),
-        window_end__gt=Subquery(shown.order_by("window_start").values("window_start")[:1]),
+        window_start__lt=max(w.window_end for w in windows),
+        window_end__gt=min(w.window_start for w in windows),
     ).values("pk")
 
-    # Same service: the links of both sides in one query (the windows on screen and the
-    # candidates), paired here. Joining release → service → every release of the service
-    # walked each service's whole history (~600 releases each at 100× data).
-    links = ServiceLink.objects.filter(
-        Q(release_id__in=release_ids, release__state__in=active) | Q(release_id__in=candidates)
-    ).values_list(
+    # Same service: the links of the candidates in one query, paired here. Joining
+    # release → service → every release of the service walked each service's whole history
+    # (~600 releases each at 100× data).
+    links = ServiceLink.objects.filter(release_id__in=candidates).values_list(
         "release_id",
         "service_id",
         "service__name",
@@ -437,14 +435,15 @@ def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[in
         "release__window_end",
         "release__state",
     )
-    shown_ids = set(release_ids)
+    shown_ids = {w.pk for w in mine_active}
     by_service: dict[int, list[tuple]] = {}
     mine: list[tuple] = []
+    services_of: dict[int, set[int]] = {}
     for row in links:
-        if row[7] in active:
-            by_service.setdefault(row[1], []).append(row)
-        if row[0] in shown_ids and row[7] in active:
+        by_service.setdefault(row[1], []).append(row)
+        if row[0] in shown_ids:
             mine.append(row)
+            services_of.setdefault(row[0], set()).add(row[1])
     pairs = []
     for rid, service_id, service_name, _, _, start, end, _ in mine:
         for other in by_service.get(service_id, []):
@@ -471,7 +470,7 @@ def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[in
             # By primary key, so SQLite drives the join from these few rows instead of
             # from every deployment to the environment.
             pk__in=Deployment.objects.filter(
-                release_id__in=release_ids, environment__is_production=True
+                release_id__in=[w.pk for w in windows], environment__is_production=True
             ).values("pk"),
             release__state__in=active,
             **{
@@ -511,7 +510,7 @@ def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[in
             )
         )
 
-    for release_id, band in _freeze_hits(release_ids=release_ids, bands=bands):
+    for release_id, band in _freeze_hits(mine_active, services_of, bands):
         s, e = timezone.localtime(band.start), timezone.localtime(band.end)
         reason = f" Reason: {band.reason}" if band.reason else ""
         found.setdefault(release_id, []).append(
@@ -527,31 +526,24 @@ def conflicts_for(*, release_ids: list[int], bands: list[FreezeBand]) -> dict[in
 
 
 def _freeze_hits(
-    *, release_ids: list[int], bands: list[FreezeBand]
+    windows: list[CalendarWindow], services_of: dict[int, set[int]], bands: list[FreezeBand]
 ) -> list[tuple[int, FreezeBand]]:
-    """(release id, first freeze occurrence its window overlaps), computed in SQL with one
-    CASE over the occurrences on screen (one query; none without freezes)."""
-    whens = []
-    for index, band in enumerate(bands):
-        if not band.covers_production:
-            continue  # a freeze of a non-production environment does not cover windows
-        condition = Q(window_start__lt=band.end, window_end__gt=band.start)
-        if band.service_ids:
-            condition &= Exists(
-                ServiceLink.objects.filter(
-                    release_id=OuterRef("pk"), service_id__in=sorted(band.service_ids)
-                )
-            )
-        whens.append(When(condition, then=Value(str(index))))
-    if not whens:
-        return []
-    rows = (
-        Release.objects.filter(id__in=release_ids, state__in=[str(s) for s in ACTIVE_STATES])
-        .annotate(freeze_hit=Case(*whens, default=Value(""), output_field=CharField()))
-        .exclude(freeze_hit="")
-        .values_list("id", "freeze_hit")
-    )
-    return [(rid, bands[int(hit)]) for rid, hit in rows]
+    """(window id, first freeze occurrence it overlaps) for the active windows on screen: a
+    freeze covers a window when it covers production and all services or one of the
+    window's services. Bounded by what is on screen; no query."""
+    hits = []
+    covering = [band for band in bands if band.covers_production]
+    for window in windows:
+        services = services_of.get(window.pk, set())
+        for band in covering:
+            if (
+                band.start < window.window_end
+                and band.end > window.window_start
+                and (not band.service_ids or band.service_ids & services)
+            ):
+                hits.append((window.pk, band))
+                break
+    return hits
 
 
 def calendar_filter_choices() -> dict[str, list]:
@@ -582,6 +574,6 @@ def calendar_data(
         releases=releases,
         freezes=bands,
         meetings=cab_meetings(start=start, end=end) if releases is not None else [],
-        conflicts=conflicts_for(release_ids=[r.pk for r in releases], bands=bands),
+        conflicts=conflicts_for(windows=releases, bands=bands),
         day_totals=totals,
     )

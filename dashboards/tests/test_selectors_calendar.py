@@ -93,3 +93,88 @@ def test_month_and_list_entries_are_escaped(client, viewer, service):
         body = client.get(reverse("dashboards:calendar"), {"view": view}).content.decode()
         assert "<script>alert" not in body
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; 1.0.0" in body
+
+
+def _conflicts(viewer, day: date):
+    start, end = cal.day_bounds(day, day)
+    filters = cal.CalendarFilters()
+    windows, _ = cal.calendar_grid_releases(
+        viewer=viewer, start=start, end=end, filters=filters, per_day=10
+    )
+    bands = cal.freeze_bands(start=start, end=end, filters=filters)
+    found = cal.conflicts_for(windows=windows, bands=bands)
+    return {w.name: [(c.kind, c.message) for c in found.get(w.pk, [])] for w in windows}
+
+
+@pytest.mark.django_db
+def test_freezes_conflict_with_the_windows_they_cover(
+    viewer, service, other_service, production, staging
+):
+    from governance.models import FreezeWindow
+
+    day = timezone.localdate() + timedelta(days=5)
+    at = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    ReleaseFactory(name="Covered", services=[service], window_start=at + timedelta(hours=10))
+    ReleaseFactory(name="Other", services=[other_service], window_start=at + timedelta(hours=14))
+    ReleaseFactory(
+        name="Done",
+        services=[service],
+        window_start=at + timedelta(hours=10),
+        state=ReleaseState.CLOSED,  # history: never in conflict
+    )
+    scoped = FreezeWindow.objects.create(
+        name="Ledger freeze", reason="Audit.", kind="once", start=at, end=at + timedelta(days=1)
+    )
+    scoped.services.set([service])
+    staging_only = FreezeWindow.objects.create(
+        name="Staging rebuild", kind="once", start=at, end=at + timedelta(days=1)
+    )
+    staging_only.environments.set([staging])
+
+    found = _conflicts(viewer, day)
+
+    assert [kind for kind, _ in found["Covered"]] == ["freeze"]
+    assert "Window falls in freeze “Ledger freeze”" in found["Covered"][0][1]
+    assert "Reason: Audit." in found["Covered"][0][1]
+    assert found["Other"] == []  # the freeze covers another service; staging is not production
+    assert found["Done"] == []
+
+
+@pytest.mark.django_db
+def test_overlaps_of_a_service_or_a_production_environment_are_explained_once(
+    viewer, service, other_service, production
+):
+    from releases.models import Deployment
+
+    day = timezone.localdate() + timedelta(days=6)
+    at = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    first = ReleaseFactory(
+        name="First", version="1.0.0", services=[service], window_start=at + timedelta(hours=9)
+    )
+    second = ReleaseFactory(
+        name="Second", version="2.0.0", services=[service], window_start=at + timedelta(hours=10)
+    )
+    third = ReleaseFactory(
+        name="Third",
+        version="3.0.0",
+        services=[other_service],
+        window_start=at + timedelta(hours=10),
+    )
+    for release in (first, second, third):
+        Deployment.objects.create(
+            release=release,
+            service=release.services.first(),
+            environment=production,
+            version=release.version,
+        )
+
+    found = _conflicts(viewer, day)
+
+    # First and Second share a service (said once, not again for the environment)…
+    assert [kind for kind, _ in found["First"]] == ["service", "environment"]
+    assert found["First"][0][1].startswith(f"Same service {service.name}: overlaps Second 2.0.0")
+    assert found["First"][1][1].startswith(
+        f"Shares production environment {production.name}: overlaps Third 3.0.0"
+    )
+    # …Third shares only the production environment with both.
+    assert [kind for kind, _ in found["Third"]] == ["environment", "environment"]
