@@ -552,7 +552,9 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
     The facts' own query (filters, a covering index range) is compiled by Django and
     ranked by one hand-written window query around it: ROW_NUMBER() and COUNT() over each
     group's partition once, instead of Django's QUALIFY emulation, which repeats the
-    COUNT window in every rank condition. Same SQL on SQLite and PostgreSQL.
+    COUNT window in every rank condition. Same SQL on SQLite and PostgreSQL. ``group`` is
+    an expression of the facts (a bucket column, service_id, team_id; a ``Value`` for the
+    whole period) or a ``ByLink`` for release facts per service or team.
     """
     ps = tuple(ps)
     link = group if isinstance(group, ByLink) else None
@@ -575,12 +577,21 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
             source += f" INNER JOIN {qn(services)} v ON v.{qn('id')} = l.{qn('service_id')}"
             g = f"v.{qn('team_id')}"
     keep = " OR ".join("(r.rn >= r.n * %s AND r.rn < r.n * %s + 1)" for _ in ps)
+    if link is None and isinstance(group, Value):
+        # One partition (the whole period): n from one COUNT over the same rows, joined to
+        # each row, costs a third of a COUNT() window (which buffers the partition and
+        # sorts it a second time): ~0.5 ms per ranking of ~1,000 facts at 100×.
+        window = "ROW_NUMBER() OVER (ORDER BY s.duration, s.rank_key) AS rn, c.n AS n"
+        source += f" CROSS JOIN (SELECT COUNT(*) AS n FROM ({inner}) s2) c"
+        params = (*params, *params)
+    else:
+        window = (
+            f"ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY s.duration, s.rank_key) AS rn, "
+            f"COUNT(*) OVER (PARTITION BY {g}) AS n"
+        )
     sql = (
-        "SELECT r.g, r.duration, r.rn, r.n FROM ("
-        f"SELECT {g} AS g, s.duration AS duration, "
-        f"ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY s.duration, s.rank_key) AS rn, "
-        f"COUNT(*) OVER (PARTITION BY {g}) AS n "
-        f"FROM {source}) r WHERE {keep}"
+        f"SELECT r.g, r.duration, r.rn, r.n FROM (SELECT {g} AS g, s.duration AS duration, "
+        f"{window} FROM {source}) r WHERE {keep}"
     )
     params = (*params, *(v for p in ps for v in (p, p)))
     out: dict[float, dict[Any, float]] = {p: {} for p in ps}
