@@ -14,5 +14,6 @@ urlpatterns = [
     path("calendar/feed/<str:token>.ics", views.calendar_feed, name="calendar_feed"),
     path("board/", views.board_page, name="board"),
     path("board/<int:pk>/move/", views.board_move, name="board_move"),
+    path("board/<int:pk>/moves/", views.board_moves_page, name="board_moves"),
     path("metrics/", views.metrics_page, name="metrics"),
 ]

@@ -290,10 +290,23 @@ def _board_context(request: HttpRequest) -> dict[str, Any]:
         filters=form.filters(user_id=request.user.pk),
         per_column=BOARD_PER_COLUMN,
     )
+    query = request.GET.urlencode()
+    detail_url = _url_pattern("releases:detail")
+    moves_url = _url_pattern("dashboards:board_moves")
+    # The "Move to…" menu keeps the board's filters, so a move redraws the same board.
+    moves_query = "?" + urlencode({"query": query}) if query else ""
     for column in columns:
         for card in column.cards:
-            card.moves = _moves(card.release, card.moves)
-    return {"form": form, "columns": columns, "query": request.GET.urlencode()}
+            card.detail_url = detail_url.format(pk=card.release.pk)
+            card.moves_url = moves_url.format(pk=card.release.pk) + moves_query
+    return {"form": form, "columns": columns, "query": query}
+
+
+def _url_pattern(name: str) -> str:
+    """``reverse(name, args=[pk])`` as a format string, reversed once per board instead of
+    once per card."""
+    marker = 987654321
+    return reverse(name, args=[marker]).replace(str(marker), "{pk}")
 
 
 def _moves(release: Release, names: list[str]) -> list[dict[str, Any]]:
@@ -369,25 +382,56 @@ def board_move(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(back)
     blockers = [b.get("message", "") for b in error.details or [] if isinstance(b, dict)]
     if request.htmx:
+        # The card again, its menu open with the moves left and the refusal on it.
         release = board_selectors.board_release(viewer=request.user, pk=pk)
         card = board_selectors.card_for(release)
-        card.moves = _moves(
-            release, board_selectors.board_moves(release=release, actor=request.user)
+        card.moves = board_selectors.board_moves(release=release, actor=request.user)
+        query = request.POST.get("query", "")
+        card.detail_url = reverse("releases:detail", args=[release.pk])
+        card.moves_url = reverse("dashboards:board_moves", args=[release.pk]) + (
+            "?" + urlencode({"query": query}) if query else ""
         )
         return render(
             request,
             "dashboards/partials/board_card.html",
             {
                 "card": card,
+                "moves": _moves(release, card.moves),
                 "move_error": error.message,
                 "move_blockers": blockers,
-                "query": request.POST.get("query", ""),
+                "query": query,
                 "open_menu": True,
+                "inline": True,
             },
             status=error.status_code if error.status_code in (400, 403, 409) else 422,
         )
     messages.error(request, f"{release}: {error.message}")
     return redirect(back)
+
+
+@login_required
+@require_GET
+def board_moves_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """A card's "Move to…" menu, loaded when it is opened (htmx: the form alone, into the
+    card), or a page of its own without JavaScript. The moves are those the viewer may
+    perform now, from the same ``board_moves`` as the board (held equal to
+    ``available_transitions``); the move itself goes through ``board_move`` and the
+    releases services, which check everything again."""
+    try:
+        release = board_selectors.board_release(viewer=request.user, pk=pk)
+    except Release.DoesNotExist:
+        raise Http404("No such release.") from None
+    query = request.GET.get("query", "")
+    context = {
+        "release": release,
+        "moves": _moves(release, board_selectors.board_moves(release=release, actor=request.user)),
+        "query": query,
+        "back": reverse("dashboards:board") + (f"?{query}" if query else ""),
+        "inline": bool(request.htmx),
+    }
+    if request.htmx:
+        return render(request, "dashboards/partials/board_move_form.html", context)
+    return render(request, "dashboards/board_moves.html", context)
 
 
 # --- metrics ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ refusal shows the blocking reason on the card."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from governance.models import AuditEvent
 from releases.models import Release
+from releases.services import available_transitions
 from tests.factories import ReleaseFactory, force_state, make_ready
 
 
@@ -32,15 +34,97 @@ def approved_future(service, release_manager):
     return force_state(release, "approved")
 
 
+def _card(body: str, release) -> str:
+    card = body[body.index(f'id="card-{release.pk}"') :]
+    return card[: card.index("</article>")]
+
+
+def _options(body: str) -> list[str]:
+    return re.findall(r'name="transition" value="([a-z_]+)"', body)
+
+
 @pytest.mark.django_db
-def test_card_offers_only_available_transitions(client, release_manager, planned):
+def test_card_loads_its_menu_when_opened(client, release_manager, planned):
     client.force_login(release_manager)
-    body = client.get(reverse("dashboards:board")).content.decode()
-    card = body[body.index(f'id="card-{planned.pk}"') :]
-    card = card[: card.index("</article>")]
-    assert 'value="start_work"' in card
-    assert 'value="cancel"' in card
-    assert 'value="approve"' not in card
+    card = _card(client.get(reverse("dashboards:board")).content.decode(), planned)
+    moves_url = reverse("dashboards:board_moves", args=[planned.pk])
+    # The menu is fetched on opening (htmx), and without JavaScript the link leads to it.
+    assert f'hx-get="{moves_url}"' in card
+    assert 'hx-trigger="toggle once"' in card
+    assert f'href="{moves_url}"' in card
+    # No move buttons, csrf token or textarea per card on the board itself.
+    assert _options(card) == []
+    assert "csrfmiddlewaretoken" not in card
+
+
+@pytest.mark.django_db
+def test_menu_keeps_the_board_filters(client, release_manager, planned, service):
+    client.force_login(release_manager)
+    body = client.get(reverse("dashboards:board"), {"service": service.slug}).content.decode()
+    moves_url = reverse("dashboards:board_moves", args=[planned.pk])
+    assert f'hx-get="{moves_url}?query=service%3D{service.slug}"' in _card(body, planned)
+    menu = client.get(
+        moves_url, {"query": f"service={service.slug}"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert f'name="query" value="service={service.slug}"' in menu
+
+
+@pytest.mark.django_db
+def test_menu_offers_only_available_transitions(client, release_manager, planned):
+    client.force_login(release_manager)
+    response = client.get(
+        reverse("dashboards:board_moves", args=[planned.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "<html" not in body  # htmx: the form alone, into the card
+    assert f'hx-post="{reverse("dashboards:board_move", args=[planned.pk])}"' in body
+    assert f'hx-target="#card-{planned.pk}"' in body
+    assert "csrfmiddlewaretoken" in body
+    fresh = Release.objects.get(pk=planned.pk)
+    assert sorted(_options(body)) == sorted(
+        available_transitions(release=fresh, actor=release_manager)
+    )
+    assert "start_work" in _options(body) and "approve" not in _options(body)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("state", ["draft", "planned", "awaiting_approval", "approved", "deployed"])
+def test_menu_options_equal_available_transitions(client, release_manager, service, state):
+    release = force_state(make_ready(ReleaseFactory(services=[service])), state)
+    client.force_login(release_manager)
+    body = client.get(
+        reverse("dashboards:board_moves", args=[release.pk]), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    fresh = Release.objects.get(pk=release.pk)
+    expected = available_transitions(release=fresh, actor=release_manager)
+    assert expected
+    assert sorted(_options(body)) == sorted(expected)
+
+
+@pytest.mark.django_db
+def test_menu_without_javascript_is_a_page(client, release_manager, planned):
+    client.force_login(release_manager)
+    response = client.get(reverse("dashboards:board_moves", args=[planned.pk]))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in body
+    assert f'action="{reverse("dashboards:board_move", args=[planned.pk])}"' in body
+    assert "hx-post" not in body  # a plain POST, redirected back to the board
+    assert "start_work" in _options(body)
+    assert f'href="{reverse("dashboards:board")}"' in body
+
+
+@pytest.mark.django_db
+def test_menu_posts_move_the_card_without_javascript(client, release_manager, planned):
+    client.force_login(release_manager)
+    response = client.post(
+        reverse("dashboards:board_move", args=[planned.pk]),
+        {"transition": "start_work", "query": "owner=me"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboards:board") + "?owner=me"
+    assert Release.objects.get(pk=planned.pk).state == "in_progress"
 
 
 @pytest.mark.django_db
@@ -48,6 +132,35 @@ def test_viewers_get_no_move_menu(client, viewer, planned):
     client.force_login(viewer)
     body = client.get(reverse("dashboards:board")).content.decode()
     assert "Move to…" not in body
+    assert reverse("dashboards:board_moves", args=[planned.pk]) not in body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["viewer", "other_release_manager"])
+def test_who_may_not_move_gets_no_options(client, request, planned, who):
+    client.force_login(request.getfixturevalue(who))
+    for headers in ({"HTTP_HX_REQUEST": "true"}, {}):
+        response = client.get(reverse("dashboards:board_moves", args=[planned.pk]), **headers)
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert _options(body) == []
+        assert "No move is open to you" in body
+
+
+@pytest.mark.django_db
+def test_outsiders_get_404_for_the_menu(client, outsider, planned):
+    client.force_login(outsider)
+    response = client.get(reverse("dashboards:board_moves", args=[planned.pk]))
+    assert response.status_code == 404
+    assert b"start_work" not in response.content
+
+
+@pytest.mark.django_db
+def test_menu_needs_login_and_get(client, release_manager, planned):
+    url = reverse("dashboards:board_moves", args=[planned.pk])
+    assert client.get(url).status_code == 302
+    client.force_login(release_manager)
+    assert client.post(url).status_code == 405
 
 
 @pytest.mark.django_db
@@ -86,6 +199,14 @@ def test_refused_move_shows_the_blocking_reason(client, release_manager, approve
     body = response.content.decode()
     assert "The deployment window opens at" in body
     assert Release.objects.get(pk=approved_future.pk).state == "approved"
+    # The card comes back with its menu open and the moves still offered, inline.
+    assert body.lstrip().startswith(f'<article id="card-{approved_future.pk}"')
+    assert '<details class="move-menu no-print" open>' in body
+    fresh = Release.objects.get(pk=approved_future.pk)
+    assert sorted(_options(body)) == sorted(
+        available_transitions(release=fresh, actor=release_manager)
+    )
+    assert f'hx-target="#card-{approved_future.pk}"' in body
 
 
 @pytest.mark.django_db

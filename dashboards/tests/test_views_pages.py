@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from dashboards.services import metrics_facts_refresh
+from releases.models import Release
 
 PAGES = [
     ("dashboards:calendar", {}),
@@ -91,3 +92,30 @@ def test_metrics_page_renders_charts_with_data_tables(client, viewer, portfolio)
     body = response.content.decode()
     assert body.count('<figure class="chart"') == 6
     assert body.count("Data table") == 6
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("htmx", [True, False])
+@pytest.mark.parametrize("who", ["release_manager", "other_release_manager"])
+def test_board_for_release_managers_and_its_move_menu_do_not_grow(
+    client, request, portfolio, who, htmx, django_assert_num_queries
+):
+    """The board as a release manager (a permission check and moves per card: as the owner,
+    or through the team of one of the services) and a card's "Move to…" menu (loaded when
+    opened, or a page without JavaScript) cost the same queries with three times the data."""
+    client.force_login(request.getfixturevalue(who))
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    portfolio(per_state=12)
+    release = Release.objects.filter(state="planned").order_by("pk").first()
+    menu = reverse("dashboards:board_moves", args=[release.pk])
+    small_board = _count(client, "dashboards:board", {})
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(menu, **headers)
+    assert response.status_code == 200
+    assert b'value="start_work"' in response.content
+    small_menu = len(ctx.captured_queries)
+    portfolio(per_state=36)
+    with django_assert_num_queries(small_board):
+        client.get(reverse("dashboards:board"))
+    with django_assert_num_queries(small_menu):
+        client.get(menu, **headers)

@@ -50,16 +50,22 @@ def test_release_manager_moves_cards_and_reads_a_refusal(
     refund = page.locator(f"#card-{approved.pk}")
     expect(refund.locator(".card-blocker")).to_contain_text("The deployment window opens at")
 
-    # Move the planned card with the keyboard: open "Move to…", pick "Start work".
+    # The board carries no move buttons: a card's menu is fetched when it is opened.
     card = page.locator(f"#card-{planned.pk}")
     expect(page.locator(".column-planned")).to_contain_text("Wallet top-ups")
-    card.locator("summary", has_text="Move to").focus()
+    expect(page.locator("#board .move-option")).to_have_count(0)
+
+    # Move the planned card with the keyboard: open "Move to…", Tab to "Start work", Enter.
+    summary = card.locator("summary", has_text="Move to")
+    summary.focus()
     page.keyboard.press("Enter")
     option = card.get_by_role("button", name="Start work → In progress")
     expect(option).to_be_visible()
+    expect(summary).to_be_focused()  # focus stays on the menu's toggle while it loads
     expect(card.get_by_role("button", name="Approve → Approved")).to_have_count(0)
     screenshot("dashboards-board-menu")
-    option.focus()
+    page.keyboard.press("Tab")
+    expect(option).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator(".column-in_progress")).to_contain_text("Wallet top-ups")
     expect(page.locator(".column-planned")).not_to_contain_text("Wallet top-ups")
@@ -72,4 +78,11 @@ def test_release_manager_moves_cards_and_reads_a_refusal(
     expect(alert).to_contain_text("Cannot start deployment")
     expect(alert).to_contain_text("The deployment window opens at")
     assert Release.objects.get(pk=approved.pk).state == "approved"
+    # The refused card keeps its menu open with the moves still on offer.
+    expect(page.locator(f"#card-{approved.pk} details.move-menu")).to_have_attribute("open", "")
+    expect(
+        page.locator(f"#card-{approved.pk}").get_by_role(
+            "button", name="Start deployment → Deploying"
+        )
+    ).to_be_visible()
     screenshot("dashboards-board-refusal")
