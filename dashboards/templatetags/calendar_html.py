@@ -60,6 +60,23 @@ def calendar_event(release, detail_url: str = "") -> SafeString:
 
 
 @register.simple_tag
+def calendar_events(windows, detail_url: str = "") -> SafeString:
+    """A day's windows (one tag call per day rather than per window)."""
+    detail_url = detail_url or _detail_pattern()
+    return mark_safe("".join(calendar_event(window, detail_url) for window in windows))
+
+
+@register.simple_tag
+def day_more_link(day, filter_query: str = "") -> SafeString:
+    """ "+ N more": the day in the list view, with the same filters."""
+    query = f"&amp;{esc(filter_query)}" if filter_query else ""
+    return mark_safe(
+        f'<a class="day-more" href="?view=list&amp;date={day.date.isoformat()}{query}">'
+        f"+ {day.more} more</a>"
+    )
+
+
+@register.simple_tag
 def release_detail_pattern() -> str:
     """The release page URL with a placeholder id, reversed once for a page of entries."""
     return _detail_pattern()
