@@ -72,7 +72,7 @@ class Day:
     date: date
     in_month: bool
     is_today: bool
-    releases: list[Release] = field(default_factory=list)
+    releases: list[cal.CalendarWindow] = field(default_factory=list)
     meetings: list[Any] = field(default_factory=list)
     freezes: list[cal.FreezeBand] = field(default_factory=list)
     total: int = 0
@@ -105,7 +105,7 @@ def _days(
     last: date,
     *,
     month: int | None,
-    releases: list[Release],
+    releases: list[cal.CalendarWindow],
     meetings: list[Any],
     bands: list[cal.FreezeBand],
     totals: dict[date, int],
@@ -123,7 +123,7 @@ def _days(
         )
         current += timedelta(days=1)
     for release in releases:
-        day = max(timezone.localtime(release.window_start).date(), first)
+        day = max(release.window_start.date(), first)  # CalendarWindow: local time
         if day in days:
             days[day].releases.append(release)
     for meeting in meetings:

@@ -162,7 +162,8 @@ def calendar_queryset(
 @dataclass
 class CalendarWindow:
     """One deployment window as the calendar draws it: plain values, not a Release model
-    (a busy month draws ~130; model instances with every column cost more than the query)."""
+    (a busy month draws ~130; model instances with every column cost more than the query).
+    Its times are in the current time zone."""
 
     pk: int
     name: str
@@ -195,14 +196,15 @@ WINDOW_COLUMNS = (
 
 def windows_from_rows(rows) -> list[CalendarWindow]:
     """``CalendarWindow``s from ``WINDOW_COLUMNS`` rows, with their services attached."""
+    tz = timezone.get_current_timezone()
     windows = [
         CalendarWindow(
             pk=pk,
             name=name,
             version=version,
             state=state,
-            window_start=start,
-            window_end=end,
+            window_start=start.astimezone(tz),
+            window_end=end.astimezone(tz),
             owner_name=f"{first} {last}".strip() or username or "—",
         )
         for pk, name, version, state, start, end, first, last, username in rows
@@ -388,7 +390,8 @@ def cab_meetings(*, start: datetime, end: datetime) -> list[Any]:
 
 
 def _window_words(release_name: str, version: str, s: datetime, e: datetime) -> str:
-    s, e = timezone.localtime(s), timezone.localtime(e)
+    tz = timezone.get_current_timezone()
+    s, e = s.astimezone(tz), e.astimezone(tz)
     same_day = s.date() == e.date()
     end_text = f"{e:%H:%M}" if same_day else f"{e:%a %d %b %H:%M}"
     return f"{release_name} {version} ({s:%a %d %b %H:%M}–{end_text})"

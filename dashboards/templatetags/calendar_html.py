@@ -12,7 +12,6 @@ from html import escape as esc
 
 from django import template
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
@@ -39,7 +38,7 @@ def calendar_event(release, detail_url: str = "") -> SafeString:
     """One window in a month/week day cell (an ``<li class="event">``)."""
     name = f"{esc(release.name)} {esc(release.version)}"
     url = (detail_url or _detail_pattern()).replace(str(_PK), str(release.pk))
-    start = timezone.localtime(release.window_start)
+    start = release.window_start  # CalendarWindow times are local already
     conflicts = release.conflicts
     title = ""
     details = ""
@@ -91,8 +90,7 @@ def calendar_row(release, detail_url: str = "") -> SafeString:
     """One window in the list view (a table row)."""
     name = f"{esc(release.name)} {esc(release.version)}"
     url = (detail_url or _detail_pattern()).replace(str(_PK), str(release.pk))
-    start = timezone.localtime(release.window_start)
-    end = timezone.localtime(release.window_end)
+    start, end = release.window_start, release.window_end  # local already
     end_text = f"{end:%H:%M}" if end.date() == start.date() else _day_time(end)
     conflicts = release.conflicts
     if conflicts:
