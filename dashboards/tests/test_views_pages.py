@@ -17,6 +17,7 @@ PAGES = [
     ("dashboards:calendar", {"view": "list"}),
     ("dashboards:board", {}),
     ("dashboards:metrics", {}),
+    ("dashboards:metrics", {"by": "team"}),  # release rankings through the service links
 ]
 
 
