@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from dashboards.selectors import board
+from governance.choices import GATE_DONE
 from governance.models import FreezeWindow, GateCheck
 from releases import readiness
 from releases.services import available_transitions
@@ -78,6 +79,23 @@ def test_moves_and_blockers_match_the_services(state, ready, service, release_ma
         expected[0] if expected else "",
         len(expected),
     ]
+    gates = GateCheck.objects.filter(release=release)
+    assert (card.gates_done, card.gates_total) == (
+        gates.filter(status__in=list(GATE_DONE)).count(),
+        gates.count(),
+    )
+
+
+@pytest.mark.django_db
+def test_gate_progress_counts_done_gates(service, release_manager):
+    release = force_state(make_ready(ReleaseFactory(services=[service])), "in_progress")
+    _gate(release, "ci", "pre_approval")
+    _gate(release, "staging", "pre_deployment", kind="staging_validated")
+    _gate(release, "smoke", "post_deployment", kind="staging_validated")
+    GateCheck.objects.filter(release=release, key="ci").update(status="passed")
+    GateCheck.objects.filter(release=release, key="staging").update(status="waived")
+    card = _board_card(release_manager, release)
+    assert (card.gates_done, card.gates_total, card.gates_text) == (2, 3, "2/3")
 
 
 @pytest.mark.django_db
