@@ -95,17 +95,39 @@ def risk_input(release: Release, *, data_migration: bool = False) -> risk_domain
     )
 
 
-def effective_risk_level(release: Release) -> str:
-    """The risk governance uses: an override when there is one; otherwise the higher of the
-    computed level and the level the release manager declared (risk only goes up without
-    a justification)."""
-    assessment = RiskAssessment.objects.filter(release=release).first()
+def governing_risk_level(release: Release, assessment: RiskAssessment | None) -> str:
+    """The risk governance uses, from a release and its assessment (None when not yet
+    assessed): an override when there is one; otherwise the higher of the computed level and
+    the level the release manager declared (risk only goes up without a justification).
+
+    The one place this rule lives: services read the assessment and call it, pages call it
+    with the assessment they read alongside the release (no query here)."""
     declared = release.risk_level
     if assessment is None:
         return declared
     if assessment.override_level:
         return assessment.override_level
     return max(declared, assessment.computed_level, key=lambda level: RISK_ORDER[level])
+
+
+def governing_risk_q(level: str) -> Q:
+    """Releases whose governing level is ``level``, as a filter over the release row joined
+    to its assessment: the same rule as governing_risk_level, written for SQL so a list can
+    filter on it in its one query (tests compare the two over every combination)."""
+    at_most = [value for value, order in RISK_ORDER.items() if order <= RISK_ORDER[level]]
+    assessed = Q(risk_assessment__isnull=False, risk_assessment__override_level="")
+    return (
+        Q(risk_assessment__override_level=level)
+        | Q(risk_assessment__isnull=True, risk_level=level)
+        | assessed & Q(risk_level=level, risk_assessment__computed_level__in=at_most)
+        | assessed & Q(risk_assessment__computed_level=level, risk_level__in=at_most)
+    )
+
+
+def effective_risk_level(release: Release) -> str:
+    """The risk governance uses for ``release``, read fresh from its assessment (see
+    governing_risk_level for the rule)."""
+    return governing_risk_level(release, RiskAssessment.objects.filter(release=release).first())
 
 
 def risk_assess(
