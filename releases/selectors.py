@@ -8,6 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from governance.models import AuditEvent
+from governance.services.risk import governing_risk_q
 
 from .models import Environment, Release, ReleaseRisk, ScopeItem, Service, Team
 
@@ -26,10 +27,14 @@ def visible_releases(*, viewer) -> QuerySet[Release]:
 
 
 def release_list(*, viewer, filters: dict | None = None) -> QuerySet[Release]:
+    """Releases for the list page, newest window first. ``risk_level`` filters on the
+    governing risk (what the rows show), read with the assessment in the same query."""
     filters = filters or {}
     qs = (
         visible_releases(viewer=viewer)
-        .select_related("owner")
+        # The assessment's levels only: the rows show the governing risk, not its factors.
+        .select_related("owner", "risk_assessment")
+        .defer("risk_assessment__factors", "risk_assessment__inputs")
         .prefetch_related(
             Prefetch("services", queryset=Service.objects.only("id", "name", "slug", "team_id"))
         )
@@ -43,7 +48,7 @@ def release_list(*, viewer, filters: dict | None = None) -> QuerySet[Release]:
     if release_type := filters.get("release_type"):
         qs = qs.filter(release_type=release_type)
     if risk := filters.get("risk_level"):
-        qs = qs.filter(risk_level=risk)
+        qs = qs.filter(governing_risk_q(risk))
     if start := filters.get("window_from"):
         qs = qs.filter(window_end__gte=_as_datetime(start))
     if end := filters.get("window_to"):
@@ -68,7 +73,15 @@ def release_detail(*, viewer, pk: int) -> Release:
     """One release with everything its page shows. Raises Release.DoesNotExist if hidden."""
     return (
         visible_releases(viewer=viewer)
-        .select_related("owner", "product_owner", "rollback_plan")
+        # The assessment (and who overrode it) rides along: the header shows the governing
+        # risk and why, in the same query.
+        .select_related(
+            "owner",
+            "product_owner",
+            "rollback_plan",
+            "risk_assessment",
+            "risk_assessment__overridden_by",
+        )
         .prefetch_related(
             Prefetch("services", queryset=Service.objects.select_related("team")),
             Prefetch(

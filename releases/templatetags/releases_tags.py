@@ -7,6 +7,8 @@ from typing import Any
 from django import template
 from django.utils.safestring import mark_safe
 
+from governance.services.risk import governing_risk_level
+
 from ..choices import ReleaseState, RiskLevel
 from ..markdown import render_markdown
 from ..roles import Role, user_roles
@@ -27,6 +29,13 @@ def state_badge(state: str) -> dict[str, str]:
 @register.inclusion_tag("releases/partials/risk_badge.html")
 def risk_badge(risk: str) -> dict[str, str]:
     return {"risk": risk, "label": _RISK_LABELS.get(risk, risk)}
+
+
+@register.filter
+def governing_risk(release) -> str:
+    """The risk level governance uses for a release whose assessment was read with it
+    (``select_related("risk_assessment")``; otherwise this reads it, one query per call)."""
+    return governing_risk_level(release, getattr(release, "risk_assessment", None))
 
 
 @register.filter(name="markdown")
