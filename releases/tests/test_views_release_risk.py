@@ -84,7 +84,7 @@ def test_header_shows_the_computed_level_when_it_is_higher_than_the_declared_one
     assert "payments-api (tier 2)" in header and "+25" in header
     assert "Change failure history" not in header  # fourth: left to the governance panel
     assert "Window outside business hours" not in header  # adds nothing
-    assert "1 smaller factor" in header
+    assert "(1 more factor)" in header
     # Readable without JavaScript: a <details>, not a script-driven popover.
     assert '<details class="risk-why">' in header
 

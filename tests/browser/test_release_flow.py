@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from governance.models import AuditEvent
+from governance.services.risk import effective_risk_level
 from releases.choices import ReleaseState
 from releases.models import Release
 
@@ -51,6 +52,9 @@ def test_release_manager_plans_starts_and_cancels_a_release(
     expect(_state_badge(page)).to_have_text("Draft")
     expect(page.locator("#messages")).to_contain_text("Created Wallet top-ups 3.1.0")
 
+    # Before planning the header's risk is the declared one, and says so.
+    expect(page.locator("#release-risk")).to_contain_text("not yet assessed")
+
     # Planning is not offered until the release has what planning needs.
     expect(page.locator("#transitions").get_by_role("button", name="Plan")).to_have_count(0)
     screenshot("03-draft")
@@ -70,6 +74,16 @@ def test_release_manager_plans_starts_and_cancels_a_release(
     page.locator("#transitions").get_by_role("button", name="Plan").click()
     expect(_state_badge(page)).to_have_text("Planned")
     expect(page.locator("#messages")).to_contain_text("the release is now Planned")
+
+    # Planning assessed the risk: the header shows the governing level and, opened, why.
+    governing = effective_risk_level(Release.objects.get(name="Wallet top-ups"))
+    header = page.locator("#release-page .release-header")
+    expect(header.locator(".badge-risk")).to_have_text(f"Risk: {governing.capitalize()}")
+    header.locator(".risk-why summary").click()
+    expect(header.locator(".risk-why summary")).to_contain_text(f"Why {governing}?")
+    expect(header.locator(".risk-factors li").first).to_be_visible()
+    shot = screenshot("release-header-risk")
+    header.screenshot(path=str(shot.with_name("release-header-risk-close.png")))
     page.locator("#transitions").get_by_role("button", name="Start work").click()
     expect(_state_badge(page)).to_have_text("In progress")
     screenshot("04-in-progress")
@@ -117,3 +131,45 @@ def test_release_manager_plans_starts_and_cancels_a_release(
     expect(page).to_have_url(re.compile(r"state=draft"))
     page.locator(".state-filter").get_by_label("Cancelled").check()
     expect(page.locator(".releases-table")).to_contain_text("Wallet top-ups")
+
+
+def test_release_header_explains_an_overridden_risk(
+    page, screenshot, viewer, service, release_manager
+):
+    """A stakeholder reads the governing risk in the header: overridden above what was
+    computed, with who and why, and the declared level beside it."""
+    from django.utils import timezone
+
+    from governance.models import RiskAssessment
+    from tests.factories import ReleaseFactory
+
+    release = ReleaseFactory(
+        name="Ledger split", services=[service], owner=release_manager, risk_level="low"
+    )
+    RiskAssessment.objects.create(
+        release=release,
+        score=41,
+        computed_level="medium",
+        factors=[
+            {"label": "Data migration", "value": "ledger table split", "contribution": 25},
+            {"label": "Service criticality", "value": "payments-api is high", "contribution": 14},
+            {"label": "Change size", "value": "3 scope items", "contribution": 2},
+        ],
+        override_level="high",
+        override_justification="The split cannot be rolled back once writes start.",
+        overridden_by=release_manager,
+        overridden_at=timezone.now(),
+    )
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("stella")
+    page.get_by_label("Password").fill("pw-for-tests")
+    page.get_by_role("button", name="Log in").click()
+    page.goto(release.get_absolute_url())
+    header = page.locator("#release-page .release-header")
+    expect(header.locator(".badge-risk")).to_have_text("Risk: High")
+    summary = header.locator(".risk-why summary")
+    expect(summary).to_contain_text("overridden by rita")
+    expect(summary).to_contain_text("declared: low")
+    summary.click()
+    expect(header.locator(".risk-override")).to_contain_text("cannot be rolled back")
+    header.screenshot(path=str(screenshot("release-header-risk-override")))
