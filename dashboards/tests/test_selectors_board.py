@@ -108,3 +108,28 @@ def test_columns_are_capped_and_counted(viewer, portfolio):
     assert columns["draft"].total == 15
     assert len(columns["draft"].cards) == 10
     assert columns["draft"].hidden == 5
+
+
+@pytest.mark.django_db
+def test_card_strings_match_the_template_filters_they_replace(service, release_manager):
+    from django.utils import formats
+
+    release_manager.first_name, release_manager.last_name = "Rita", "Ramos"
+    release_manager.save()
+    dated = ReleaseFactory(services=[service], owner=release_manager)
+    dated.target_date = timezone.localdate() + timedelta(days=40)
+    dated.save()
+    windowed = ReleaseFactory(
+        services=[service], owner=None, window_start=timezone.now() + timedelta(days=9)
+    )
+    windowed.target_date = None
+    windowed.save()
+    dated_card = _board_card(release_manager, dated)
+    windowed_card = _board_card(release_manager, windowed)
+    assert dated_card.owner_name == "Rita Ramos"
+    assert windowed_card.owner_name == "—"
+    assert dated_card.target_text == formats.date_format(dated.target_date, "j M")
+    assert windowed_card.target_text == formats.date_format(
+        timezone.localtime(windowed.window_start), "j M H:i"
+    )
+    assert dated_card.service_names == [service.name]
