@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
 WIDTH = 640
 HEIGHT = 220
 LEFT = 56
@@ -50,6 +53,9 @@ class Chart:
     y_ticks: list[Tick] = field(default_factory=list)
     x_ticks: list[Tick] = field(default_factory=list)
     path: str = ""
+    # The marks as SVG elements, written once here: the template would resolve five
+    # variables per mark (a busy 100× chart has a mark per bucket, 1× data often none).
+    marks_svg: SafeString = field(default_factory=lambda: mark_safe(""))
     rows: list[tuple[str, str]] = field(default_factory=list)
     empty: bool = False
     plot_left: int = LEFT
@@ -194,6 +200,7 @@ def build_chart(
             command = "M" if not path_parts or path_parts[-1] == "" else "L"
             path_parts.append(f"{command}{cx:.1f},{y:.1f}")
     chart.path = " ".join(p for p in path_parts if p)
+    chart.marks_svg = _marks_svg(chart)
     peak = max(values)
     per = {"monthly": "month", "weekly": "week"}.get(interval, "day")
     chart.description = (
@@ -201,3 +208,17 @@ def build_chart(
         f"latest {format_value(series[-1]['value'], unit)}."
     )
     return chart
+
+
+BAR_SVG = '<rect class="bar" x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>'
+POINT_SVG = '<circle class="point" cx="{}" cy="{}" r="3"><title>{}: {}</title></circle>'
+
+
+def _marks_svg(chart: Chart) -> SafeString:
+    if chart.kind == "bar":
+        parts = [
+            format_html(BAR_SVG, m.x, m.y, m.w, m.h, m.label, m.value_text) for m in chart.marks
+        ]
+    else:
+        parts = [format_html(POINT_SVG, m.x, m.y, m.label, m.value_text) for m in chart.marks]
+    return mark_safe("".join(parts))  # each part escaped by format_html
