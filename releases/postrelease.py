@@ -396,13 +396,18 @@ def close_blockers(release: Release) -> list[dict[str, Any]]:
                 "message": "Validation steps not done: " + "; ".join(pending),
             }
         )
-    needs_retro = RISK_ORDER[release.risk_level] >= RISK_ORDER[RiskLevel.MEDIUM]
+    # The governing risk (an override, else the higher of computed and declared): a release
+    # declared low but assessed high still owes a retrospective.
+    from governance.services.risk import effective_risk_level
+
+    risk = effective_risk_level(release)
+    needs_retro = RISK_ORDER[risk] >= RISK_ORDER[RiskLevel.MEDIUM]
     if needs_retro and not Retrospective.objects.filter(release=release).exists():
         found.append(
             {
                 "code": "retrospective_missing",
                 "message": "A retrospective is required for "
-                f"{release.get_risk_level_display().lower()} risk releases.",
+                f"{RiskLevel(risk).label.lower()} risk releases.",
             }
         )
     return found

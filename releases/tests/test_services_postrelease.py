@@ -58,6 +58,42 @@ def test_low_risk_closes_without_a_retrospective(deployed, release_manager):
     assert services.release_close(release=deployed, actor=release_manager).state == "closed"
 
 
+def _assess(release, *, computed: str, override: str = "", by=None):
+    from governance.models import RiskAssessment
+
+    return RiskAssessment.objects.create(
+        release=release,
+        score=50,
+        computed_level=computed,
+        override_level=override,
+        override_justification="Reviewed with the CAB." if override else "",
+        overridden_by=by,
+    )
+
+
+@pytest.mark.django_db
+def test_the_governing_risk_decides_the_retrospective_not_the_declared_one(
+    deployed, release_manager
+):
+    # Declared low, assessed high: the retrospective is owed.
+    _assess(deployed, computed="high")
+    with pytest.raises(RequirementsNotMet) as err:
+        services.release_close(release=deployed, actor=release_manager)
+    assert err.value.details[0]["message"] == (
+        "A retrospective is required for high risk releases."
+    )
+
+
+@pytest.mark.django_db
+def test_a_justified_override_to_low_closes_without_a_retrospective(
+    deployed, release_manager, cab_chair
+):
+    type(deployed).objects.filter(pk=deployed.pk).update(risk_level="medium")
+    deployed.refresh_from_db()
+    _assess(deployed, computed="high", override="low", by=cab_chair)
+    assert services.release_close(release=deployed, actor=release_manager).state == "closed"
+
+
 @pytest.mark.django_db
 def test_retrospective_only_after_deployment_and_by_its_managers(service, release_manager, viewer):
     release = make_ready(ReleaseFactory(services=[service], owner=release_manager))
