@@ -58,7 +58,8 @@ def feed_releases(*, viewer, start: datetime, end: datetime, filters: CalendarFi
     )
     return (
         calendar_queryset(viewer=viewer, start=start, end=end, filters=filters)
-        .select_related("owner")
+        .select_related("owner", "risk_assessment")
+        .defer("risk_assessment__factors", "risk_assessment__inputs")
         .prefetch_related(Prefetch("services", queryset=Service.objects.only("id", "name")))
         .annotate(sequence=Coalesce(Subquery(audit_count, output_field=IntegerField()), Value(0)))
         .order_by("window_start", "id")[:MAX_EVENTS]
@@ -137,6 +138,15 @@ def _release_event(release: Release, *, host: str, base_url: str) -> Event:
     event.add(
         "description",
         f"Services: {services or '—'}\nState: {release.get_state_display()}\n"
-        f"Risk: {release.get_risk_level_display()}\nOwner: {owner}\n{url}",
+        f"Risk: {_risk_label(release)}\nOwner: {owner}\n{url}",
     )
     return event
+
+
+def _risk_label(release) -> str:
+    """The governing risk (what gates and the CAB use), as the release page header shows."""
+    from governance.services.risk import governing_risk_level
+    from releases.choices import RiskLevel
+
+    level = governing_risk_level(release, getattr(release, "risk_assessment", None))
+    return str(RiskLevel(level).label)

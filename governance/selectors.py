@@ -232,13 +232,18 @@ def unscheduled_change_requests() -> QuerySet[ChangeRequest]:
 def release_governance(*, release: Release) -> dict:
     """Everything the release page's governance panel shows."""
     from .readiness import release_blockers
+    from .services.risk import governing_risk_level
 
+    assessment = getattr(release, "risk_assessment", None)
     return {
         "gates": list(
             release.gate_checks.select_related("decided_by", "run").order_by("position", "id")
         ),
         "snapshot": getattr(release, "policy_snapshot", None),
-        "risk": getattr(release, "risk_assessment", None),
+        "risk": assessment,
+        # The level gates and CAB use (override, else the higher of computed and declared),
+        # the same the page header shows.
+        "governing_risk": governing_risk_level(release, assessment),
         "change_requests": list(
             release.change_requests.select_related("requested_by").prefetch_related("votes")
         ),

@@ -417,7 +417,12 @@ def release_risk_override(request: HttpRequest, pk: int) -> HttpResponse:
         services.risk_override(release=release, actor=request.user, **form.cleaned_data)
     except DomainError as exc:
         return _release_panel(request, pk, status=exc.status_code, risk_error=exc.message)
-    return _release_panel(request, pk)
+    response = _release_panel(request, pk)
+    if request.htmx:
+        # The governing risk shows in the page header too (and decides gates and closing):
+        # reload the page rather than leave the header saying the old level.
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @login_required

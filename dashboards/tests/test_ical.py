@@ -137,3 +137,14 @@ def test_download_for_the_logged_in_user(client, viewer, portfolio):
     response = client.get(reverse("dashboards:calendar_download"))
     assert "attachment" in response["Content-Disposition"]
     assert len(_events(_parse(response))) >= 8
+
+
+@pytest.mark.django_db
+def test_events_carry_the_governing_risk(client, service, feed_url):
+    from governance.models import RiskAssessment
+
+    release = ReleaseFactory(services=[service], risk_level="low")
+    RiskAssessment.objects.create(release=release, score=70, computed_level="high", factors=[])
+    events = _events(_parse(client.get(feed_url)))
+    event = next(e for uid, e in events.items() if uid.startswith("release-"))
+    assert "Risk: High" in str(event["DESCRIPTION"])  # declared low, assessed high

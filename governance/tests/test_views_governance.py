@@ -139,6 +139,31 @@ def test_release_panel_shows_gates_policy_risk_and_blockers(policy, make_release
     assert "Service criticality" in html
 
 
+def test_panel_badge_shows_the_governing_risk_and_an_override_reloads_the_page(
+    policy, make_release, release_manager
+):
+    from governance.models import RiskAssessment
+
+    release = make_release("planned")
+    RiskAssessment.objects.update_or_create(
+        release=release, defaults={"score": 20, "computed_level": "low", "factors": []}
+    )
+    type(release).objects.filter(pk=release.pk).update(risk_level="high")
+    client = browser(release_manager)
+    html = client.get(f"/governance/releases/{release.pk}/panel/").content.decode()
+    # Declared high beats computed low: the panel says what gates use, like the header.
+    assert '<span class="badge risk-high">High</span>' in html
+
+    response = client.post(
+        f"/governance/releases/{release.pk}/risk-override/",
+        {"level": "critical", "justification": "Touches the ledger"},
+        **HTMX,
+    )
+    assert response.status_code == 200
+    assert response["HX-Refresh"] == "true"  # the header shows the risk too
+    assert '<span class="badge risk-critical">Critical</span>' in response.content.decode()
+
+
 def test_release_detail_page_includes_the_panel_loader(policy, make_release, viewer):
     release = make_release("in_progress")
     html = browser(viewer).get(release.get_absolute_url()).content.decode()
