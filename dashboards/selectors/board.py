@@ -148,6 +148,14 @@ class Card:
         return f"{self.gates_done}/{self.gates_total}"
 
     @property
+    def delay_label(self) -> str:
+        return {"late": "Late", "at_risk": "At risk"}.get(self.delay, "")
+
+    @property
+    def more_blockers(self) -> int:
+        return max(self.blocker_count - 1, 0)
+
+    @property
     def gate_percent(self) -> int:
         return round(100 * self.gates_done / self.gates_total) if self.gates_total else 0
 
@@ -200,6 +208,21 @@ def _gate_count(done_only: bool) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
+def _blocking_stage() -> Q:
+    """Gates of the stage whose gates can block the next move of a release in its state
+    (governance.readiness.STAGE_FOR of NEXT_TRANSITION): the only ones board_blockers reads."""
+    from governance.readiness import STAGE_FOR
+
+    states_by_stage: dict[str, list[str]] = {}
+    for state, transition in NEXT_TRANSITION.items():
+        if transition in STAGE_FOR:
+            states_by_stage.setdefault(STAGE_FOR[transition], []).append(state)
+    wanted = Q()
+    for stage, states in states_by_stage.items():
+        wanted |= Q(stage=stage, release__state__in=states)
+    return wanted
+
+
 def _gate_progress(release_ids: list[int]) -> dict[int, tuple[int, int]]:
     """release id → (gates, gates done), for the given releases, in one query."""
     from governance.choices import GATE_DONE
@@ -232,11 +255,12 @@ def _card_prefetches() -> list[Any]:
         to_attr="board_agenda",
     )
     return [
-        # Only gates not yet done can block (gate_blockers skips the others); progress comes
-        # from the annotations, so done gates need not be loaded at all.
+        # Only gates not yet done can block (gate_blockers skips the others), and only those
+        # of the stage of the card's next move; progress is counted apart (_gate_progress).
         Prefetch(
             "gate_checks",
-            queryset=GateCheck.objects.exclude(status__in=list(GATE_DONE))
+            queryset=GateCheck.objects.filter(_blocking_stage())
+            .exclude(status__in=list(GATE_DONE))
             .only(*GATE_FIELDS)
             .order_by("position", "id"),
             to_attr="board_gates",
