@@ -10,6 +10,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from releases.models import Release
+from tests.browser.conftest import ARTIFACTS
 from tests.factories import ReleaseFactory, force_state, make_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -86,3 +87,41 @@ def test_release_manager_moves_cards_and_reads_a_refusal(
         )
     ).to_be_visible()
     screenshot("dashboards-board-refusal")
+
+
+def test_without_javascript_the_menu_is_a_page(
+    chromium_browser, live_server, release_manager, service
+):
+    """No JavaScript: "Move to…" still opens (a <details>), its link leads to the move form
+    as a page, and the move brings the release manager back to the board."""
+    planned = force_state(
+        make_ready(
+            ReleaseFactory(
+                name="Ledger export", version="1.4.0", services=[service], owner=release_manager
+            )
+        ),
+        "planned",
+    )
+    context = chromium_browser.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        page.goto("/accounts/login/")
+        page.get_by_label("Username").fill("rita")
+        page.get_by_label("Password").fill("pw-for-tests")
+        page.get_by_role("button", name="Log in").click()
+        page.goto("/dashboards/board/")
+        card = page.locator(f"#card-{planned.pk}")
+        card.locator("summary", has_text="Move to").click()
+        card.get_by_role("link", name="Choose a move for Ledger export 1.4.0").click()
+        expect(page.get_by_role("heading", name="Move Ledger export 1.4.0")).to_be_visible()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboards-board-move-page.png"), full_page=True)
+        page.get_by_role("button", name="Start work → In progress").click()
+        expect(page.get_by_role("heading", name="Release board")).to_be_visible()
+        expect(page.locator(".column-in_progress")).to_contain_text("Ledger export")
+        assert Release.objects.get(pk=planned.pk).state == "in_progress"
+    finally:
+        context.close()
