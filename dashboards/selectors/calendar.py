@@ -27,7 +27,6 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Prefetch,
-    Q,
     QuerySet,
     Window,
 )
@@ -400,7 +399,8 @@ def _window_words(release_name: str, version: str, s: datetime, e: datetime) -> 
 def conflicts_for(
     *, windows: list[CalendarWindow], bands: list[FreezeBand]
 ) -> dict[int, list[Conflict]]:
-    """Conflicts of the windows on screen, explained. Two queries whatever the count:
+    """Conflicts of the windows on screen, explained. Two queries whatever the count, each
+    reading only the active releases overlapping the windows on screen:
 
     - same service: another active release of one of its services with an overlapping window;
     - shared production environment: another active release with a deployment to the same
@@ -464,52 +464,51 @@ def conflicts_for(
             )
         )
 
-    # Rooted at the deployments of the windows on screen; the other side is reached through
-    # the environment and narrowed at once to the candidates' deployments (release_id index).
-    other = "environment__deployments__release"
-    shared_env = (
-        Deployment.objects.filter(
-            Q(**{f"{other}__id__lt": F("release_id")}) | Q(**{f"{other}__id__gt": F("release_id")}),
-            # By primary key, so SQLite drives the join from these few rows instead of
-            # from every deployment to the environment.
-            pk__in=Deployment.objects.filter(
-                release_id__in=[w.pk for w in windows], environment__is_production=True
-            ).values("pk"),
-            release__state__in=active,
-            **{
-                "environment__deployments__pk__in": Deployment.objects.filter(
-                    release_id__in=candidates, environment__is_production=True
-                ).values("pk"),
-                f"{other}__window_start__lt": F("release__window_end"),
-                f"{other}__window_end__gt": F("release__window_start"),
-            },
-        )
-        .values(
+    # Shared production environment: the candidates' production deployments in one query,
+    # paired here like the service links. (A self-join through the environment walked every
+    # deployment to production on PostgreSQL: ~480,000 rows, 0.4 s at 100× data.)
+    deployed = (
+        Deployment.objects.filter(release_id__in=candidates, environment__is_production=True)
+        .values_list(
             "release_id",
-            env_name=F("environment__name"),
-            other_id=F(f"{other}__id"),
-            other_name=F(f"{other}__name"),
-            other_version=F(f"{other}__version"),
-            other_start=F(f"{other}__window_start"),
-            other_end=F(f"{other}__window_end"),
+            "environment_id",
+            "environment__name",
+            "release__name",
+            "release__version",
+            "release__window_start",
+            "release__window_end",
         )
         .distinct()
-        .order_by("release_id", "other_start")
     )
+    by_environment: dict[int, dict[int, tuple]] = {}
+    environments_of: dict[int, dict[int, str]] = {}
+    for rid, env_id, env_name, *other in deployed:
+        by_environment.setdefault(env_id, {})[rid] = (rid, *other)
+        if rid in shown_ids:
+            environments_of.setdefault(rid, {})[env_id] = env_name
+    env_pairs = []
+    for window in mine_active:
+        for env_id, env_name in environments_of.get(window.pk, {}).items():
+            for other in by_environment[env_id].values():
+                other_id, _, _, other_start, other_end = other
+                if (
+                    other_id != window.pk
+                    and other_start < window.window_end
+                    and other_end > window.window_start
+                ):
+                    env_pairs.append((window.pk, other_start, other_id, env_name, other))
+    env_pairs.sort(key=lambda pair: pair[:4])
     seen: set[tuple[int, int]] = {(c.other_id or 0, rid) for rid, cs in found.items() for c in cs}
-    for row in shared_env:
-        row["id"] = row["release_id"]
-        if (row["other_id"], row["id"]) in seen:
-            continue  # already explained as the same service: one message per pair
-        seen.add((row["other_id"], row["id"]))
-        other = _window_words(
-            row["other_name"], row["other_version"], row["other_start"], row["other_end"]
-        )
-        found.setdefault(row["id"], []).append(
+    for rid, _, other_id, env_name, other in env_pairs:
+        if (other_id, rid) in seen:
+            continue  # already explained (same service, or another shared environment)
+        seen.add((other_id, rid))
+        words = _window_words(*other[1:])
+        found.setdefault(rid, []).append(
             Conflict(
                 kind="environment",
-                message=f"Shares production environment {row['env_name']}: overlaps {other}.",
-                other_id=row["other_id"],
+                message=f"Shares production environment {env_name}: overlaps {words}.",
+                other_id=other_id,
             )
         )
 
