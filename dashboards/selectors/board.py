@@ -452,7 +452,8 @@ def board_moves(*, release: Release, actor) -> list[str]:
         from releases.services import available_transitions
 
         return available_transitions(release=release, actor=actor)
-    if not actor.has_perm("releases.transition_release", release):
+    transitions = _transitions_from(release.state)
+    if not transitions or not actor.has_perm("releases.transition_release", release):
         return []
     read = {
         has_scope: lambda: release.has_included_scope,
@@ -460,7 +461,7 @@ def board_moves(*, release: Release, actor) -> list[str]:
     }
     return [
         name
-        for name, conditions in _transitions_from(release.state)
+        for name, conditions in transitions
         if all(
             read[condition]() if condition in read else condition(release)
             for condition in conditions
