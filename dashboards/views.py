@@ -299,7 +299,16 @@ def _board_context(request: HttpRequest) -> dict[str, Any]:
         for card in column.cards:
             card.detail_url = detail_url.format(pk=card.release.pk)
             card.moves_url = moves_url.format(pk=card.release.pk) + moves_query
-    return {"form": form, "columns": columns, "query": query}
+    # The card template also serves a refused move (board_move); set what it asks for here
+    # too, since a name missing from the context costs a failed lookup per card.
+    return {
+        "form": form,
+        "columns": columns,
+        "query": query,
+        "release_list_url": reverse("releases:list"),  # each column's "N more" link
+        "open_menu": False,
+        "move_error": "",
+    }
 
 
 def _url_pattern(name: str) -> str:

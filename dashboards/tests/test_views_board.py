@@ -244,3 +244,11 @@ def test_card_shows_top_blocker_delay_and_gate_progress(client, release_manager,
     client.force_login(release_manager)
     body = client.get(reverse("dashboards:board")).content.decode()
     assert "Blocked:" in body and "The deployment window opens at" in body
+
+
+@pytest.mark.django_db
+def test_full_columns_link_to_the_rest_in_the_release_list(client, viewer, portfolio):
+    portfolio(per_state=8)
+    client.force_login(viewer)
+    body = client.get(reverse("dashboards:board")).content.decode()
+    assert f'href="{reverse("releases:list")}?state=draft">2 more in the release list' in body
