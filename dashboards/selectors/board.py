@@ -132,6 +132,8 @@ class Card:
     # What the card prints, as strings made once here rather than filter chains and
     # related-manager reads per card in the template.
     key: str = ""  # the release id, for the card's element ids
+    name: str = ""
+    version: str = ""
     label: str = ""  # "name version"
     owner_name: str = "—"
     target_text: str = "—"
@@ -411,6 +413,8 @@ def card_for(
         top_blocker=blockers[0] if blockers else "",
         blocker_count=len(blockers),
         key=str(release.pk),
+        name=release.name,
+        version=release.version,
         label=f"{release.name} {release.version}",
         owner_name=_owner_name(release),
         target_text=_target_text(release),
