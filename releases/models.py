@@ -165,6 +165,9 @@ class Release(ConcurrentTransitionMixin, models.Model):
         ordering = ["-window_start", "-id"]
         indexes = [
             models.Index(fields=["state", "window_start"]),
+            # The board's column totals: finished releases (closed, rolled back) count only
+            # while recently updated; counted from this index alone, without a table row each.
+            models.Index(fields=["state", "updated_at"], name="release_state_updated_idx"),
             # Calendar ranges (window_start < end AND window_end > start) read this index
             # alone, without a table row per window of history; still serves window_start
             # ordering as the plain window_start index did.
