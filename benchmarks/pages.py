@@ -14,8 +14,11 @@ What it does:
 2. Measures each scale in its own process (``--measure``) with the local settings and
    DEBUG off: Django's test client logged in as a release manager (the heaviest viewer: the
    board computes their "Move to…" menus) requests every page once to count its queries,
-   warms up, then times ``--repeat`` requests of each page in turn. Server time = the whole
-   request through middleware, view, selectors and template rendering (no network).
+   warms up, then times requests of each page in turn. Server time = the whole request
+   through middleware, view, selectors and template rendering (no network). The two scales
+   are measured in ``--rounds`` alternating rounds (1×, 100×, 1×, 100×…) sharing the
+   ``--repeat`` requests, and each page's times are pooled: a change in the machine's load
+   during the run then weighs on both sides of the ratio.
 3. Prints, for every page, median and p95 in milliseconds and the query count at each
    scale, the ratio 100×/1× of the medians, and checks the targets: identical query
    counts, ratio ≤ 1.5, p95 < 300 ms at 100×. Exits 1 when a target is missed (``--no-fail``
@@ -94,10 +97,37 @@ def _recreate_postgres(url: str) -> None:
     conn.close()
 
 
-def _run_scale(scale: int, args: argparse.Namespace) -> dict:
+def _summarise(run: dict) -> dict:
+    """Median and p95 of each page's pooled request times."""
+    for data in run["pages"].values():
+        times = sorted(data.pop("times"))
+        data["median_ms"] = statistics.median(times)
+        data["p95_ms"] = times[max(0, int(round(0.95 * len(times))) - 1)]
+    return run
+
+
+def _run_scales(small: int, large: int, args: argparse.Namespace) -> dict[int, dict]:
+    """Measure both scales in alternating rounds and pool each page's times, so a change
+    in the machine's load during the run (a shared box) weighs on both sides of the ratio
+    instead of on whichever scale happened to run second."""
+    rounds = max(1, args.rounds)
+    per_round = max(1, -(-args.repeat // rounds))  # ceil
+    runs: dict[int, dict] = {}
+    for _ in range(rounds):
+        for scale in (small, large):
+            result = _run_scale(scale, args, per_round)
+            if scale not in runs:
+                runs[scale] = result
+                continue
+            for name, data in result["pages"].items():
+                runs[scale]["pages"][name]["times"] += data["times"]
+    return {scale: _summarise(run) for scale, run in runs.items()}
+
+
+def _run_scale(scale: int, args: argparse.Namespace, repeat: int) -> dict:
     env = _env_for(scale, args)
     out = subprocess.run(
-        [PYTHON, __file__, "--measure", "--repeat", str(args.repeat)],
+        [PYTHON, __file__, "--measure", "--repeat", str(repeat)],
         cwd=ROOT,
         env=env,
         check=True,
@@ -154,10 +184,6 @@ def measure(repeat: int) -> dict:
             started = time.perf_counter()
             client.get(url)
             result[name]["times"].append((time.perf_counter() - started) * 1000)
-    for data in result.values():
-        times = sorted(data.pop("times"))
-        data["median_ms"] = statistics.median(times)
-        data["p95_ms"] = times[max(0, int(round(0.95 * len(times))) - 1)]
     return {
         "vendor": connection.vendor,
         "releases": Release.objects.count(),
@@ -171,6 +197,12 @@ def main() -> int:
     )
     parser.add_argument("--scales", type=int, nargs=2, default=[1, 100], metavar=("SMALL", "LARGE"))
     parser.add_argument("--repeat", type=int, default=30, help="Timed requests per page.")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Alternate the two scales this many times (the repeats are split between them).",
+    )
     parser.add_argument("--postgres", help="PostgreSQL server URL; database name is a prefix.")
     parser.add_argument("--reseed", action="store_true", help="Seed again even if cached.")
     parser.add_argument(
@@ -187,11 +219,11 @@ def main() -> int:
     small, large = args.scales
     for scale in (small, large):
         _prepare(scale, args)
-    runs = {scale: _run_scale(scale, args) for scale in (small, large)}
+    runs = _run_scales(small, large, args)
     a, b = runs[small], runs[large]
     print(
         f"\nPages benchmark — {a['vendor']}, {a['releases']} vs {b['releases']} releases, "
-        f"{args.repeat} timed requests per page\n"
+        f"{args.repeat} timed requests per page in {args.rounds} alternating rounds\n"
     )
     header = (
         f"{'page':<20} {'1× med':>8} {'1× p95':>8} {'q':>4}   "

@@ -419,10 +419,11 @@ def conflicts_for(
     # on screen (the (state, window_start) index finds them), so the self-joins below never
     # walk a service's or an environment's whole history. The active windows on screen are
     # among them. (Same two queries whenever windows are shown, even if none is active.)
+    span = mine_active or windows
     candidates = Release.objects.filter(
         state__in=active,
-        window_start__lt=max(w.window_end for w in windows),
-        window_end__gt=min(w.window_start for w in windows),
+        window_start__lt=max(w.window_end for w in span),
+        window_end__gt=min(w.window_start for w in span),
     ).values("pk")
 
     # Same service: the links of the candidates in one query, paired here. Joining
@@ -512,18 +513,16 @@ def conflicts_for(
             )
         )
 
+    said: dict[int, str] = {}  # one sentence per freeze occurrence, however many it covers
     for release_id, band in _freeze_hits(mine_active, services_of, bands):
-        s, e = timezone.localtime(band.start), timezone.localtime(band.end)
-        reason = f" Reason: {band.reason}" if band.reason else ""
-        found.setdefault(release_id, []).append(
-            Conflict(
-                kind="freeze",
-                message=(
-                    f"Window falls in freeze “{band.name}” ({s:%a %d %b %H:%M} – "
-                    f"{e:%a %d %b %H:%M}, {band.scope}).{reason}"
-                ),
+        if id(band) not in said:
+            s, e = timezone.localtime(band.start), timezone.localtime(band.end)
+            reason = f" Reason: {band.reason}" if band.reason else ""
+            said[id(band)] = (
+                f"Window falls in freeze “{band.name}” ({s:%a %d %b %H:%M} – "
+                f"{e:%a %d %b %H:%M}, {band.scope}).{reason}"
             )
-        )
+        found.setdefault(release_id, []).append(Conflict(kind="freeze", message=said[id(band)]))
     return found
 
 

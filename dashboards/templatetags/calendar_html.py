@@ -24,13 +24,8 @@ def _detail_pattern() -> str:
     return reverse("releases:detail", args=[_PK])
 
 
-def _conflict_items(release, with_kind: bool) -> str:
-    return "".join(
-        f'<li class="conflict-{esc(c.kind)}">{esc(c.message)}</li>'
-        if with_kind
-        else f"<li>{esc(c.message)}</li>"
-        for c in release.conflicts
-    )
+def _conflict_items(release) -> str:
+    return "".join(f"<li>{esc(c.message)}</li>" for c in release.conflicts)
 
 
 @register.simple_tag
@@ -43,11 +38,16 @@ def calendar_event(release, detail_url: str = "") -> SafeString:
     title = ""
     details = ""
     if conflicts:
-        title = ' title="' + "&#10;".join(esc(c.message) for c in conflicts) + '"'
+        messages = [esc(c.message) for c in conflicts]
+        title = ' title="' + "&#10;".join(messages) + '"'
+        items = "".join(
+            f'<li class="conflict-{c.kind}">{m}</li>'
+            for c, m in zip(conflicts, messages, strict=True)
+        )
         details = (
             '\n  <details class="conflict">\n    <summary><span aria-hidden="true">⚠</span> '
             f'Conflict<span class="visually-hidden"> for {name}</span></summary>\n'
-            f"    <ul>{_conflict_items(release, True)}</ul>\n  </details>"
+            f"    <ul>{items}</ul>\n  </details>"
         )
     return mark_safe(
         f'<li class="event state-{esc(release.state)}'
@@ -98,7 +98,7 @@ def calendar_row(release, detail_url: str = "") -> SafeString:
         cell = (
             '<details class="conflict"><summary><span aria-hidden="true">⚠</span> '
             f"{count} conflict{'s' if count != 1 else ''}</summary>"
-            f"<ul>{_conflict_items(release, False)}</ul></details>"
+            f"<ul>{_conflict_items(release)}</ul></details>"
         )
     else:
         cell = '<span class="muted">—</span>'
