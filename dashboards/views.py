@@ -299,15 +299,11 @@ def _board_context(request: HttpRequest) -> dict[str, Any]:
         for card in column.cards:
             card.detail_url = detail_url.format(pk=card.release.pk)
             card.moves_url = moves_url.format(pk=card.release.pk) + moves_query
-    # The card template also serves a refused move (board_move); set what it asks for here
-    # too, since a name missing from the context costs a failed lookup per card.
     return {
         "form": form,
         "columns": columns,
         "query": query,
         "release_list_url": reverse("releases:list"),  # each column's "N more" link
-        "open_menu": False,
-        "move_error": "",
     }
 
 
@@ -400,18 +396,24 @@ def board_move(request: HttpRequest, pk: int) -> HttpResponse:
         card.moves_url = reverse("dashboards:board_moves", args=[release.pk]) + (
             "?" + urlencode({"query": query}) if query else ""
         )
-        return render(
-            request,
-            "dashboards/partials/board_card.html",
-            {
-                "card": card,
-                "moves": _moves(release, card.moves),
-                "move_error": error.message,
-                "move_blockers": blockers,
-                "query": query,
-                "open_menu": True,
-                "inline": True,
-            },
+        # The same card markup as the board's (board_html.card_html), with the move form.
+        from django.template.loader import render_to_string
+
+        from .templatetags.board_html import card_html
+
+        form_context = {
+            "release": release,
+            "moves": _moves(release, card.moves),
+            "query": query,
+            "inline": True,
+        }
+        menu = (
+            render_to_string("dashboards/partials/board_move_form.html", form_context, request)
+            if card.moves
+            else None
+        )
+        return HttpResponse(
+            card_html(card, menu=menu, move_error=error.message, move_blockers=blockers),
             status=error.status_code if error.status_code in (400, 403, 409) else 422,
         )
     messages.error(request, f"{release}: {error.message}")

@@ -252,3 +252,40 @@ def test_full_columns_link_to_the_rest_in_the_release_list(client, viewer, portf
     client.force_login(viewer)
     body = client.get(reverse("dashboards:board")).content.decode()
     assert f'href="{reverse("releases:list")}?state=draft">2 more in the release list' in body
+
+
+@pytest.mark.django_db
+def test_card_escapes_names_with_html_special_characters(client, release_manager, team):
+    """The cards are built in Python (dashboards/templatetags/board_html.py): every value
+    the data supplies is escaped there, on the board and on a refused move's card."""
+    from tests.factories import ServiceFactory
+
+    service = ServiceFactory(name='api <"edge"> & co', slug="edge-api", team=team)
+    release_manager.first_name, release_manager.last_name = "<b>Rita</b>", "O'Neil & Co"
+    release_manager.save()
+    release = ReleaseFactory(
+        name='<script>alert("x")</script>',
+        version="1.0 <beta> & 'rc'",
+        services=[service],
+        owner=release_manager,
+        window_start=timezone.now() + timedelta(days=5),
+    )
+    release = force_state(make_ready(release), "approved")
+    client.force_login(release_manager)
+    body = client.get(reverse("dashboards:board")).content.decode()
+    name = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+    version = "1.0 &lt;beta&gt; &amp; &#x27;rc&#x27;"
+    for page in (
+        _card(body, release),
+        client.post(
+            reverse("dashboards:board_move", args=[release.pk]),
+            {"transition": "start_deployment"},
+            HTTP_HX_REQUEST="true",
+        ).content.decode(),
+    ):
+        assert "<script>" not in page and "<beta>" not in page and "<b>" not in page
+        assert f">{name}</a> <span class=\"card-version\">{version}</span></h3>" in page
+        assert f'<span class="visually-hidden"> ({name} {version})</span>' in page
+        assert '<span class="tag">api &lt;&quot;edge&quot;&gt; &amp; co</span>' in page
+        assert "<dd>&lt;b&gt;Rita&lt;/b&gt; O&#x27;Neil &amp; Co</dd>" in page
+    assert f"Choose a move for {name} {version}</a>" in _card(body, release)
