@@ -111,6 +111,18 @@ GATE_FIELDS = (
 )
 
 
+def _gate_property(name: str) -> property:
+    """``GateCheck.<name>``, the model's own property, read on a ``BoardGate`` (looked up
+    when read: the models are not imported with this module)."""
+
+    def read(gate: BoardGate) -> Any:
+        from governance.models import GateCheck
+
+        return GateCheck.__dict__[name].fget(gate)
+
+    return property(read, doc=f"GateCheck.{name}")
+
+
 @dataclass(frozen=True)
 class BoardFilters:
     service: str = ""
@@ -119,9 +131,37 @@ class BoardFilters:
     mine_user_id: int | None = None
 
 
+class BoardRelease:
+    """A release as the board's cards read it: the row's values (``CARD_FIELDS`` and
+    ``_card_values``) as attributes, plus what ``board_columns`` attaches. A ``Release``
+    instance cost ~15 µs more a card to build (model ``__init__``, and the FSM mixin recording
+    its initial state), and the board reads none of its methods: the blockers, the moves'
+    conditions and the permission rules read these attributes only."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.__dict__.update(row)
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+class BoardGate:
+    """A gate as ``governance.readiness.gate_blockers`` reads it (``GATE_FIELDS`` and the
+    two properties it asks for, GateCheck's own), built from a values row."""
+
+    __slots__ = GATE_FIELDS
+    is_manual = _gate_property("is_manual")
+    waivable_by = _gate_property("waivable_by")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        for name, value in zip(GATE_FIELDS, row, strict=True):
+            setattr(self, name, value)
+
+
 @dataclass
 class Card:
-    release: Release
+    release: Release | BoardRelease
     delay: str  # "late" | "at_risk" | ""
     delay_reason: str
     gates_done: int
@@ -241,21 +281,16 @@ def _gate_progress(release_ids: list[int]) -> dict[int, tuple[int, int]]:
 
 
 def _card_prefetches() -> list[Any]:
-    """What the cards and the governance readiness provider read, fetched once per board.
+    """What ``board_blockers`` reads of one release read as a model (``board_release``); the
+    board reads the same rows for all its cards in ``_attach_governance``.
 
     Each goes to a plain list (``to_attr``): a prefetch into the related manager builds a
-    filtered QuerySet per card and per relation (~0.1 ms each), which was most of a card's
-    cost in SQL-free Python. The board reads these lists (``board_blockers``, ``_attach``);
-    the services read their own rows. The services only as the board reads them: names
-    for the card, ids for the blockers, team ids for the permission check."""
+    filtered QuerySet per card and per relation (~0.1 ms each). The services are read apart
+    (``_attach``), only as the board reads them: names for the card, ids for the blockers,
+    team ids for the permission check."""
     from governance.choices import GATE_DONE
-    from governance.models import AgendaItem, ChangeRequest, GateCheck
+    from governance.models import GateCheck
 
-    agenda = Prefetch(
-        "agenda_items",
-        queryset=AgendaItem.objects.select_related("meeting").order_by("meeting__scheduled_at"),
-        to_attr="board_agenda",
-    )
     return [
         # Only gates not yet done can block (gate_blockers skips the others), and only those
         # of the stage of the card's next move; progress is counted apart (_gate_progress).
@@ -269,10 +304,51 @@ def _card_prefetches() -> list[Any]:
         ),
         Prefetch(
             "change_requests",
-            queryset=ChangeRequest.objects.order_by("-created_at", "-id").prefetch_related(agenda),
+            queryset=_change_requests(),
             to_attr="board_change_requests",
         ),
     ]
+
+
+def _change_requests() -> QuerySet:
+    """Change requests, newest first, each with its agenda items (and their meetings) as
+    ``board_agenda``: what the approve blockers read."""
+    from governance.models import AgendaItem, ChangeRequest
+
+    agenda = Prefetch(
+        "agenda_items",
+        queryset=AgendaItem.objects.select_related("meeting").order_by("meeting__scheduled_at"),
+        to_attr="board_agenda",
+    )
+    return ChangeRequest.objects.order_by("-created_at", "-id").prefetch_related(agenda)
+
+
+def _attach_governance(releases: list[BoardRelease]) -> list[BoardRelease]:
+    """The board's cards' ``board_gates`` and ``board_change_requests``, the same rows in the
+    same order as ``_card_prefetches`` gives a model (two queries, none without cards). The
+    gates come as values (``BoardGate``): at 100× data there are about as many as cards."""
+    from governance.choices import GATE_DONE
+    from governance.models import GateCheck
+
+    by_id = {release.pk: release for release in releases}
+    for release in releases:
+        release.board_gates = []
+        release.board_change_requests = []
+    if not by_id:
+        return releases
+    gates = (
+        GateCheck.objects.filter(release_id__in=list(by_id))
+        .filter(_blocking_stage())
+        .exclude(status__in=list(GATE_DONE))
+        .order_by("position", "id")
+        .values_list(*GATE_FIELDS)
+    )
+    for row in gates:
+        gate = BoardGate(row)
+        by_id[gate.release_id].board_gates.append(gate)
+    for change_request in _change_requests().filter(release_id__in=list(by_id)):
+        by_id[change_request.release_id].board_change_requests.append(change_request)
+    return releases
 
 
 @dataclass(frozen=True)
@@ -284,7 +360,7 @@ class ServiceRef:
     team_id: int
 
 
-def _attach(releases: list[Release]) -> list[Release]:
+def _attach(releases: list[Any]) -> list[Any]:
     """Each release's services (by name) as ``board_services``, read in one query as values,
     and the permission rules' per-release cache of team ids seeded from them, so
     ``has_perm("releases.transition_release", release)`` costs no query per card."""
@@ -353,14 +429,16 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
     shown = Q()
     for state in COLUMNS:
         shown |= Q(pk__in=base.filter(state=state).order_by(*_column_order(state))[:per_column])
-    releases = (
+    # The cards' releases and gates as values (BoardRelease, BoardGate): no model instance
+    # per card or per gate. A move reads its release as a model (``board_release``).
+    values = _card_values()
+    rows = (
         Release.objects.filter(shown)
-        .only(*CARD_FIELDS)
-        .prefetch_related(*_card_prefetches())
-        .annotate(**_card_values())
+        .annotate(**values)
         .order_by(F("window_start").asc(nulls_last=True), "id")
+        .values(*CARD_FIELDS, *values)
     )
-    releases = _attach(list(releases))
+    releases = _attach_governance(_attach([BoardRelease(row) for row in rows]))
     # Gate progress of all the cards from one grouped read (two correlated counts per card
     # cost more as soon as a column fills).
     progress = _gate_progress([release.pk for release in releases])
