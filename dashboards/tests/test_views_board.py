@@ -284,7 +284,7 @@ def test_card_escapes_names_with_html_special_characters(client, release_manager
         ).content.decode(),
     ):
         assert "<script>" not in page and "<beta>" not in page and "<b>" not in page
-        assert f">{name}</a> <span class=\"card-version\">{version}</span></h3>" in page
+        assert f'>{name}</a> <span class="card-version">{version}</span></h3>' in page
         assert f'<span class="visually-hidden"> ({name} {version})</span>' in page
         assert '<span class="tag">api &lt;&quot;edge&quot;&gt; &amp; co</span>' in page
         assert "<dd>&lt;b&gt;Rita&lt;/b&gt; O&#x27;Neil &amp; Co</dd>" in page
