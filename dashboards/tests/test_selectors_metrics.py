@@ -15,7 +15,7 @@ from dashboards.selectors import metrics as m
 from dashboards.services import metrics_facts_refresh
 from governance.models import AuditEvent
 from pipelines.models import Incident
-from releases.models import Release
+from releases.models import Release, Team
 from tests.factories import DeploymentFactory, PipelineRunFactory, ReleaseFactory
 
 UTC = datetime.fromisoformat("2026-11-01T00:00:00+00:00").tzinfo
@@ -266,3 +266,82 @@ def test_metric_queries_read_only_covering_indexes(history, releases_history):
             assert reads, plan
             assert all("COVERING INDEX dash_" in step for step in reads), plan
             assert not any("releases_release " in step for step in plan), plan
+
+
+@pytest.fixture
+def ranked_facts(service, production):
+    """Facts in groups of 1 to 8 (grouped by their stored day: the group's size is the day of
+    the month), with repeated and unordered durations."""
+    from dashboards.models import DeliveryFact
+
+    finished = at(20, 12)
+    for i in range(36):
+        DeploymentFactory(
+            service=service,
+            environment=production,
+            version=f"9.{i}",
+            state="succeeded",
+            started_at=finished - timedelta(minutes=5),
+            finished_at=finished,
+        )
+    metrics_facts_refresh(full=True)
+    facts = list(DeliveryFact.objects.order_by("pk"))
+    assert len(facts) == 36
+    expected: dict[date, list[float]] = {}
+    start = 0
+    for size in range(1, 9):
+        day = date(2026, 11, size)
+        for k, fact in enumerate(facts[start : start + size]):
+            fact.finished_day = day
+            fact.lead_seconds = float((k * 7 + size) % 5 * 60)  # ties and no order
+            expected.setdefault(day, []).append(fact.lead_seconds)
+        start += size
+    DeliveryFact.objects.bulk_update(facts, ["finished_day", "lead_seconds"])
+    return expected
+
+
+NEAREST = (0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def _nearest_rank(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    rank = max(-(-len(ordered) * p // 1), 1)  # ceil(p·n), at least the first
+    return ordered[int(rank) - 1]
+
+
+@pytest.mark.django_db
+def test_percentiles_are_the_nearest_rank_for_every_group_size(ranked_facts):
+    """The window query (SQLite) and percentile_disc (PostgreSQL) agree with the definition:
+    the value at rank ceil(p·n)."""
+    from dashboards.models import DeliveryFact
+
+    qs = DeliveryFact.objects.annotate(duration=F("lead_seconds"))
+    found = m.percentiles_by(qs, F("finished_day"), NEAREST)
+    assert found == {
+        p: {day: _nearest_rank(values, p) for day, values in ranked_facts.items()} for p in NEAREST
+    }
+    whole = m.percentiles_by(qs, Value("all"), NEAREST)
+    every = [v for values in ranked_facts.values() for v in values]
+    assert whole == {p: {"all": _nearest_rank(every, p)} for p in NEAREST}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_ranks_with_percentile_disc(require_postgres, linked_releases, ranked_facts):
+    """On PostgreSQL a ranking is one ordered-set aggregate per percentile (no window), with
+    the same figures as the window query SQLite runs."""
+    from dashboards.models import DeliveryFact
+
+    qs = DeliveryFact.objects.annotate(duration=F("lead_seconds"))
+    with CaptureQueriesContext(connection) as ctx:
+        found = m.percentiles_by(qs, F("finished_day"), NEAREST)
+        cycle, _ = m._duration_source("release_cycle_time", SCOPE)
+        by_team = m.percentiles_by(cycle, m.ByLink("team"), (0.5,))
+    assert all("percentile_disc" in q["sql"] for q in ctx.captured_queries)
+    assert not any("ROW_NUMBER" in q["sql"] for q in ctx.captured_queries)
+    assert found[0.5] == {day: _nearest_rank(v, 0.5) for day, v in ranked_facts.items()}
+    names = dict(Team.objects.values_list("pk", "name"))
+    assert {names[k]: v for k, v in by_team[0.5].items()} == {
+        "Payments": 6 * 3600.0,
+        "Identity": 86400.0,
+    }
