@@ -125,3 +125,30 @@ def test_without_javascript_the_menu_is_a_page(
         assert Release.objects.get(pk=planned.pk).state == "in_progress"
     finally:
         context.close()
+
+
+def test_names_with_markup_show_as_text(page, screenshot, release_manager, service):
+    """The cards are built in Python (dashboards/templatetags/board_html.py): a name with
+    markup in it is shown as text, and its card still opens its menu."""
+    name = '<img src=x onerror="window.pwned=1"> Tom\'s & "co"'
+    release = force_state(
+        make_ready(
+            ReleaseFactory(
+                name=name, version="<b>1.0</b>", services=[service], owner=release_manager
+            )
+        ),
+        "planned",
+    )
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("rita")
+    page.get_by_label("Password").fill("pw-for-tests")
+    page.get_by_role("button", name="Log in").click()
+    page.goto("/dashboards/board/")
+    card = page.locator(f"#card-{release.pk}")
+    expect(card.locator(".card-title a")).to_have_text(name)
+    expect(card.locator(".card-version")).to_have_text("<b>1.0</b>")
+    expect(page.locator("#board img, #board b")).to_have_count(0)
+    card.locator("summary", has_text="Move to").click()
+    expect(card.get_by_role("button", name="Start work → In progress")).to_be_visible()
+    assert page.evaluate("window.pwned") is None
+    screenshot("dashboards-board-escaped-names")
