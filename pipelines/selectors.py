@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 
 from releases.models import Deployment, Environment, Release
 
-from .models import Artefact, Incident, PipelineCheck, PipelineRun
+from .models import Artefact, Incident, PipelineCheck, PipelineRun, TokenScope
 
 RUNS_SHOWN = 15
 
@@ -64,3 +64,51 @@ def release_delivery(*, release: Release) -> ReleaseDelivery:
     return ReleaseDelivery(
         runs=runs, artefacts=artefacts, environments=list(by_environment.values())
     )
+
+
+# --- API reads --------------------------------------------------------------------------------
+
+# A token reads what it may write (a CI job reads back the run it posted) or, with
+# releases:read, the runs and deployments behind the releases it already reads; always only
+# of its own services. There is no separate read scope for runs or deployments.
+RUN_READ_SCOPES = (TokenScope.RUNS_WRITE, TokenScope.RELEASES_READ)
+DEPLOYMENT_READ_SCOPES = (TokenScope.DEPLOYMENTS_WRITE, TokenScope.RELEASES_READ)
+
+
+def _visible(qs: QuerySet, *, viewer, scopes: tuple[str, ...]) -> QuerySet:
+    """The rows of ``qs`` (which has a ``service`` foreign key) the viewer may read: all of
+    them for whoever reads releases (every role holder, administrators); for a token with
+    one of ``scopes``, those of its services; nothing for outsiders and other tokens."""
+    if getattr(viewer, "is_machine", False):
+        if not any(viewer.has_scope(scope) for scope in scopes):
+            return qs.none()
+        return qs.filter(service_id__in=viewer.service_ids)
+    if not viewer.has_perm("releases.view_release"):
+        return qs.none()
+    return qs
+
+
+def visible_pipeline_runs(*, viewer) -> QuerySet[PipelineRun]:
+    """Pipeline runs for the API, newest first, with their service, checks and the artefacts
+    they first recorded: four queries whatever the page size (count, page, two prefetches)."""
+    qs = (
+        PipelineRun.objects.select_related("service")
+        .prefetch_related(
+            Prefetch("checks", queryset=PipelineCheck.objects.order_by("kind", "name", "id")),
+            Prefetch("artefacts", queryset=Artefact.objects.order_by("name", "version", "id")),
+        )
+        .order_by("-created_at", "-id")
+    )
+    return _visible(qs, viewer=viewer, scopes=RUN_READ_SCOPES)
+
+
+def visible_deployments(*, viewer) -> QuerySet[Deployment]:
+    """Deployments for the API, newest first, with their release, service, environment and
+    verification joined: two queries whatever the page size (count, page)."""
+    qs = (
+        Deployment.objects.select_related("release", "service", "environment", "verification")
+        # The rows name their release; its prose (up to 100 KB of notes) stays in the table.
+        .defer("release__description", "release__release_notes")
+        .order_by("-created_at", "-id")
+    )
+    return _visible(qs, viewer=viewer, scopes=DEPLOYMENT_READ_SCOPES)

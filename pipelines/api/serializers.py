@@ -6,9 +6,16 @@ hot path). ``pipelines/tests/test_api_contract.py`` keeps both in step.
 
 from __future__ import annotations
 
+from django.core.exceptions import ObjectDoesNotExist
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import CheckKind, CheckStatus, Provider, RunStatus
+from releases.choices import DeploymentState
+from releases.models import Deployment, Release
+
+from ..models import CheckKind, CheckStatus, PipelineRun, Provider, RunStatus
+from ..worker_models import VerificationStatus
 from .validation import DEPLOYMENT_STATUSES, MAX_ARTEFACTS, MAX_ATTEMPT, MAX_CHECKS
 
 
@@ -134,3 +141,132 @@ class WebhookResultSerializer(serializers.Serializer):
     status = serializers.CharField(required=False)
     incidents_opened = serializers.IntegerField(required=False)
     incidents_resolved = serializers.IntegerField(required=False)
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def _absolute(serializer: serializers.Serializer, name: str, pk: int) -> str:
+    path = reverse(name, kwargs={"pk": pk})
+    request = serializer.context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+class PipelineRunLinksSerializer(serializers.Serializer):
+    self = serializers.URLField()
+
+
+class PipelineRunSerializer(serializers.ModelSerializer):
+    """A recorded run as the read endpoints show it (the POST answer without created and
+    changed, with its timestamps). ``artefacts`` are those this run first recorded: an
+    artefact is one immutable record, and a later attempt reporting the same digest does not
+    record it again."""
+
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    provider = serializers.ChoiceField(choices=Provider.choices, read_only=True)
+    status = serializers.ChoiceField(choices=RunStatus.choices, read_only=True)
+    url = serializers.CharField(read_only=True, help_text="The run on the CI system.")
+    checks = CheckOutputSerializer(many=True, read_only=True)
+    artefacts = ArtefactOutputSerializer(many=True, read_only=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PipelineRun
+        fields = [
+            "id",
+            "service",
+            "provider",
+            "external_id",
+            "attempt",
+            "status",
+            "commit_sha",
+            "ref",
+            "version",
+            "url",
+            "name",
+            "repository",
+            "started_at",
+            "finished_at",
+            "created_at",
+            "updated_at",
+            "checks",
+            "artefacts",
+            "links",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(PipelineRunLinksSerializer)
+    def get_links(self, run: PipelineRun) -> dict:
+        return {"self": _absolute(self, "pipeline-run-detail", run.pk)}
+
+
+class ReleaseReferenceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Release
+        fields = ["id", "name", "version", "state"]
+        read_only_fields = fields
+
+
+class VerificationSummarySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=VerificationStatus.choices)
+    started_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    detail = serializers.CharField(allow_blank=True)
+
+
+class DeploymentLinksSerializer(serializers.Serializer):
+    self = serializers.URLField()
+    release = serializers.URLField(allow_null=True)
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    """A recorded deployment as the read endpoints show it. ``status`` is the deployment's
+    state, named as in the POST body; ``verification`` is null until a verification ran."""
+
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    status = serializers.ChoiceField(
+        source="state", choices=DeploymentState.choices, read_only=True
+    )
+    release = ReleaseReferenceSerializer(read_only=True, allow_null=True)
+    url = serializers.CharField(read_only=True, help_text="The deployment on the CD system.")
+    verification = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "release",
+            "service",
+            "environment",
+            "version",
+            "status",
+            "strategy",
+            "provider",
+            "external_id",
+            "url",
+            "started_at",
+            "finished_at",
+            "created_at",
+            "verification",
+            "links",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(VerificationSummarySerializer(allow_null=True))
+    def get_verification(self, deployment: Deployment) -> dict | None:
+        try:
+            verification = deployment.verification  # joined by the selector
+        except ObjectDoesNotExist:
+            return None
+        return VerificationSummarySerializer(verification).data
+
+    @extend_schema_field(DeploymentLinksSerializer)
+    def get_links(self, deployment: Deployment) -> dict:
+        release_id = deployment.release_id
+        return {
+            "self": _absolute(self, "deployment-detail", deployment.pk),
+            "release": _absolute(self, "release-detail", release_id) if release_id else None,
+        }

@@ -3,9 +3,22 @@ from django.urls import path
 
 from . import views, webhooks
 
+# Explicit routes rather than a router: the list URL's POST is the ingestion (upsert), so
+# its name stays what it was, and ids are whole numbers (anything else is a 404).
+LIST = {"get": "list", "post": "create"}
+DETAIL = {"get": "retrieve"}
+
 urlpatterns = [
-    path("pipeline-runs/", views.PipelineRunIngestView.as_view(), name="pipeline-run-ingest"),
-    path("deployments/", views.DeploymentIngestView.as_view(), name="deployment-ingest"),
+    path("pipeline-runs/", views.PipelineRunViewSet.as_view(LIST), name="pipeline-run-ingest"),
+    path(
+        "pipeline-runs/<int:pk>/",
+        views.PipelineRunViewSet.as_view(DETAIL),
+        name="pipeline-run-detail",
+    ),
+    path("deployments/", views.DeploymentViewSet.as_view(LIST), name="deployment-ingest"),
+    path(
+        "deployments/<int:pk>/", views.DeploymentViewSet.as_view(DETAIL), name="deployment-detail"
+    ),
     path("webhooks/github/", webhooks.GitHubWebhookView.as_view(), name="webhook-github"),
     path("webhooks/gitlab/", webhooks.GitLabWebhookView.as_view(), name="webhook-gitlab"),
     path("webhooks/jenkins/", webhooks.JenkinsWebhookView.as_view(), name="webhook-jenkins"),

@@ -1,32 +1,42 @@
-"""Machine ingestion over REST: thin views that parse, validate, call one service, answer.
+"""Pipeline runs and deployments over REST.
 
-The request body is read raw (its size checked first) and validated by ``validation.py``;
-no serializer runs on the hot path. Errors are JSON (config.api.exception_handler).
+POST on a list URL is machine ingestion: a thin view that parses, validates, calls one
+service, answers. The request body is read raw (its size checked first) and validated by
+``validation.py``; no serializer runs on the hot path. GET reads them back like every other
+read endpoint (selectors choose the joins and the visibility). Errors are JSON
+(config.api.exception_handler).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from releases.errors import PermissionDenied
 from releases.models import Environment, Service
 
-from .. import services
+from .. import selectors, services
 from ..authentication import BearerTokenAuthentication
 from ..models import TokenScope
 from . import validation
+from .filters import DeploymentFilter, PipelineRunFilter
 from .serializers import (
     DeploymentInputSerializer,
     DeploymentOutputSerializer,
+    DeploymentSerializer,
     ErrorSerializer,
     PipelineRunInputSerializer,
     PipelineRunOutputSerializer,
+    PipelineRunSerializer,
 )
 from .throttling import IngestRateThrottle
 
@@ -112,19 +122,49 @@ ERRORS = {
 }
 
 
-class IngestView(APIView):
-    """Token-authenticated, rate-limited, size-limited JSON ingestion."""
+READ_ERRORS = {
+    400: _error("A malformed filter (errors names each parameter)."),
+    401: _error("Not authenticated: no session, or a missing, invalid or revoked token."),
+}
+LIST_ERRORS = {
+    **READ_ERRORS,
+    404: _error("Invalid page: not a page number, or past the last page."),
+}
 
-    authentication_classes = [BearerTokenAuthentication]
-    permission_classes = [IsAuthenticated]
-    throttle_classes = [IngestRateThrottle]
+
+class ReadOrIngestViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """GET reads like every read endpoint: a session or a token, paginated, filtered, not
+    throttled. POST on the list URL (``create``) is the ingestion, as it was on its own view:
+    a bearer token only, rate-limited per token, the body size-checked before it is read and
+    parsed by ``validation.py``, never by ``request.data``."""
+
     # Declared for the schema; the body is parsed by validation.parse_json, never request.data.
     parser_classes = [JSONParser]
+    permission_classes = [IsAuthenticated]
     required_scope = ""
+
+    def _ingesting(self) -> bool:
+        # self.request is set (to the Django request, or spectacular's mock) before DRF asks
+        # for the authenticators, so the method is known here.
+        request = getattr(self, "request", None)
+        return request is not None and request.method == "POST"
+
+    def get_authenticators(self):
+        if self._ingesting():
+            return [BearerTokenAuthentication()]
+        return super().get_authenticators()
+
+    def get_throttles(self):
+        if self._ingesting():
+            return [IngestRateThrottle()]
+        return super().get_throttles()
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        self.body = read_body(request)
+        if self._ingesting():
+            self.body = read_body(request)
 
     def service_id(self, slug: str) -> int:
         """The id of a service this token may report for (403/400 otherwise, no write)."""
@@ -169,8 +209,38 @@ def run_body(result: services.RunUpsertResult, slug: str, artefacts) -> dict:
     }
 
 
-class PipelineRunIngestView(IngestView):
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="pipeline_runs_list",
+        summary="List pipeline runs, newest first",
+        responses={200: PipelineRunSerializer(many=True), **LIST_ERRORS},
+    ),
+    retrieve=extend_schema(
+        operation_id="pipeline_runs_retrieve",
+        summary="One pipeline run, with its checks and artefacts",
+        responses={
+            200: PipelineRunSerializer,
+            401: READ_ERRORS[401],
+            404: _error("No such run, or not visible to the caller."),
+        },
+    ),
+)
+class PipelineRunViewSet(ReadOrIngestViewSet):
+    """Pipeline runs: POST reports one (upsert); GET lists and reads them back.
+
+    Who reads what: users holding any role (those who read releases) see every run; users
+    without a role see none (an empty list, 404 on a run). A token reads the runs of its own
+    services if it has ``runs:write`` (a CI job reads back what it posted) or
+    ``releases:read`` (a script reading what stands behind the releases it may read); any
+    other token sees none.
+    """
+
     required_scope = TokenScope.RUNS_WRITE
+    serializer_class = PipelineRunSerializer
+    filterset_class = PipelineRunFilter
+
+    def get_queryset(self):
+        return selectors.visible_pipeline_runs(viewer=self.request.user)
 
     @extend_schema(
         operation_id="pipeline_runs_upsert",
@@ -186,7 +256,7 @@ class PipelineRunIngestView(IngestView):
         },
         tags=["ingestion"],
     )
-    def post(self, request):
+    def create(self, request):
         slug, event, checks, artefacts = validation.run_report(validation.parse_json(self.body))
         result = services.pipeline_run_upsert(
             actor=request.user,
@@ -222,8 +292,37 @@ def deployment_body(result: services.DeploymentResult, slug: str, environment) -
     }
 
 
-class DeploymentIngestView(IngestView):
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="deployments_list",
+        summary="List deployments, newest first",
+        responses={200: DeploymentSerializer(many=True), **LIST_ERRORS},
+    ),
+    retrieve=extend_schema(
+        operation_id="deployments_retrieve",
+        summary="One deployment, with its release and verification",
+        responses={
+            200: DeploymentSerializer,
+            401: READ_ERRORS[401],
+            404: _error("No such deployment, or not visible to the caller."),
+        },
+    ),
+)
+class DeploymentViewSet(ReadOrIngestViewSet):
+    """Deployments: POST reports one (upsert); GET lists and reads them back.
+
+    Who reads what: users holding any role see every deployment; users without a role see
+    none (an empty list, 404 on a deployment). A token reads the deployments of its own
+    services if it has ``deployments:write`` (a CD job reads back what it reported) or
+    ``releases:read``; any other token sees none.
+    """
+
     required_scope = TokenScope.DEPLOYMENTS_WRITE
+    serializer_class = DeploymentSerializer
+    filterset_class = DeploymentFilter
+
+    def get_queryset(self):
+        return selectors.visible_deployments(viewer=self.request.user)
 
     @extend_schema(
         operation_id="deployments_report",
@@ -245,7 +344,7 @@ class DeploymentIngestView(IngestView):
         },
         tags=["ingestion"],
     )
-    def post(self, request):
+    def create(self, request):
         report = validation.deployment_report(validation.parse_json(self.body))
         service_id = self.service_id(report.service)
         environment = Environment.objects.filter(slug=report.environment).first()

@@ -183,6 +183,10 @@ def test_too_many_requests_for_a_token_is_a_429_with_retry_after(ci, settings):
     assert not PipelineRun.objects.filter(external_id="overflow").exists()
 
 
-def test_other_methods_are_a_405(ci):
-    response = ci.client.get("/api/v1/pipeline-runs/", HTTP_AUTHORIZATION=f"Bearer {ci.token}")
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_other_methods_are_a_405(ci, method):
+    # GET lists the runs (the read endpoint); nothing else but POST is allowed.
+    response = ci.client.generic(
+        method, "/api/v1/pipeline-runs/", HTTP_AUTHORIZATION=f"Bearer {ci.token}"
+    )
     assert response.status_code == 405

@@ -1,0 +1,77 @@
+"""Query filters of the pipeline-run and deployment read endpoints.
+
+Names follow the releases API (``service`` is a slug, ranges are ``<field>_from`` and
+``<field>_to``); a malformed value is a 400 naming the parameter, never a 500.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from releases.choices import DeploymentState
+from releases.models import Deployment
+
+from ..models import PipelineRun, Provider, RunStatus
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """An id: a whole number (``1.5`` is refused, not truncated). No lookup of the row, so a
+    hidden release's id filters to nothing instead of disclosing that it exists."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        # A foreign key's lookup has no overflow guard: past the BigAutoField range SQLite
+        # raises OverflowError and PostgreSQL a DataError. Refuse such a value as input.
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
+class _Finished(django_filters.FilterSet):
+    finished_from = django_filters.IsoDateTimeFilter(
+        field_name="finished_at",
+        lookup_expr="gte",
+        help_text="Finished at or after this ISO 8601 time.",
+    )
+    finished_to = django_filters.IsoDateTimeFilter(
+        field_name="finished_at",
+        lookup_expr="lte",
+        help_text="Finished at or before this ISO 8601 time.",
+    )
+
+
+class PipelineRunFilter(_Finished):
+    service = django_filters.CharFilter(field_name="service__slug", help_text="Service slug.")
+    provider = django_filters.MultipleChoiceFilter(choices=Provider.choices)
+    status = django_filters.MultipleChoiceFilter(choices=RunStatus.choices)
+    version = django_filters.CharFilter(max_length=64)
+    commit_sha = django_filters.CharFilter(max_length=64, help_text="The full SHA as reported.")
+    ref = django_filters.CharFilter(max_length=255)
+    external_id = django_filters.CharFilter(max_length=200)
+
+    class Meta:
+        model = PipelineRun
+        fields = ["service", "provider", "status", "version", "commit_sha", "ref", "external_id"]
+
+
+class DeploymentFilter(_Finished):
+    release = IdFilter(field_name="release_id", help_text="Release id.")
+    service = django_filters.CharFilter(field_name="service__slug", help_text="Service slug.")
+    environment = django_filters.CharFilter(
+        field_name="environment__slug", help_text="Environment slug."
+    )
+    status = django_filters.MultipleChoiceFilter(
+        field_name="state", choices=DeploymentState.choices, help_text="Deployment state."
+    )
+    version = django_filters.CharFilter(max_length=64)
+    provider = django_filters.CharFilter(max_length=40)
+    external_id = django_filters.CharFilter(max_length=200)
+
+    class Meta:
+        model = Deployment
+        fields = ["release", "service", "environment", "status", "version", "provider"]
