@@ -471,8 +471,9 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
     interval = "weekly" if scope.days <= 120 else "monthly"
     if scope.days <= 21:
         interval = "daily"
-    summary = metric_selectors.metrics_summary(scope)
-    trends = metric_selectors.metrics_trends(scope, interval, [key for key, _ in CHARTED])
+    by = form.group_by()
+    figures = metric_selectors.metrics_page(scope, interval, [key for key, _ in CHARTED], by=by)
+    summary, trends = figures.summary, figures.trends
     chart_list = [
         charts.build_chart(
             key=key,
@@ -490,8 +491,6 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         if key == "deployment_frequency" and value.value is not None:
             text = f"{value.value:g} ({charts.format_value(value.value / scope.days, 'per_day')})"
         tiles.append({"key": key, "metric": value, "text": text})
-    by = form.group_by()
-    groups = metric_selectors.metrics_by_group(scope, by=by)
     table = [
         {
             "name": row.name,
@@ -505,7 +504,7 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
                 for key, mv in row.values.items()
             ],
         }
-        for row in groups
+        for row in figures.groups
     ]
     context = {
         "form": form,

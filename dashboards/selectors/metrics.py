@@ -655,15 +655,19 @@ def bucket_dates(scope: MetricsScope, interval: str) -> list[date]:
 COUNTED = ("deployment_frequency", "change_failure_rate", "deployment_success_rate")
 
 
-def counted_by(scope: MetricsScope, group: Any) -> dict[Any, dict[str, tuple[Any, int]]]:
-    """The three count metrics per group value in one query over the period's facts (every
-    environment; the production ones picked with FILTER): {group: {metric: (value, count)}}
-    where count is the deployments the value is computed from."""
-    rows = (
+COUNT_COLUMNS = ("shipped", "failures", "production", "ok", "n")
+
+
+def _count_rows(scope: MetricsScope, *groups: Any) -> list[tuple[Any, ...]]:
+    """The count metrics' five counts (``COUNT_COLUMNS``) per combination of the group
+    values, in one query over the period's facts (every environment; the production ones
+    picked with FILTER): [(g0, g1, …, shipped, failures, production, ok, n)]."""
+    names = [f"g{i}" for i in range(len(groups))]
+    return list(
         delivery_facts(scope, production=False)
-        .annotate(g=group)
+        .annotate(**dict(zip(names, groups, strict=True)))
         .order_by()
-        .values("g")
+        .values(*names)
         .annotate(
             shipped=Count("pk", filter=Q(is_production=True, shipped=True)),
             failures=Count("pk", filter=Q(is_production=True, failed=True)),
@@ -671,16 +675,48 @@ def counted_by(scope: MetricsScope, group: Any) -> dict[Any, dict[str, tuple[Any
             ok=Count("pk", filter=Q(succeeded=True)),
             n=Count("pk"),
         )
-        .values_list("g", "shipped", "failures", "production", "ok", "n")
+        .values_list(*names, *COUNT_COLUMNS)
     )
+
+
+def _counted(shipped: int, failures: int, production: int, ok: int, n: int) -> dict:
+    """{metric: (value, count)} of the count metrics from their five counts, where count is
+    the deployments the value is computed from."""
     return {
-        g: {
-            "deployment_frequency": (float(shipped), shipped),
-            "change_failure_rate": (failures / production if production else None, production),
-            "deployment_success_rate": (ok / n if n else None, n),
-        }
-        for g, shipped, failures, production, ok, n in rows
+        "deployment_frequency": (float(shipped), shipped),
+        "change_failure_rate": (failures / production if production else None, production),
+        "deployment_success_rate": (ok / n if n else None, n),
     }
+
+
+def counted_by(scope: MetricsScope, group: Any) -> dict[Any, dict[str, tuple[Any, int]]]:
+    """The three count metrics per group value in one query over the period's facts:
+    {group: {metric: (value, count)}}."""
+    return {g: _counted(*counts) for g, *counts in _count_rows(scope, group)}
+
+
+def _counted_rollup(
+    scope: MetricsScope, interval: str, key: str
+) -> tuple[dict[Any, dict], dict[Any, dict], dict[Any, dict]]:
+    """``counted_by`` for the whole period, per bucket of ``interval`` and per ``key``
+    (service_id or team_id) from one query grouped by (bucket, key): its rows are
+    aggregates (buckets × groups of them, whatever the number of facts), summed here.
+    Returns (whole period, per bucket, per group), each like ``counted_by``'s answer."""
+    rows = _count_rows(scope, _bucket(interval), F(key))
+    per_bucket: dict[Any, list[tuple[int, ...]]] = {}
+    per_group: dict[Any, list[tuple[int, ...]]] = {}
+    for row in rows:
+        per_bucket.setdefault(row[0], []).append(row[2:])
+        per_group.setdefault(row[1], []).append(row[2:])
+
+    def summed(counts: list[tuple[int, ...]]) -> dict:
+        return _counted(*(sum(column) for column in zip(*counts, strict=True)))
+
+    return (
+        {"all": summed([row[2:] for row in rows])} if rows else {},
+        {b: summed(counts) for b, counts in per_bucket.items()},
+        {g: summed(counts) for g, counts in per_group.items()},
+    )
 
 
 # --- one metric as a series ------------------------------------------------------------------
@@ -780,10 +816,15 @@ def _durations_by(scope: MetricsScope, group_for: Any) -> dict[str, dict[Any, fl
     return out
 
 
-def metrics_summary(scope: MetricsScope) -> dict[str, MetricValue]:
-    """Every metric over the whole period, with its band (five queries)."""
+def metrics_summary(
+    scope: MetricsScope, *, counted: dict[Any, dict] | None = None
+) -> dict[str, MetricValue]:
+    """Every metric over the whole period, with its band (five queries; four when the count
+    metrics are given, as ``counted_by(scope, Value("all"))`` answers)."""
     everything = Value("all")
-    counts = counted_by(scope, everything).get("all", {})
+    if counted is None:
+        counted = counted_by(scope, everything)
+    counts = counted.get("all", {})
     durations = _durations_by(scope, lambda metric: everything)
     out: dict[str, MetricValue] = {}
     for key, info in METRICS.items():
@@ -795,9 +836,13 @@ def metrics_summary(scope: MetricsScope) -> dict[str, MetricValue]:
     return out
 
 
-def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupRow]:
+def metrics_by_group(
+    scope: MetricsScope, *, by: str = "service", counted: dict[Any, dict] | None = None
+) -> list[GroupRow]:
     """The table: every metric per service (or team), with its band. A fixed number of
-    grouped queries (five, plus the groups), whatever the number of services or rows."""
+    grouped queries (five, plus the groups; one fewer when the count metrics are given, as
+    ``counted_by(scope, F("service_id" or "team_id"))`` answers), whatever the number of
+    services or rows."""
     if by == "service":
         groups = Service.objects.select_related("team").order_by("name")
         if scope.service:
@@ -814,7 +859,7 @@ def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupR
         rows = {t.pk: GroupRow(key=t.pk, name=t.name) for t in teams}
 
     key = "service_id" if by == "service" else "team_id"
-    counts = counted_by(scope, F(key))
+    counts = counted_by(scope, F(key)) if counted is None else counted
     durations = _durations_by(
         scope,
         lambda metric: (
@@ -836,13 +881,20 @@ def metrics_by_group(scope: MetricsScope, *, by: str = "service") -> list[GroupR
 
 
 def metrics_trends(
-    scope: MetricsScope, interval: str, metrics: Iterable[str]
+    scope: MetricsScope,
+    interval: str,
+    metrics: Iterable[str],
+    *,
+    counted: dict[Any, dict] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """``metric_series`` of each metric; the count metrics share one grouped query."""
+    """``metric_series`` of each metric; the count metrics share one grouped query (none
+    when given, as ``counted_by(scope, _bucket(interval))`` answers)."""
     metrics = list(metrics)
     out: dict[str, list[dict[str, Any]]] = {}
     if any(m in COUNTED for m in metrics) and interval != "all":
-        counts = {_to_date(b): v for b, v in counted_by(scope, _bucket(interval)).items()}
+        if counted is None:
+            counted = counted_by(scope, _bucket(interval))
+        counts = {_to_date(b): v for b, v in counted.items()}
         buckets = bucket_dates(scope, interval)
         for metric in metrics:
             if metric in COUNTED:
@@ -855,3 +907,32 @@ def metrics_trends(
         if metric not in out:
             out[metric] = metric_series(metric, scope, interval)
     return {m: out[m] for m in metrics}
+
+
+@dataclass
+class MetricsPage:
+    summary: dict[str, MetricValue]
+    trends: dict[str, list[dict[str, Any]]]
+    groups: list[GroupRow]
+
+
+def metrics_page(
+    scope: MetricsScope, interval: str, metrics: Iterable[str], *, by: str = "service"
+) -> MetricsPage:
+    """The metrics page's figures: ``metrics_summary``, ``metrics_trends`` and
+    ``metrics_by_group``, whose count metrics come from one scan of the period's facts
+    grouped by (bucket, service or team) instead of three."""
+    if interval == "all":  # one bucket: the trends are the summary's counts
+        return MetricsPage(
+            summary=metrics_summary(scope),
+            trends=metrics_trends(scope, interval, metrics),
+            groups=metrics_by_group(scope, by=by),
+        )
+    whole, per_bucket, per_group = _counted_rollup(
+        scope, interval, "service_id" if by == "service" else "team_id"
+    )
+    return MetricsPage(
+        summary=metrics_summary(scope, counted=whole),
+        trends=metrics_trends(scope, interval, metrics, counted=per_bucket),
+        groups=metrics_by_group(scope, by=by, counted=per_group),
+    )

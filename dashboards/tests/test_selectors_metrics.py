@@ -345,3 +345,22 @@ def test_postgresql_ranks_with_percentile_disc(require_postgres, linked_releases
         "Payments": 6 * 3600.0,
         "Identity": 86400.0,
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("by", ["service", "team"])
+@pytest.mark.parametrize("interval", ["daily", "weekly", "monthly", "all"])
+def test_metrics_page_counts_from_one_scan(history, releases_history, other_service, by, interval):
+    """The page's summary, trends and table equal the three selectors', with the count
+    metrics of all three from one query grouped by (bucket, service or team)."""
+    with CaptureQueriesContext(connection) as separate:
+        summary = m.metrics_summary(SCOPE)
+        trends = m.metrics_trends(SCOPE, interval, list(m.METRICS))
+        groups = m.metrics_by_group(SCOPE, by=by)
+    with CaptureQueriesContext(connection) as together:
+        page = m.metrics_page(SCOPE, interval, list(m.METRICS), by=by)
+    assert page.summary == summary
+    assert page.trends == trends
+    assert page.groups == groups
+    fewer = 0 if interval == "all" else 2
+    assert len(together.captured_queries) == len(separate.captured_queries) - fewer
