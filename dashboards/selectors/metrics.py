@@ -597,19 +597,34 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
                 if value is not None:
                     out[p][g_value] = float(value)
         return out
-    keep = " OR ".join("(r.rn >= r.n * %s AND r.rn < r.n * %s + 1)" for _ in ps)
     if link is None and isinstance(group, Value):
-        # One partition (the whole period): n from one COUNT over the same rows, joined to
-        # each row, costs a third of a COUNT() window (which buffers the partition and
-        # sorts it a second time): ~0.5 ms per ranking of ~1,000 facts at 100×.
-        window = "ROW_NUMBER() OVER (ORDER BY s.duration) AS rn, c.n AS n"
-        source += f" CROSS JOIN (SELECT COUNT(*) AS n FROM ({inner}) s2) c"
-        params = (*params, *params)
-    else:
-        window = (
-            f"ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY s.duration) AS rn, "
-            f"COUNT(*) OVER (PARTITION BY {g}) AS n"
-        )
+        # One partition (the whole period): each percentile is the row at its rank of one
+        # ORDER BY … LIMIT 1 OFFSET, for which SQLite's sorter keeps only the rows up to
+        # that rank (counted from the nearer end: ceil(p·n) − 1 rows skipped from the
+        # smallest, or n − ceil(p·n) from the largest), with n from one COUNT of the same
+        # rows. At 100× ~0.3 ms for the median of ~1,000 facts, ~0.75 ms as a window.
+        rank = "(CAST(c.n * %s AS INTEGER) + (c.n * %s > CAST(c.n * %s AS INTEGER)))"
+        columns, column_params = [], []
+        for p in ps:
+            order, skip = ("DESC", f"c.n - {rank}") if p > 0.5 else ("", f"{rank} - 1")
+            columns.append(
+                f"(SELECT s.duration FROM ({inner}) s ORDER BY s.duration {order} "
+                f"LIMIT 1 OFFSET (SELECT {skip} FROM c))"
+            )
+            column_params += [*params, p, p, p]
+        sql = f"WITH c AS (SELECT COUNT(*) AS n FROM ({inner}) s) SELECT {', '.join(columns)}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, (*params, *column_params))
+            values = cursor.fetchone()
+        for p, value in zip(ps, values, strict=True):
+            if value is not None:
+                out[p][group.value] = float(value)
+        return out
+    keep = " OR ".join("(r.rn >= r.n * %s AND r.rn < r.n * %s + 1)" for _ in ps)
+    window = (
+        f"ROW_NUMBER() OVER (PARTITION BY {g} ORDER BY s.duration) AS rn, "
+        f"COUNT(*) OVER (PARTITION BY {g}) AS n"
+    )
     sql = (
         f"SELECT r.g, r.duration, r.rn, r.n FROM (SELECT {g} AS g, s.duration AS duration, "
         f"{window} FROM {source}) r WHERE {keep}"
