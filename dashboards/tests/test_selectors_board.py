@@ -133,3 +133,52 @@ def test_card_strings_match_the_template_filters_they_replace(service, release_m
         timezone.localtime(windowed.window_start), "j M H:i"
     )
     assert dated_card.service_names == [service.name]
+
+
+@pytest.mark.django_db
+def test_blockers_from_gate_and_change_request_rows_match_readiness(service, release_manager):
+    """The board reads its cards' gates as values (``BoardGate``) and groups the change
+    requests of all its cards itself: failed automated and rejected manual gates (detail,
+    comment, who may waive) and change requests in each state give readiness' messages."""
+    from governance.models import AgendaItem, CABMeeting, ChangeRequest
+
+    now = timezone.now()
+    meeting = CABMeeting.objects.create(title="Weekly CAB", scheduled_at=now + timedelta(days=2))
+    CABMeeting.objects.create(title="Sooner CAB", scheduled_at=now + timedelta(days=1))
+    releases = []
+    for number, cr_state in enumerate(["", "draft", "needs_info", "submitted", "approved"], 1):
+        release = make_ready(ReleaseFactory(services=[service], owner=release_manager))
+        release = force_state(release, "awaiting_approval")
+        _gate(release, "ci", "pre_approval")
+        _gate(release, "lint", "pre_approval")
+        _gate(release, "security", "pre_approval", kind="manual", role="security_lead")
+        GateCheck.objects.filter(release=release, key="ci").update(
+            status="failed", detail=f"run {number} red", requirement={"waivable_by": ["qa_lead"]}
+        )
+        GateCheck.objects.filter(release=release, key="security").update(
+            status="failed", comment="Pen test open."
+        )
+        if cr_state:
+            for k, state in enumerate(["rejected", cr_state]):  # the newest one counts
+                cr = ChangeRequest.objects.create(
+                    number=100 * number + k,
+                    title=f"CR {number}.{k}",
+                    release=release,
+                    requested_by=release_manager,
+                )
+                ChangeRequest.objects.filter(pk=cr.pk).update(
+                    state=state, created_at=now - timedelta(hours=2 - k)
+                )
+            if cr_state == "submitted" and number % 2 == 0:
+                AgendaItem.objects.create(meeting=meeting, change_request=cr)
+        releases.append(release)
+
+    columns = board.board_columns(viewer=release_manager, filters=board.BoardFilters())
+    cards = {c.release.pk: c for col in columns for c in col.cards}
+    context = board.BlockerContext.load()
+    for release in releases:
+        card = cards[release.pk]
+        fresh = type(release).objects.get(pk=release.pk)
+        expected = [b.message for b in readiness.blockers_for(fresh, "approve")]
+        assert board.board_blockers(card.release, "approve", context) == expected
+        assert [card.top_blocker, card.blocker_count] == [expected[0], len(expected)]
