@@ -71,6 +71,9 @@ def test_release_manager_moves_cards_and_reads_a_refusal(
     expect(page.locator(".column-in_progress")).to_contain_text("Wallet top-ups")
     expect(page.locator(".column-planned")).not_to_contain_text("Wallet top-ups")
     assert Release.objects.get(pk=planned.pk).state == "in_progress"
+    # htmx wires the redrawn board's menus when the swap settles (~20 ms after the new
+    # cards appear); a click before that would open a menu nobody loads.
+    expect(page.locator("#board .htmx-added")).to_have_count(0)
 
     # A refused move: the deployment window has not opened yet.
     refund.locator("summary", has_text="Move to").click()
