@@ -385,10 +385,26 @@ def release_notes_publish(*, notes: ReleaseNotes | int, actor) -> ReleaseNotes:
 def close_blockers(release: Release) -> list[dict[str, Any]]:
     """What the post-release work still lacks before the release may close (used by the
     readiness seam): incomplete validation steps, and a retrospective for risk ≥ medium."""
+    # The governing risk (an override, else the higher of computed and declared): a release
+    # declared low but assessed high still owes a retrospective.
+    from governance.services.risk import effective_risk_level
+
+    return close_blockers_from(
+        pending=[i.title for i in release.validation_items.all() if not i.is_done],
+        risk=effective_risk_level(release),
+        has_retrospective=Retrospective.objects.filter(release=release).exists(),
+    )
+
+
+def close_blockers_from(
+    *, pending: list[str], risk: str, has_retrospective: bool
+) -> list[dict[str, Any]]:
+    """``close_blockers`` from data already read (the board reads it for all its cards at
+    once): the titles of the validation steps not done, the governing risk level, and
+    whether a retrospective exists."""
     from .choices import RISK_ORDER, RiskLevel
 
     found = []
-    pending = [i.title for i in release.validation_items.all() if not i.is_done]
     if pending:
         found.append(
             {
@@ -396,13 +412,7 @@ def close_blockers(release: Release) -> list[dict[str, Any]]:
                 "message": "Validation steps not done: " + "; ".join(pending),
             }
         )
-    # The governing risk (an override, else the higher of computed and declared): a release
-    # declared low but assessed high still owes a retrospective.
-    from governance.services.risk import effective_risk_level
-
-    risk = effective_risk_level(release)
-    needs_retro = RISK_ORDER[risk] >= RISK_ORDER[RiskLevel.MEDIUM]
-    if needs_retro and not Retrospective.objects.filter(release=release).exists():
+    if RISK_ORDER[risk] >= RISK_ORDER[RiskLevel.MEDIUM] and not has_retrospective:
         found.append(
             {
                 "code": "retrospective_missing",

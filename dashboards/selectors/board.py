@@ -93,6 +93,7 @@ CARD_FIELDS = (
     "window_start",
     "window_end",
     "target_date",
+    "risk_level",
 )
 
 # What governance.readiness.gate_blockers reads of a gate (``requirement`` for who may waive).
@@ -348,7 +349,27 @@ def _attach_governance(releases: list[BoardRelease]) -> list[BoardRelease]:
         by_id[gate.release_id].board_gates.append(gate)
     for change_request in _change_requests().filter(release_id__in=list(by_id)):
         by_id[change_request.release_id].board_change_requests.append(change_request)
+    _attach_validation(releases)
     return releases
+
+
+def _attach_validation(releases: list[BoardRelease]) -> None:
+    """``board_validation_pending``: the titles of the validation steps not yet done, for
+    the deployed cards (what closing waits for). One query, none without such cards."""
+    from releases.models import ValidationItem
+
+    deployed = {r.pk: r for r in releases if r.state == ReleaseState.DEPLOYED}
+    for release in releases:
+        release.board_validation_pending = []
+    if not deployed:
+        return
+    pending = (
+        ValidationItem.objects.filter(release_id__in=list(deployed), done_at__isnull=True)
+        .order_by("id")
+        .values_list("release_id", "title")
+    )
+    for release_id, title in pending:
+        deployed[release_id].board_validation_pending.append(title)
 
 
 @dataclass(frozen=True)
@@ -388,7 +409,18 @@ def _card_values() -> dict[str, Any]:
         "owner_last_name": F("owner__last_name"),
         "change_request_needed": F("policy_snapshot__change_request"),
         "rollback_steps": F("rollback_plan__steps"),
+        # What closing a deployed release needs (releases.postrelease.close_blockers): the
+        # risk assessment behind the governing level, and whether a retrospective exists.
+        "risk_computed": F("risk_assessment__computed_level"),
+        "risk_override": F("risk_assessment__override_level"),
+        "has_retrospective": _has_retrospective(),
     }
+
+
+def _has_retrospective() -> Exists:
+    from releases.models import Retrospective
+
+    return Exists(Retrospective.objects.filter(release_id=OuterRef("pk")))
 
 
 def _has_included_scope() -> Exists:
@@ -646,6 +678,8 @@ def board_blockers(release: Release, transition: str, context: BlockerContext) -
         if not (release.rollback_steps or "").strip():
             found.append("A rollback plan with steps is needed.")
         return found
+    if transition == "close":  # intrinsic first, as readiness.blockers_for orders them
+        found += [b["message"] for b in _close_blockers(release)]
     if transition not in gov.STAGE_FOR:
         return found
     gates = release.board_gates
@@ -716,6 +750,7 @@ def board_release(*, viewer, pk: int) -> Release:
         )
         .get(pk=pk)
     )
+    _attach_validation([release])
     return _attach([release])[0]
 
 
@@ -729,4 +764,25 @@ def board_owner_choices() -> QuerySet:
         .distinct()
         .only("id", "username", "first_name", "last_name")
         .order_by("username")
+    )
+
+
+def _close_blockers(release: BoardRelease) -> list[dict[str, Any]]:
+    """``releases.postrelease.close_blockers`` from the card's row (same rule, same words)."""
+    from types import SimpleNamespace
+
+    from governance.services.risk import governing_risk_level
+    from releases.postrelease import close_blockers_from
+
+    assessment = (
+        SimpleNamespace(
+            computed_level=release.risk_computed, override_level=release.risk_override or ""
+        )
+        if release.risk_computed
+        else None
+    )
+    return close_blockers_from(
+        pending=release.board_validation_pending,
+        risk=governing_risk_level(release, assessment),
+        has_retrospective=release.has_retrospective,
     )

@@ -182,3 +182,48 @@ def test_blockers_from_gate_and_change_request_rows_match_readiness(service, rel
         expected = [b.message for b in readiness.blockers_for(fresh, "approve")]
         assert board.board_blockers(card.release, "approve", context) == expected
         assert [card.top_blocker, card.blocker_count] == [expected[0], len(expected)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("declared", ["low", "medium"])
+@pytest.mark.parametrize("computed", [None, "high"])
+@pytest.mark.parametrize("steps_done", [False, True])
+@pytest.mark.parametrize("retrospective", [False, True])
+def test_a_deployed_card_says_what_closing_waits_for(
+    declared, computed, steps_done, retrospective, service, release_manager
+):
+    from governance.models import RiskAssessment
+    from releases import postrelease
+
+    release = force_state(
+        make_ready(ReleaseFactory(services=[service], owner=release_manager)), "deployed"
+    )
+    type(release).objects.filter(pk=release.pk).update(risk_level=declared)
+    postrelease.validation_items_ensure_defaults(release=release, actor=release_manager)
+    if steps_done:
+        for item in release.validation_items.all():
+            postrelease.validation_item_complete(item=item, actor=release_manager)
+    if computed:
+        RiskAssessment.objects.create(release=release, score=60, computed_level=computed)
+    if retrospective:
+        postrelease.retrospective_record(
+            release=release,
+            actor=release_manager,
+            went_well="Calm",
+            went_badly="Nothing",
+            to_change="Nothing",
+            lessons_learned="Keep canaries",
+            runbook_links=[],
+        )
+
+    card = _board_card(release_manager, release)
+    fresh = type(release).objects.get(pk=release.pk)
+    expected = [b.message for b in readiness.blockers_for(fresh, "close")]
+    assert card.next_transition == "close"
+    assert [card.top_blocker, card.blocker_count] == [
+        expected[0] if expected else "",
+        len(expected),
+    ]
+    # The same card from the move form's read (a refused move redraws it).
+    again = board.card_for(board.board_release(viewer=release_manager, pk=release.pk))
+    assert [again.top_blocker, again.blocker_count] == [card.top_blocker, card.blocker_count]
