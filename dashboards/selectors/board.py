@@ -458,9 +458,18 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
     # One LIMIT sub-query per column, OR-ed into one query: each is a seek on the
     # (state, window_start) index that stops after ``per_column`` rows, where a ROW_NUMBER()
     # over every release on the board sorted thousands of closed ones at 100× data.
-    shown = Q()
-    for state in COLUMNS:
-        shown |= Q(pk__in=base.filter(state=state).order_by(*_column_order(state))[:per_column])
+    # UNION ALL of the columns' LIMIT sub-queries, not an OR of IN (…) filters: PostgreSQL
+    # planned the OR as a scan of every release (9 ms at 100×), the union as 54 row reads.
+    # (Each LIMIT sits one level down: SQLite refuses LIMIT in a compound's own parts.)
+    columns_ids = [
+        Release.objects.filter(
+            pk__in=base.filter(state=state).order_by(*_column_order(state))[:per_column]
+        )
+        .order_by()
+        .values("pk")
+        for state in COLUMNS
+    ]
+    shown = Q(pk__in=columns_ids[0].union(*columns_ids[1:], all=True))
     # The cards' releases and gates as values (BoardRelease, BoardGate): no model instance
     # per card or per gate. A move reads its release as a model (``board_release``).
     values = _card_values()

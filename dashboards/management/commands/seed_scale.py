@@ -172,6 +172,7 @@ class Command(BaseCommand):
             self._runs(ids, runs)
             self._incidents(deployments)
             self._governance(ids)
+            self._last_touched(ids)
             written = metrics_facts_refresh(full=True)
         if connection.vendor == "postgresql":
             # What autovacuum does within a minute of a bulk load: planner statistics, so a
@@ -183,6 +184,27 @@ class Command(BaseCommand):
                 f"seed_scale: {releases} releases, {runs} pipeline runs, "
                 f"{len(deployments)} deployments ({written} metrics facts) in "
                 f"{time.monotonic() - started:.1f} s"
+            )
+        )
+
+    def _last_touched(self, ids: list[int]) -> None:
+        """``updated_at`` as a real history has it: the release's last event, not the moment
+        of the bulk insert (which made two years of closed releases look recently finished
+        to the board's "recent" columns)."""
+        from django.db.models import F, Value
+        from django.db.models.functions import Coalesce, Least
+
+        Release.objects.filter(pk__in=ids).update(
+            updated_at=Least(
+                Coalesce(
+                    F("closed_at"),
+                    F("deployed_at"),
+                    F("deployment_started_at"),
+                    F("approved_at"),
+                    F("planned_at"),
+                    F("created_at"),
+                ),
+                Value(self.now),
             )
         )
 
