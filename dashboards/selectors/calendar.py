@@ -82,17 +82,6 @@ class Conflict:
     other_id: int | None = None
 
 
-@dataclass
-class CalendarData:
-    start: datetime
-    end: datetime
-    releases: list[CalendarWindow]
-    freezes: list[FreezeBand]
-    meetings: list[Any]
-    conflicts: dict[int, list[Conflict]] = field(default_factory=dict)
-    day_totals: dict[date, int] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class FreezeBand:
     """One occurrence of a freeze window within the range (recurring freezes expand)."""
@@ -554,27 +543,3 @@ def calendar_filter_choices() -> dict[str, list]:
         "teams": list(Team.objects.only("slug", "name").order_by("name")),
         "environments": list(Environment.objects.order_by("order", "name")),
     }
-
-
-def calendar_data(
-    *,
-    viewer,
-    start: datetime,
-    end: datetime,
-    filters: CalendarFilters,
-    per_day: int | None = None,
-) -> CalendarData:
-    """Everything a month or week grid draws (``per_day`` caps windows per day)."""
-    bands = freeze_bands(start=start, end=end, filters=filters)
-    releases, totals = calendar_grid_releases(
-        viewer=viewer, start=start, end=end, filters=filters, per_day=per_day or 1000
-    )
-    return CalendarData(
-        start=start,
-        end=end,
-        releases=releases,
-        freezes=bands,
-        meetings=cab_meetings(start=start, end=end) if releases is not None else [],
-        conflicts=conflicts_for(windows=releases, bands=bands),
-        day_totals=totals,
-    )
