@@ -46,6 +46,9 @@ def test_release_manager_moves_cards_and_reads_a_refusal(
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("link", name="Board").click()
     expect(page.get_by_role("heading", name="Release board")).to_be_visible()
+    # htmx wires the menus when the document has loaded; a keypress before that opens a
+    # menu no listener loads (it then offers its link to the move page instead).
+    page.wait_for_load_state("load")
 
     # The approved card already says what blocks it.
     refund = page.locator(f"#card-{approved.pk}")

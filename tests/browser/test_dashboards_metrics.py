@@ -24,6 +24,7 @@ def test_metrics_page_shows_charts_for_the_demo_data(page, screenshot, demo):
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("link", name="Metrics").click()
     expect(page.get_by_role("heading", name="Delivery metrics")).to_be_visible()
+    page.wait_for_load_state("load")  # htmx listens for the filter's change once loaded
     page.get_by_label("Period").select_option("180")
     expect(page).to_have_url(re.compile("period=180"))
 
