@@ -11,6 +11,7 @@ from django import forms
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from releases.api.filters import UtcIsoDateTimeFilter
 from releases.choices import DeploymentState
 from releases.models import Deployment
 
@@ -33,12 +34,12 @@ class IdFilter(django_filters.NumberFilter):
 
 
 class _Finished(django_filters.FilterSet):
-    finished_from = django_filters.IsoDateTimeFilter(
+    finished_from = UtcIsoDateTimeFilter(
         field_name="finished_at",
         lookup_expr="gte",
         help_text="Finished at or after this ISO 8601 time.",
     )
-    finished_to = django_filters.IsoDateTimeFilter(
+    finished_to = UtcIsoDateTimeFilter(
         field_name="finished_at",
         lookup_expr="lte",
         help_text="Finished at or before this ISO 8601 time.",

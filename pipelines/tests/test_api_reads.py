@@ -171,6 +171,7 @@ def test_runs_are_paginated(viewer, service, monkeypatch):
     [
         {"finished_from": "yesterday"},
         {"finished_to": "2026-13-45T99:00:00Z"},
+        {"finished_to": "9999-12-31T23:59:59-23:59"},  # no such time in UTC
         {"status": "exploded"},
         {"provider": "travis"},
         {"version": "v" * 65},
@@ -187,6 +188,18 @@ def test_a_bad_run_filter_is_a_400_naming_it(viewer, runs, params):
     (name,) = params
     assert body["code"] == "invalid" and name in body["errors"]
     assert body["detail"].startswith(f"Invalid input: {name}:")
+
+
+def test_times_with_any_valid_offset_are_compared_in_utc(viewer, runs):
+    """Python takes offsets up to ±23:59, PostgreSQL only to ±15:59 (schemathesis found the
+    500): the filters convert to UTC first, on both the runs and the releases endpoints."""
+    client = as_user(viewer)
+    far = client.get(RUNS, {"finished_from": "5000-10-27T00:43:46+21:42"})
+    assert far.status_code == 200 and far.json()["count"] == 0
+    early = client.get(RUNS, {"finished_to": "2902-09-23T23:19:56-17:03"})
+    assert early.status_code == 200 and early.json()["count"] == len(runs)
+    releases = client.get("/api/v1/releases/", {"window_from": "2026-01-01T00:00:00+21:42"})
+    assert releases.status_code == 200
 
 
 def test_an_outsider_sees_no_runs_and_gets_404(outsider, runs):

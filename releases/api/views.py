@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from .. import selectors, services
 from ..choices import ReleaseState, ReleaseType, RiskLevel
 from ..models import Release
+from .filters import UtcIsoDateTimeFilter
 from .serializers import (
     AuditEventSerializer,
     ReleaseDetailSerializer,
@@ -27,8 +28,8 @@ class ReleaseFilter(django_filters.FilterSet):
     team = django_filters.CharFilter(field_name="services__team__slug", distinct=True)
     release_type = django_filters.ChoiceFilter(choices=ReleaseType.choices)
     risk_level = django_filters.ChoiceFilter(choices=RiskLevel.choices)
-    window_from = django_filters.IsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
-    window_to = django_filters.IsoDateTimeFilter(field_name="window_start", lookup_expr="lte")
+    window_from = UtcIsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
+    window_to = UtcIsoDateTimeFilter(field_name="window_start", lookup_expr="lte")
 
     class Meta:
         model = Release
