@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.models import AuditEvent
+from governance.services.risk import governing_risk_level
 
-from ..choices import ReleaseState
+from ..choices import ReleaseState, RiskLevel
 from ..models import Release, ReleaseRisk, RollbackPlan, ScopeItem, Service
 
 User = get_user_model()
@@ -31,9 +33,21 @@ class RollbackPlanSerializer(serializers.ModelSerializer):
         fields = ["steps", "rehearsed_at", "evidence_url", "updated_at"]
 
 
+DECLARED_RISK_HELP = (
+    "The risk level the release manager declared (set on create and update). Governance "
+    "may use another, a higher computed level or an override: see governing_risk_level."
+)
+GOVERNING_RISK_HELP = (
+    "The risk level governance uses for gates, CAB and closing, as the web pages show it: "
+    "the override when the assessment has one (even below the declared level), else the "
+    "higher of the computed and the declared level; the declared level before any assessment."
+)
+
+
 class ReleaseListSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
     services = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    governing_risk_level = serializers.SerializerMethodField(help_text=GOVERNING_RISK_HELP)
 
     class Meta:
         model = Release
@@ -43,6 +57,7 @@ class ReleaseListSerializer(serializers.ModelSerializer):
             "version",
             "release_type",
             "risk_level",
+            "governing_risk_level",
             "state",
             "owner",
             "services",
@@ -52,6 +67,13 @@ class ReleaseListSerializer(serializers.ModelSerializer):
             "target_date",
             "updated_at",
         ]
+        extra_kwargs = {"risk_level": {"help_text": DECLARED_RISK_HELP}}
+
+    @extend_schema_field(serializers.ChoiceField(choices=RiskLevel.choices))
+    def get_governing_risk_level(self, release) -> str:
+        # The querysets behind this serializer select_related the assessment; a release
+        # without one raises RelatedObjectDoesNotExist (an AttributeError), hence getattr.
+        return governing_risk_level(release, getattr(release, "risk_assessment", None))
 
 
 class ReleaseDetailSerializer(ReleaseListSerializer):
@@ -90,7 +112,9 @@ class ReleaseWriteSerializer(serializers.Serializer):
     version = serializers.CharField(max_length=64)
     release_type = serializers.ChoiceField(choices=Release._meta.get_field("release_type").choices)
     risk_level = serializers.ChoiceField(
-        choices=Release._meta.get_field("risk_level").choices, required=False
+        choices=Release._meta.get_field("risk_level").choices,
+        required=False,
+        help_text=DECLARED_RISK_HELP,
     )
     services = serializers.SlugRelatedField(
         slug_field="slug", many=True, queryset=Service.objects.all()

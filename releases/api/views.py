@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import django_filters
+from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+
+from governance.services.risk import governing_risk_q
 
 from .. import selectors, services
 from ..choices import ReleaseState, ReleaseType, RiskLevel
@@ -27,13 +30,38 @@ class ReleaseFilter(django_filters.FilterSet):
     service = django_filters.CharFilter(field_name="services__slug", distinct=True)
     team = django_filters.CharFilter(field_name="services__team__slug", distinct=True)
     release_type = django_filters.ChoiceFilter(choices=ReleaseType.choices)
-    risk_level = django_filters.ChoiceFilter(choices=RiskLevel.choices)
+    risk_level = django_filters.ChoiceFilter(
+        choices=RiskLevel.choices,
+        help_text=(
+            "The risk level the release manager declared (the `risk_level` field), not the "
+            "level governance uses: filter on `governing_risk_level` for that."
+        ),
+    )
+    governing_risk_level = django_filters.MultipleChoiceFilter(
+        choices=RiskLevel.choices,
+        method="filter_governing_risk_level",
+        help_text=(
+            "The risk level governance uses (the `governing_risk_level` field): the override "
+            "when there is one, else the higher of the computed and the declared level. "
+            "Repeat to match any of several levels."
+        ),
+    )
     window_from = UtcIsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
     window_to = UtcIsoDateTimeFilter(field_name="window_start", lookup_expr="lte")
 
     class Meta:
         model = Release
         fields = ["state", "service", "team", "release_type", "risk_level"]
+
+    def filter_governing_risk_level(self, queryset, name, value):
+        # The same rule as the serializer's field, in SQL over the release joined to its
+        # assessment (governing_risk_q), so the list stays one query for its rows.
+        if not value:
+            return queryset
+        match = Q()
+        for level in value:
+            match |= governing_risk_q(level)
+        return queryset.filter(match)
 
 
 def _transition_action(name: str):
@@ -75,7 +103,8 @@ class ReleaseViewSet(
         return (
             selectors.visible_releases(viewer=self.request.user)
             .prefetch_related("services", "scope_items", "risks")
-            .select_related("owner", "product_owner", "rollback_plan")
+            # The assessment rides along for governing_risk_level (no query of its own).
+            .select_related("owner", "product_owner", "rollback_plan", "risk_assessment")
         )
 
     def get_serializer_class(self):
