@@ -11,11 +11,12 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from releases.api.filters import IdFilter
 from releases.selectors import visible_releases
 
 from .. import selectors, services
 from ..choices import ChangeState, GateStage, GateStatus
-from ..models import AgendaItem, GateCheck, GatePolicy, RiskAssessment
+from ..models import AgendaItem, FreezeException, GateCheck, GatePolicy, RiskAssessment, Vote
 from ..readiness import release_blockers
 from ..services.changes import tally
 from . import serializers as s
@@ -38,7 +39,13 @@ class GatePolicyViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = GatePolicy.objects.all()
 
 
+# Filters on a related row's id are IdFilters, not the ModelChoiceFilters django-filter
+# generates: those look the id up among all rows, so an id that does not exist was a 400
+# while one the caller may not see filtered to nothing, telling which ids exist.
+
+
 class GateCheckFilter(django_filters.FilterSet):
+    release = IdFilter(field_name="release_id", help_text="Release id.")
     status = django_filters.MultipleChoiceFilter(choices=GateStatus.choices)
     stage = django_filters.ChoiceFilter(choices=GateStage.choices)
 
@@ -112,6 +119,7 @@ class GateCheckViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class ChangeRequestFilter(django_filters.FilterSet):
+    release = IdFilter(field_name="release_id", help_text="Release id.")
     state = django_filters.MultipleChoiceFilter(choices=ChangeState.choices)
 
     class Meta:
@@ -266,11 +274,19 @@ class ChangeRequestViewSet(
         )
 
 
+class VoteFilter(django_filters.FilterSet):
+    change_request = IdFilter(field_name="change_request_id", help_text="Change request id.")
+
+    class Meta:
+        model = Vote
+        fields = ["change_request", "choice"]
+
+
 class VoteViewSet(viewsets.ReadOnlyModelViewSet):
     """Votes on the change requests the caller can see."""
 
     serializer_class = s.VoteSerializer
-    filterset_fields = ["change_request", "choice"]
+    filterset_class = VoteFilter
 
     def get_queryset(self):
         return s.Vote.objects.filter(
@@ -402,6 +418,15 @@ class FreezeWindowViewSet(
         return _ok(s.FreezeWindowSerializer, window)
 
 
+class FreezeExceptionFilter(django_filters.FilterSet):
+    release = IdFilter(field_name="release_id", help_text="Release id.")
+    freeze = IdFilter(field_name="freeze_id", help_text="Freeze window id.")
+
+    class Meta:
+        model = FreezeException
+        fields = ["release", "freeze", "state"]
+
+
 class FreezeExceptionViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -411,7 +436,7 @@ class FreezeExceptionViewSet(
     """Freeze exceptions: requested by a release manager, decided by someone else."""
 
     serializer_class = s.FreezeExceptionSerializer
-    filterset_fields = ["release", "freeze", "state"]
+    filterset_class = FreezeExceptionFilter
 
     def get_queryset(self):
         return selectors.freeze_exceptions(viewer=self.request.user)
