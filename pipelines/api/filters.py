@@ -7,30 +7,12 @@ Names follow the releases API (``service`` is a slug, ranges are ``<field>_from`
 from __future__ import annotations
 
 import django_filters
-from django import forms
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 
-from releases.api.filters import UtcIsoDateTimeFilter
+from releases.api.filters import IdFilter, UtcIsoDateTimeFilter
 from releases.choices import DeploymentState
 from releases.models import Deployment
 
 from ..models import PipelineRun, Provider, RunStatus
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(django_filters.NumberFilter):
-    """An id: a whole number (``1.5`` is refused, not truncated). No lookup of the row, so a
-    hidden release's id filters to nothing instead of disclosing that it exists."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        # A foreign key's lookup has no overflow guard: past the BigAutoField range SQLite
-        # raises OverflowError and PostgreSQL a DataError. Refuse such a value as input.
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", 2**63 - 1)
-        super().__init__(*args, **kwargs)
 
 
 class _Finished(django_filters.FilterSet):
