@@ -7,6 +7,7 @@ variable, instead of surfacing later as odd behaviour.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -54,3 +55,14 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """Comma-separated CIDRs (``10.20.0.0/16, fd00::/8``), each checked now."""
+    networks = env_list(name)
+    for cidr in networks:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must list CIDRs, got {cidr!r}.") from None
+    return networks

@@ -29,6 +29,9 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from releases.errors import InvalidInput
+
+from .outbound import OutboundRefused, check_outbound_url, outbound_client
 from .worker_models import (
     Notification,
     NotificationAttempt,
@@ -78,12 +81,18 @@ def channels_for(user, event: str) -> list[str]:
 def preferences_update(
     *, actor, channels: dict[str, list[str]], slack_webhook_url: str = ""
 ) -> NotificationPreference:
-    """Save what ``actor`` wants to receive (their own preferences only)."""
+    """Save what ``actor`` wants to receive (their own preferences only). A webhook URL the
+    workers may not call (a private address) is refused with ``InvalidInput``."""
     clean = {
         event: sorted({c for c in chosen if c in NotificationChannel.values})
         for event, chosen in channels.items()
         if event in NotificationEvent.values
     }
+    if slack_webhook_url:
+        try:
+            check_outbound_url(slack_webhook_url)
+        except OutboundRefused as exc:
+            raise InvalidInput(str(exc), details={"slack_webhook_url": [str(exc)]}) from None
     with transaction.atomic():
         pref, _ = NotificationPreference.objects.select_for_update().get_or_create(user=actor)
         pref.channels = clean
@@ -189,6 +198,8 @@ class DeliveryOutcome:
     ok: bool
     status_code: int | None = None
     error: str = ""
+    # A failure that sending again cannot fix (the destination is refused): not retried.
+    permanent: bool = False
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -215,7 +226,9 @@ def webhook_secret() -> str:
 
 
 def post_signed(url: str, payload: dict, *, secret: str, key: str) -> DeliveryOutcome:
-    """POST JSON signed with HMAC-SHA256 and timestamped; 2xx is success."""
+    """POST JSON signed with HMAC-SHA256 and timestamped; 2xx is success. Through the
+    outbound guard: a destination that is (or now resolves to) a private address is a
+    permanent failure, with the reason, and nothing is sent."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     ts = str(int(time.time()))
     headers = {
@@ -225,7 +238,10 @@ def post_signed(url: str, payload: dict, *, secret: str, key: str) -> DeliveryOu
         KEY_HEADER: key,
     }
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=_webhook_timeout())
+        with outbound_client(timeout=_webhook_timeout()) as client:
+            response = client.post(url, content=body, headers=headers)
+    except OutboundRefused as exc:
+        return DeliveryOutcome(False, None, f"Refused: {exc}"[:500], permanent=True)
     except httpx.HTTPError as exc:
         return DeliveryOutcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
     if 200 <= response.status_code < 300:
@@ -315,7 +331,7 @@ def deliver_notification(notification_id: int) -> str:
         if outcome.ok:
             claimed.update(status=NotificationStatus.DELIVERED, delivered_at=now, last_error="")
             return "delivered"
-        if row.attempts >= MAX_ATTEMPTS:
+        if row.attempts >= MAX_ATTEMPTS or outcome.permanent:
             claimed.update(status=NotificationStatus.DEAD, last_error=outcome.error)
             return "dead"
         claimed.update(

@@ -44,6 +44,7 @@ from releases.choices import DeploymentState
 from releases.models import Deployment
 
 from .notifications import notification_enqueue, post_signed
+from .outbound import outbound_client
 from .polling.http import FetchStats, PollError, get_json
 from .worker_models import (
     Comparator,
@@ -201,7 +202,7 @@ def verification_sample(
     spec = run.spec
     queries = list(spec.queries.all())
     own = client is None
-    client = client or httpx.Client(timeout=PROMETHEUS_TIMEOUT)
+    client = client or outbound_client(timeout=PROMETHEUS_TIMEOUT)
     try:
         readings = [Reading(q, *query_prometheus(client, spec.prometheus_url, q)) for q in queries]
     finally:
@@ -273,7 +274,7 @@ def verify_due(*, now: datetime | None = None) -> int:
     due = VerificationRun.objects.select_related("spec").filter(
         status=VerificationStatus.RUNNING, next_sample_at__lte=now
     )
-    with httpx.Client(timeout=PROMETHEUS_TIMEOUT) as client:
+    with outbound_client(timeout=PROMETHEUS_TIMEOUT) as client:
         for run in due:
             taken += verification_sample(run=run, now=now, client=client) != "skipped"
     return taken
@@ -482,6 +483,9 @@ def call_rollback_webhook(rollback_request_id: int) -> str:
             request.webhook_next_attempt_at = None
         elif attempts >= ROLLBACK_WEBHOOK_MAX_ATTEMPTS:
             request.webhook_status = "gave up"
+            request.webhook_next_attempt_at = None
+        elif outcome.permanent:  # a refused (private) address: calling again cannot help
+            request.webhook_status = "refused"
             request.webhook_next_attempt_at = None
         else:
             request.webhook_status = (outcome.error or "failed")[:20]

@@ -3,10 +3,12 @@ queries, rollback policies, and the outbox (read-only, with a "retry now" action
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.utils import timezone
 
+from .outbound import OutboundRefused, check_outbound_url
 from .worker_models import (
     IntegrationPollState,
     Notification,
@@ -25,8 +27,25 @@ from .worker_queue import enqueue_on_commit
 HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
 
 
+class OutboundURLForm(forms.ModelForm):
+    """Refuses a URL field the workers would call when it points at a private address
+    (pipelines/outbound.py): every URLField of these models is such a destination."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for field in self._meta.model._meta.fields:
+            url = cleaned.get(field.name)
+            if isinstance(field, models.URLField) and url:
+                try:
+                    check_outbound_url(url)
+                except OutboundRefused as exc:
+                    self.add_error(field.name, str(exc))
+        return cleaned
+
+
 @admin.register(IntegrationPollState)
 class IntegrationPollStateAdmin(admin.ModelAdmin):
+    form = OutboundURLForm
     formfield_overrides = HTTPS_URLS
     list_display = [
         "integration",
@@ -69,6 +88,7 @@ class VerificationQueryInline(admin.TabularInline):
 
 @admin.register(VerificationSpec)
 class VerificationSpecAdmin(admin.ModelAdmin):
+    form = OutboundURLForm
     formfield_overrides = HTTPS_URLS
     list_display = ["service", "environment", "prometheus_url", "window_seconds", "enabled"]
     list_filter = ["environment", "enabled"]
@@ -87,6 +107,7 @@ class VerificationRunAdmin(admin.ModelAdmin):
 
 @admin.register(RollbackPolicy)
 class RollbackPolicyAdmin(admin.ModelAdmin):
+    form = OutboundURLForm
     formfield_overrides = HTTPS_URLS
     list_display = ["environment", "action", "webhook_url"]
 
@@ -131,5 +152,6 @@ class NotificationAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationPreference)
 class NotificationPreferenceAdmin(admin.ModelAdmin):
+    form = OutboundURLForm
     formfield_overrides = HTTPS_URLS
     list_display = ["user"]

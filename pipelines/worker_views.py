@@ -20,6 +20,7 @@ from releases.rules import has_any_role
 
 from .models import Integration
 from .notifications import channels_for, inbox, notifications_mark_read, preferences_update
+from .outbound import check_outbound_url
 from .verification import chart
 from .worker_models import (
     NotificationChannel,
@@ -95,11 +96,14 @@ class PreferencesForm(forms.Form):
 
     def clean_slack_webhook_url(self) -> str:
         """Only https: the worker POSTs to this URL, so plain http (or a typo'd internal
-        address over http) is refused unless NOTIFICATION_WEBHOOK_ALLOW_HTTP is set."""
+        address over http) is refused unless NOTIFICATION_WEBHOOK_ALLOW_HTTP is set; and
+        never a private address (pipelines/outbound.py), unless an administrator allowed it."""
         url = self.cleaned_data["slack_webhook_url"]
         allow_http = getattr(settings, "NOTIFICATION_WEBHOOK_ALLOW_HTTP", False)
         if url and not url.startswith("https://") and not allow_http:
             raise forms.ValidationError("Use an https:// webhook URL.")
+        if url:
+            check_outbound_url(url)  # OutboundRefused is a ValidationError: the field's error
         return url
 
     def channels(self) -> dict[str, list[str]]:

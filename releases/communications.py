@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.services import audit_record
+from pipelines.outbound import OutboundRefused, check_outbound_url
 
 from .choices import TIMED_COMMS_TRIGGERS, CommsChannel, CommsStatus, CommsTrigger, ReleaseState
 from .errors import InvalidInput, PermissionDenied, TransitionNotAllowed
@@ -44,7 +45,6 @@ def _validate_destination(channel: str, destination: str) -> str:
                 validate_email(address)
             return ", ".join(addresses)
         URLValidator(schemes=["https", "http"])(destination)
-        return destination
     except ValidationError:
         expected = (
             "email addresses, comma-separated"
@@ -55,6 +55,11 @@ def _validate_destination(channel: str, destination: str) -> str:
             f"The destination must be {expected}.",
             details={"destination": [f"Expected {expected}."]},
         ) from None
+    try:
+        check_outbound_url(destination)  # the worker will POST to it from inside the network
+    except OutboundRefused as exc:
+        raise InvalidInput(str(exc), details={"destination": [str(exc)]}) from None
+    return destination
 
 
 def communication_schedule(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("RELEASEGATE_VAR_DIR", str(BASE_DIR / "var")))
@@ -207,6 +207,11 @@ POLL_PER_HOST = env_int("POLL_PER_HOST", 8)
 NOTIFICATION_SEND_LEASE_SECONDS = env_int("NOTIFICATION_SEND_LEASE_SECONDS", 120)
 NOTIFICATION_WEBHOOK_TIMEOUT = env_int("NOTIFICATION_WEBHOOK_TIMEOUT", 10)
 SITE_URL = env_str("SITE_URL", "http://localhost:8000")
+# Outbound HTTP to URLs people typed (webhooks, CI pollers, Prometheus; pipelines/outbound.py):
+# private, loopback and link-local destinations are refused unless allowed here (all of them,
+# or just the listed CIDRs, e.g. the internal Jenkins subnet). local.py and test.py allow them.
+OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", False)
+OUTBOUND_ALLOWED_NETWORKS = env_networks("OUTBOUND_ALLOWED_NETWORKS")
 
 CACHES = {
     "default": (

@@ -5,3 +5,5 @@ from config.env import env_bool
 from .base import *  # noqa: F403
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+# The demo's and a developer's services (Prometheus, Jenkins, webhooks) listen on localhost.
+OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", True)

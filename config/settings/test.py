@@ -1,7 +1,12 @@
 """Test settings: fast hashing, in-memory email, eager nothing (tests queue on commit)."""
 
+from config.env import env_bool
+
 from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
+# Stub servers (webhooks, pollers, Prometheus) listen on 127.0.0.1; the guard's own tests turn
+# this off with override_settings.
+OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", True)

@@ -8,6 +8,8 @@
   exponential backoff with full jitter.
 - The body is streamed and abandoned past ``max_bytes`` (default 5 MB): a 20 MB answer is an
   error, never 20 MB in memory.
+- A host that is (or resolves to) a private address, with a client from
+  ``pipelines.outbound.outbound_client``, is an error at once (not retried).
 - A body that is not JSON is an error (``PollError``) with a readable message; nothing here
   raises anything else, so one bad integration never crashes the sweep.
 """
@@ -23,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+from ..outbound import OutboundRefused
 
 MAX_ATTEMPTS = 3
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -138,6 +142,8 @@ def get_json(
                             f"Malformed JSON from {_host(url)}: {exc} (body starts {snippet!r})",
                             status=status,
                         ) from None
+        except OutboundRefused as exc:
+            raise PollError(f"Refused: {exc}") from None  # another attempt would be refused too
         except httpx.TimeoutException as exc:
             last = PollError(f"Timeout talking to {_host(url)}: {type(exc).__name__}")
         except httpx.HTTPError as exc:

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from releases.errors import DomainError
 
+from ..outbound import outbound_client
 from ..worker_models import IntegrationPollState
 from .clients import CLIENTS, PollResult, PollTarget, resolve_token
 from .http import DEFAULT_TIMEOUT, FetchStats, PollError
@@ -106,7 +107,7 @@ def fetch_concurrently(
     now = now or timezone.now()
     own_client = client is None
     if client is None:
-        client = httpx.Client(
+        client = outbound_client(
             timeout=DEFAULT_TIMEOUT,
             limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
             follow_redirects=False,
