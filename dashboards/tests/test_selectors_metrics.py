@@ -364,3 +364,62 @@ def test_metrics_page_counts_from_one_scan(history, releases_history, other_serv
     assert page.groups == groups
     fewer = 0 if interval == "all" else 2
     assert len(together.captured_queries) == len(separate.captured_queries) - fewer
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("interval", ["daily", "weekly", "monthly"])
+def test_trend_percentiles_per_bucket_across_a_daylight_saving_change(
+    service, production, interval
+):
+    """A trend's buckets are local days, weeks or months (the facts' stored columns); the
+    per-bucket query on SQLite (a time range per bucket) and percentile_disc / the window on
+    PostgreSQL give each bucket's nearest-rank median, also around Berlin's 25-hour day and
+    for facts just either side of local midnight, with the period cutting the first week."""
+    from zoneinfo import ZoneInfo
+
+    from dashboards.models import DeliveryFact
+
+    berlin = ZoneInfo("Europe/Berlin")
+    for i in range(30):
+        DeploymentFactory(
+            service=service,
+            environment=production,
+            version=f"8.{i}",
+            state="succeeded",
+            started_at=at(20, 11),
+            finished_at=at(20, 12),
+        )
+    metrics_facts_refresh(full=True)
+    facts = list(DeliveryFact.objects.order_by("pk"))
+    assert len(facts) == 30
+    with timezone.override(berlin):
+        for k, fact in enumerate(facts):
+            day = date(2026, 10, 20) + timedelta(days=k % 15)
+            hour, minute = ((23, 30), (0, 15), (12, 0))[k % 3]
+            fact.finished_at = datetime.combine(day, datetime.min.time(), tzinfo=berlin).replace(
+                hour=hour, minute=minute
+            )
+            fact.lead_seconds = float((k * 7) % 5 * 60 + k % 2)  # ties and no order
+            for name, value in m._buckets(fact.finished_at, "finished").items():
+                setattr(fact, name, value)
+        DeliveryFact.objects.bulk_update(
+            facts,
+            ["finished_at", "lead_seconds", "finished_day", "finished_week", "finished_month"],
+        )
+        scope = m.MetricsScope(start_date=date(2026, 10, 22), end_date=date(2026, 11, 5))
+        expected: dict[date, list[float]] = {}
+        for fact in facts:
+            local = timezone.localtime(fact.finished_at).date()
+            if scope.start_date <= local <= scope.end_date:
+                bucket = {
+                    "daily": fact.finished_day,
+                    "weekly": fact.finished_week,
+                    "monthly": fact.finished_month,
+                }[interval]
+                expected.setdefault(bucket, []).append(fact.lead_seconds)
+        series = m.metric_series("lead_time_for_changes", scope, interval)
+    got = {point["date"]: point["value"] for point in series if point["value"] is not None}
+    want = {bucket: _nearest_rank(values, 0.5) for bucket, values in expected.items()}
+    assert got.keys() == want.keys()
+    for bucket, value in want.items():
+        assert got[bucket] == pytest.approx(value), bucket
