@@ -589,14 +589,7 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
         # group once in C instead of two windows and a filter over every ranked row.
         aggregates = ", ".join("percentile_disc(%s) WITHIN GROUP (ORDER BY s.duration)" for _ in ps)
         sql = f"SELECT {g} AS g, {aggregates} FROM {source} GROUP BY {g}"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, (*ps, *params))
-            found = cursor.fetchall()
-        for g_value, *values in found:
-            for p, value in zip(ps, values, strict=True):
-                if value is not None:
-                    out[p][g_value] = float(value)
-        return out
+        return _per_group(connection, sql, (*ps, *params), ps)
     if link is None and isinstance(group, Value):
         # One partition (the whole period): each percentile is the row at its rank of one
         # ORDER BY … LIMIT 1 OFFSET, for which SQLite's sorter keeps only the rows up to
@@ -630,8 +623,15 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
         f"CUME_DIST() OVER (PARTITION BY {g} ORDER BY s.duration) AS cd FROM {source}) r "
         "GROUP BY r.g"
     )
+    return _per_group(connection, sql, (*ps, *params), ps)
+
+
+def _per_group(connection, sql: str, params: tuple, ps: tuple) -> dict[float, dict[Any, float]]:
+    """Run a ranking that answers one row per group — (g, value at ps[0], value at ps[1], …)
+    — as {p: {group value: percentile}} (a group with no value at p is left out)."""
+    out: dict[float, dict[Any, float]] = {p: {} for p in ps}
     with connection.cursor() as cursor:
-        cursor.execute(sql, (*ps, *params))
+        cursor.execute(sql, params)
         found = cursor.fetchall()
     for g_value, *values in found:
         for p, value in zip(ps, values, strict=True):
