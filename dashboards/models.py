@@ -185,6 +185,35 @@ class ReleaseFact(models.Model):
         return f"Fact of release {self.release_id}"
 
 
+class TrendPoint(models.Model):
+    """One point of an organisation-wide duration trend: a metric's nearest-rank percentile
+    over one whole day, week or month of facts, written by the facts refresh with the facts
+    it ranks (the same transaction, so a point always matches the facts beside it).
+
+    Why a table: a trend ranks every fact of the period per bucket (SQLite evaluates a
+    window at ~1 µs a row), and the organisation-wide trend, the metrics page's default, is
+    the one with the most facts. A whole bucket's value changes only when its facts do, so
+    the refresh ranks the buckets it touched and the page reads the rest; buckets the
+    period cuts are ranked live, as are trends narrowed to a service or team (a fraction
+    of the facts). ``dashboards.selectors.metrics.trend_point_rows`` computes them.
+    """
+
+    metric = models.CharField(max_length=40)
+    interval = models.CharField(max_length=8)
+    bucket = models.DateField(help_text="First day of the day, week (Monday) or month.")
+    value = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interval", "metric", "bucket"], name="dash_trend_point_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.interval} {self.bucket}: {self.value:g}"
+
+
 class FactsWatermark(models.Model):
     """When the metrics facts were last refreshed (one row)."""
 

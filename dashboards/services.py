@@ -7,7 +7,7 @@ governance decision: who revoked the old feed URL, and when.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -21,6 +21,7 @@ from .models import (
     DeliveryFact,
     FactsWatermark,
     ReleaseFact,
+    TrendPoint,
     hash_feed_token,
 )
 
@@ -102,6 +103,7 @@ def metrics_facts_refresh(*, full: bool = False, max_age: timedelta | None = Non
             written += len(batch)
         for batch in release_fact_rows(since=since):
             ReleaseFact.objects.bulk_create(batch, ignore_conflicts=True)
+        metrics_trend_points_refresh(since=since if TrendPoint.objects.exists() else None)
         FactsWatermark.objects.update_or_create(key="metrics", defaults={"refreshed_at": now})
     return written
 
@@ -113,3 +115,20 @@ def metrics_facts_ensure_fresh(*, max_age: timedelta = FACTS_MAX_AGE) -> None:
     refreshed = next(iter(mark), None)
     if refreshed is None or timezone.now() - refreshed > max_age:
         metrics_facts_refresh(max_age=max_age)
+
+
+def metrics_trend_points_refresh(*, since: datetime | None = None) -> None:
+    """Rank again the organisation-wide trend buckets that facts changed since ``since`` may
+    be in (from the bucket holding it on; every bucket when None, e.g. before the first
+    points). Called by the facts refresh inside its transaction, so points and facts
+    change together. No permission and not audited, like the facts refresh."""
+    from .selectors.metrics import trend_point_rows
+
+    firsts, rows = trend_point_rows(since=since)
+    with transaction.atomic():
+        for interval, first in firsts.items():
+            stale = TrendPoint.objects.filter(interval=interval)
+            if first is not None:
+                stale = stale.filter(bucket__gte=first)
+            stale.delete()
+        TrendPoint.objects.bulk_create(rows, batch_size=2000)

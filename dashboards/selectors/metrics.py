@@ -31,7 +31,7 @@ per bucket or group).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -562,14 +562,18 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
     """
     ps = tuple(ps)
     link = group if isinstance(group, ByLink) else None
+    # Several querysets (the periods a trend's cut buckets keep) are ranked as one UNION
+    # ALL, each read through its own index range.
+    sources = list(qs) if isinstance(qs, list | tuple) else [qs]
     # Ranked by duration alone: rows of equal duration may take either rank, but the value
     # at a rank is the same, so no tie-breaker (a smaller sort key).
-    rows = qs.order_by()
     if link is None:
-        rows = rows.annotate(g=group).values_list("g", "duration")
+        parts = [q.order_by().annotate(g=group).values_list("g", "duration") for q in sources]
+        rows = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
     else:
-        rows = rows.annotate(rank_key=F("pk")).values_list("duration", "rank_key")
+        rows = sources[0].order_by().annotate(rank_key=F("pk")).values_list("duration", "rank_key")
     inner, params = rows.query.sql_with_params()
+    qs = sources[0]
     connection = connections[qs.db]
     qn = connection.ops.quote_name
     if link is None:
@@ -590,7 +594,7 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
         aggregates = ", ".join("percentile_disc(%s) WITHIN GROUP (ORDER BY s.duration)" for _ in ps)
         sql = f"SELECT {g} AS g, {aggregates} FROM {source} GROUP BY {g}"
         return _per_group(connection, sql, (*ps, *params), ps)
-    if link is None and isinstance(group, Value):
+    if link is None and isinstance(group, Value) and len(sources) == 1:
         # One partition (the whole period): each percentile is the row at its rank of one
         # ORDER BY … LIMIT 1 OFFSET, for which SQLite's sorter keeps only the rows up to
         # that rank (counted from the nearer end: ceil(p·n) − 1 rows skipped from the
@@ -765,8 +769,7 @@ def metric_series(metric: str, scope: MetricsScope, interval: str) -> list[dict[
             values = {_to_date(b): (h / n if n else None) for b, h, n in rows}
             default = None
     else:
-        qs, p = _duration_source(metric, scope)
-        values = {_to_date(k): v for k, v in percentile_by(qs, bucket, p).items()}
+        values = duration_trends([metric], scope, interval)[metric]
         default = None
     if interval == "all":
         only = next(iter(values.values()), default)
@@ -790,6 +793,106 @@ def _duration_source(metric: str, scope: MetricsScope) -> tuple[QuerySet, float]
         qs = release_facts(scope, "approved_at").filter(approval_wait_seconds__isnull=False)
         return qs.annotate(duration=F("approval_wait_seconds")), 0.5
     raise ValueError(f"Unknown metric {metric!r}.")
+
+
+# --- organisation-wide trends: whole buckets from TrendPoint, cut ones ranked live ------------
+
+TREND_INTERVALS = ("daily", "weekly", "monthly")
+
+
+def _bucket_last_day(day: date, interval: str) -> date:
+    if interval == "daily":
+        return day
+    if interval == "weekly":
+        return day + timedelta(days=6)
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def _split_buckets(scope: MetricsScope, interval: str) -> tuple[list[date], list[MetricsScope]]:
+    """(the buckets the period covers whole, the periods it keeps of those it cuts): only the
+    first and the last bucket can be cut."""
+    whole: list[date] = []
+    cut: list[MetricsScope] = []
+    for day in bucket_dates(scope, interval):
+        last = _bucket_last_day(day, interval)
+        if day >= scope.start_date and last <= scope.end_date:
+            whole.append(day)
+        else:
+            start, end = max(day, scope.start_date), min(last, scope.end_date)
+            cut.append(replace(scope, start_date=start, end_date=end))
+    return whole, cut
+
+
+def duration_trends(
+    metrics: Iterable[str], scope: MetricsScope, interval: str
+) -> dict[str, dict[date, float]]:
+    """{metric: {bucket: value}} of duration metrics' trends (buckets without facts absent).
+
+    Organisation-wide (no service or team): the buckets the period covers whole are read
+    from ``TrendPoint`` (one query for every metric: the facts refresh ranked them), the
+    first and last buckets when the period cuts them are ranked live over the days it keeps
+    (one query per metric, each day range its own index range). Narrowed to a service or
+    team, or over the whole period: ranked live (``percentile_by``). Both give the figures
+    of ranking the period's facts per bucket (tests hold them equal).
+    """
+    from ..models import TrendPoint
+
+    metrics = list(metrics)
+    out: dict[str, dict[date, float]] = {metric: {} for metric in metrics}
+    if scope.service or scope.team or interval not in TREND_INTERVALS:
+        for metric in metrics:
+            qs, p = _duration_source(metric, scope)
+            found = percentile_by(qs, _bucket(interval), p)
+            out[metric] = {_to_date(k): v for k, v in found.items()}
+        return out
+    whole, cut = _split_buckets(scope, interval)
+    if whole:
+        points = TrendPoint.objects.filter(
+            interval=interval, metric__in=metrics, bucket__gte=whole[0], bucket__lte=whole[-1]
+        ).values_list("metric", "bucket", "value")
+        for metric, bucket, value in points:
+            out[metric][bucket] = value
+    if cut:
+        for metric in metrics:
+            p = _duration_source(metric, scope)[1]
+            kept = [_duration_source(metric, part)[0] for part in cut]
+            found = percentile_by(kept, _bucket(interval), p)
+            out[metric].update({_as_date(k): v for k, v in found.items()})
+    return out
+
+
+def _as_date(value: Any) -> Any:
+    """A bucket as a date, whether the database answered a date, a datetime or ISO text."""
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return _to_date(value)
+
+
+def trend_point_rows(*, since: datetime | None) -> tuple[dict[str, date | None], list[Any]]:
+    """The ``TrendPoint`` rows of every duration metric and interval for the buckets from
+    the one holding ``since`` on (every bucket when None), ranked over all their facts
+    (3 intervals × 4 rankings, grouped by the stored bucket columns). Returns
+    ({interval: first bucket ranked, None for all}, unsaved rows)."""
+    from ..models import TrendPoint
+
+    firsts: dict[str, date | None] = {}
+    rows: list[Any] = []
+    for interval in TREND_INTERVALS:
+        first = None
+        if since is not None:
+            day = timezone.localtime(since).date()
+            first = bucket_dates(MetricsScope(day, day), interval)[0]
+        firsts[interval] = first
+        scope = MetricsScope(first or date(1970, 1, 1), date(2999, 12, 31))
+        for metrics in DURATION_QUERIES:
+            sources = [_duration_source(metric, scope) for metric in metrics]
+            found = percentiles_by(sources[0][0], _bucket(interval), [p for _, p in sources])
+            for metric, (_, p) in zip(metrics, sources, strict=True):
+                rows += [
+                    TrendPoint(metric=metric, interval=interval, bucket=_as_date(b), value=v)
+                    for b, v in found[p].items()
+                ]
+    return firsts, rows
 
 
 # --- the metrics page: summary, trends, and the per-service/team table ------------------------
@@ -919,6 +1022,11 @@ def metrics_trends(
                     {"date": d, "value": counts.get(d, {}).get(metric, (empty, 0))[0]}
                     for d in buckets
                 ]
+    durations = [m for m in metrics if m not in out and m not in COUNTED]
+    if durations and interval != "all":
+        buckets = bucket_dates(scope, interval)
+        for metric, values in duration_trends(durations, scope, interval).items():
+            out[metric] = [{"date": d, "value": values.get(d)} for d in buckets]
     for metric in metrics:
         if metric not in out:
             out[metric] = metric_series(metric, scope, interval)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboards.selectors import metrics as m
-from dashboards.services import metrics_facts_refresh
+from dashboards.services import metrics_facts_refresh, metrics_trend_points_refresh
 from governance.models import AuditEvent
 from pipelines.models import Incident
 from releases.models import Release, Team
@@ -193,6 +194,53 @@ def test_a_late_incident_is_picked_up_by_the_next_refresh(service, production):
     metrics_facts_refresh()  # incremental: rebuilds the recent facts
     assert m.metric_series("change_failure_rate", scope, "all")[0]["value"] == 1.0
     assert m.metric_series("time_to_restore_service", scope, "all")[0]["value"] == 3600.0
+
+
+@pytest.mark.django_db
+def test_trend_points_follow_each_refresh(service, production):
+    """The organisation-wide trend buckets a refresh may have changed are ranked again with
+    the facts: after an incremental refresh the points equal ranking every bucket afresh,
+    and the organisation-wide trend equals the same trend ranked live."""
+    from dashboards.models import TrendPoint
+
+    def deploy(version: str, finished: datetime, lead: timedelta) -> None:
+        PipelineRunFactory(service=service, version=version, started_at=finished - lead)
+        DeploymentFactory(
+            service=service,
+            environment=production,
+            version=version,
+            state="succeeded",
+            started_at=finished - timedelta(minutes=5),
+            finished_at=finished,
+        )
+
+    now = timezone.now()
+    deploy("1.0", now - timedelta(days=70), timedelta(hours=5))
+    deploy("1.1", now - timedelta(days=3), timedelta(hours=1))
+    metrics_facts_refresh(full=True)
+
+    def points() -> dict:
+        return {(p.metric, p.interval, p.bucket): p.value for p in TrendPoint.objects.all()}
+
+    before = points()
+    deploy("1.2", now - timedelta(hours=2), timedelta(hours=3))
+    deploy("1.3", now - timedelta(hours=1), timedelta(hours=3))
+    metrics_facts_refresh()  # incremental: the last 35 days of facts and their buckets
+    after = points()
+    assert after != before
+    old = (now - timedelta(days=70)).date()
+    assert after[("lead_time_for_changes", "daily", old)] == 5 * 3600.0  # left as it was
+    metrics_trend_points_refresh()  # every bucket afresh
+    assert points() == after
+
+    today = timezone.localdate()
+    for days, interval in ((90, "weekly"), (365, "monthly"), (21, "daily")):
+        scope = m.MetricsScope(today - timedelta(days=days - 1), today)
+        live = m.metric_series(
+            "lead_time_for_changes", replace(scope, service=service.slug), interval
+        )
+        assert m.metric_series("lead_time_for_changes", scope, interval) == live
+        assert any(point["value"] == 3 * 3600.0 for point in live)  # the new median
 
 
 @pytest.fixture
@@ -406,6 +454,7 @@ def test_trend_percentiles_per_bucket_across_a_daylight_saving_change(
             facts,
             ["finished_at", "lead_seconds", "finished_day", "finished_week", "finished_month"],
         )
+        metrics_trend_points_refresh()  # the facts were changed behind the refresh's back
         scope = m.MetricsScope(start_date=date(2026, 10, 22), end_date=date(2026, 11, 5))
         expected: dict[date, list[float]] = {}
         for fact in facts:
@@ -417,9 +466,15 @@ def test_trend_percentiles_per_bucket_across_a_daylight_saving_change(
                     "monthly": fact.finished_month,
                 }[interval]
                 expected.setdefault(bucket, []).append(fact.lead_seconds)
+        # Organisation-wide: whole buckets from TrendPoint, the cut first and last ranked
+        # live; narrowed to the service (every fact is its): all ranked live.
         series = m.metric_series("lead_time_for_changes", scope, interval)
-    got = {point["date"]: point["value"] for point in series if point["value"] is not None}
+        narrowed = m.metric_series(
+            "lead_time_for_changes", replace(scope, service=service.slug), interval
+        )
     want = {bucket: _nearest_rank(values, 0.5) for bucket, values in expected.items()}
-    assert got.keys() == want.keys()
-    for bucket, value in want.items():
-        assert got[bucket] == pytest.approx(value), bucket
+    for answer in (series, narrowed):
+        got = {point["date"]: point["value"] for point in answer if point["value"] is not None}
+        assert got.keys() == want.keys()
+        for bucket, value in want.items():
+            assert got[bucket] == pytest.approx(value), bucket
