@@ -219,6 +219,11 @@ class FactsWatermark(models.Model):
 
     key = models.CharField(max_length=20, primary_key=True, default="metrics")
     refreshed_at = models.DateTimeField()
+    trend_points_version = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Version of the TrendPoint rows last ranked in full; another version "
+        "(0: a database from before them) ranks them all on the next refresh.",
+    )
 
     def __str__(self) -> str:
         return f"{self.key} facts refreshed at {self.refreshed_at:%Y-%m-%d %H:%M}"

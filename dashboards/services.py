@@ -69,6 +69,8 @@ def calendar_feed_token_touch(*, token: CalendarFeedToken) -> None:
 FACTS_REWINDOW = timedelta(days=35)
 # Pages and the API refresh the facts first when they are older than this.
 FACTS_MAX_AGE = timedelta(minutes=5)
+# Bump when what a TrendPoint holds changes: the next refresh then ranks every bucket.
+TREND_POINTS_VERSION = 1
 
 
 def metrics_facts_refresh(*, full: bool = False, max_age: timedelta | None = None) -> int:
@@ -85,7 +87,8 @@ def metrics_facts_refresh(*, full: bool = False, max_age: timedelta | None = Non
     now = timezone.now()
     with transaction.atomic():
         mark = FactsWatermark.objects.select_for_update().filter(key="metrics").first()
-        if max_age is not None and mark is not None and now - mark.refreshed_at <= max_age:
+        points_current = mark is not None and mark.trend_points_version == TREND_POINTS_VERSION
+        if max_age is not None and points_current and now - mark.refreshed_at <= max_age:
             return 0
         since = None if full or mark is None else mark.refreshed_at - FACTS_REWINDOW
         stale_deployments = DeliveryFact.objects.all()
@@ -103,32 +106,44 @@ def metrics_facts_refresh(*, full: bool = False, max_age: timedelta | None = Non
             written += len(batch)
         for batch in release_fact_rows(since=since):
             ReleaseFact.objects.bulk_create(batch, ignore_conflicts=True)
-        metrics_trend_points_refresh(since=since if TrendPoint.objects.exists() else None)
-        FactsWatermark.objects.update_or_create(key="metrics", defaults={"refreshed_at": now})
+        _trend_points_write(since=since if points_current else None)
+        FactsWatermark.objects.update_or_create(
+            key="metrics",
+            defaults={"refreshed_at": now, "trend_points_version": TREND_POINTS_VERSION},
+        )
     return written
 
 
 def metrics_facts_ensure_fresh(*, max_age: timedelta = FACTS_MAX_AGE) -> None:
     """Refresh the facts when they are older than ``max_age`` (one indexed read otherwise).
     Called by the metrics page and API before reading, so figures lag by at most max_age."""
-    mark = FactsWatermark.objects.filter(key="metrics").values_list("refreshed_at", flat=True)
-    refreshed = next(iter(mark), None)
-    if refreshed is None or timezone.now() - refreshed > max_age:
+    mark = FactsWatermark.objects.filter(key="metrics").values_list(
+        "refreshed_at", "trend_points_version"
+    )
+    refreshed, version = next(iter(mark), (None, None))
+    if refreshed is None or timezone.now() - refreshed > max_age or version != TREND_POINTS_VERSION:
         metrics_facts_refresh(max_age=max_age)
 
 
-def metrics_trend_points_refresh(*, since: datetime | None = None) -> None:
-    """Rank again the organisation-wide trend buckets that facts changed since ``since`` may
-    be in (from the bucket holding it on; every bucket when None, e.g. before the first
-    points). Called by the facts refresh inside its transaction, so points and facts
-    change together. No permission and not audited, like the facts refresh."""
+def metrics_trend_points_refresh() -> None:
+    """Rank every organisation-wide trend bucket afresh from the facts as they are (the
+    facts refresh ranks only the buckets it may have changed). Takes the facts refresh's
+    lock, so it never interleaves with one. No permission and not audited, like it."""
+    with transaction.atomic():
+        FactsWatermark.objects.select_for_update().filter(key="metrics").first()
+        _trend_points_write(since=None)
+
+
+def _trend_points_write(*, since: datetime | None) -> None:
+    """Replace the TrendPoint rows of the buckets from the one holding ``since`` on (all of
+    them when None) with a ranking of their facts. Runs in the caller's transaction, under
+    the watermark's lock, so points and facts change together."""
     from .selectors.metrics import trend_point_rows
 
     firsts, rows = trend_point_rows(since=since)
-    with transaction.atomic():
-        for interval, first in firsts.items():
-            stale = TrendPoint.objects.filter(interval=interval)
-            if first is not None:
-                stale = stale.filter(bucket__gte=first)
-            stale.delete()
-        TrendPoint.objects.bulk_create(rows, batch_size=2000)
+    for interval, first in firsts.items():
+        stale = TrendPoint.objects.filter(interval=interval)
+        if first is not None:
+            stale = stale.filter(bucket__gte=first)
+        stale.delete()
+    TrendPoint.objects.bulk_create(rows, batch_size=2000)

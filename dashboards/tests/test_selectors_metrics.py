@@ -243,6 +243,35 @@ def test_trend_points_follow_each_refresh(service, production):
         assert any(point["value"] == 3 * 3600.0 for point in live)  # the new median
 
 
+@pytest.mark.django_db
+def test_trend_points_missing_or_outdated_are_ranked_on_the_next_view(service, production):
+    """A database migrated from before TrendPoint (or with points of an older version) has
+    fresh facts and no points: the next page view ranks every bucket, not just the recent
+    ones."""
+    from dashboards.models import FactsWatermark, TrendPoint
+    from dashboards.services import metrics_facts_ensure_fresh
+
+    finished = timezone.now() - timedelta(days=200)
+    PipelineRunFactory(service=service, version="0.1", started_at=finished - timedelta(hours=4))
+    DeploymentFactory(
+        service=service,
+        environment=production,
+        version="0.1",
+        state="succeeded",
+        started_at=finished - timedelta(minutes=5),
+        finished_at=finished,
+    )
+    metrics_facts_refresh(full=True)
+    TrendPoint.objects.all().delete()
+    FactsWatermark.objects.update(trend_points_version=0)  # as migration 0006 leaves it
+    metrics_facts_ensure_fresh()
+    point = TrendPoint.objects.get(
+        metric="lead_time_for_changes", interval="monthly", bucket=finished.date().replace(day=1)
+    )
+    assert point.value == 4 * 3600.0
+    assert FactsWatermark.objects.get().trend_points_version > 0
+
+
 @pytest.fixture
 def linked_releases(service, other_service, team):
     """Cycle times: A (payments-api) 2 days; B (payments-api and identity-api) 1 day;
