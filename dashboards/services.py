@@ -69,6 +69,9 @@ def calendar_feed_token_touch(*, token: CalendarFeedToken) -> None:
 FACTS_REWINDOW = timedelta(days=35)
 # Pages and the API refresh the facts first when they are older than this.
 FACTS_MAX_AGE = timedelta(minutes=5)
+# The beat task (dashboards.refresh_metrics_facts, every 4 minutes) refreshes them unless
+# this recent, so readers normally find them fresh.
+FACTS_BEAT_MAX_AGE = timedelta(minutes=3)
 # Bump when what a TrendPoint holds changes: the next refresh then ranks every bucket.
 TREND_POINTS_VERSION = 1
 

@@ -507,3 +507,33 @@ def test_trend_percentiles_per_bucket_across_a_daylight_saving_change(
         assert got.keys() == want.keys()
         for bucket, value in want.items():
             assert got[bucket] == pytest.approx(value), bucket
+
+
+@pytest.mark.django_db
+def test_a_beat_task_refreshes_the_facts_ahead_of_the_readers(service, production):
+    """Every 4 minutes (a database beat entry) the worker refreshes facts and trend points
+    unless a reader just did, so a page view seldom pays for the refresh."""
+    from django_celery_beat.models import PeriodicTask
+
+    from config.celery import app
+    from dashboards.models import DeliveryFact, FactsWatermark
+    from dashboards.tasks import refresh_metrics_facts
+
+    entry = PeriodicTask.objects.get(task="dashboards.refresh_metrics_facts")
+    assert entry.enabled and entry.interval.every == 4 and entry.interval.period == "minutes"
+    task = app.tasks["dashboards.refresh_metrics_facts"]
+    assert task.soft_time_limit < task.time_limit
+
+    metrics_facts_refresh(full=True)
+    finished = timezone.now() - timedelta(hours=1)
+    DeploymentFactory(
+        service=service,
+        environment=production,
+        state="succeeded",
+        started_at=finished - timedelta(minutes=5),
+        finished_at=finished,
+    )
+    assert refresh_metrics_facts() == 0  # just refreshed by a reader: skipped
+    FactsWatermark.objects.update(refreshed_at=timezone.now() - timedelta(minutes=4))
+    assert refresh_metrics_facts() == 1
+    assert DeliveryFact.objects.count() == 1
