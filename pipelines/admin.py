@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 
+from governance.services import audit_record
+
 from .models import (
     ApiToken,
     Artefact,
@@ -47,6 +49,12 @@ class IntegrationSecretForm(forms.ModelForm):
         model = IntegrationSecret
         fields = ["secret"]
 
+    def has_changed(self) -> bool:
+        """Only a typed secret that differs from the stored one is a change: the stored one
+        is never rendered back, so a blank field means "keep it" (and is no rotation)."""
+        typed = self.data.get(self.add_prefix("secret"), "")
+        return bool(typed) and typed != (self.instance.secret if self.instance.pk else None)
+
     def clean_secret(self) -> str:
         value = self.cleaned_data.get("secret", "")
         if value:
@@ -69,12 +77,82 @@ class IntegrationSecretInline(admin.TabularInline):
 
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
-    """Webhook senders: provider, services they may report for, enabled, their secrets."""
+    """Webhook senders: provider, services they may report for, enabled, their secrets.
+
+    Every change made here is audited like the services' (``integration.create`` /
+    ``.update`` / ``.delete``, ``.secret_add`` / ``.secret_replace`` / ``.secret_delete``):
+    who may report deployments for which service is governance data. Django's admin saves
+    the form, its inlines and the change message in one transaction, which the audit
+    events join; no secret value reaches the trail, only its hint."""
 
     list_display = ["name", "provider", "enabled", "created_at"]
     list_filter = ["provider", "enabled"]
     filter_horizontal = ["services"]
+    readonly_fields = ["created_at"]  # a record of when, not a setting
     inlines = [IntegrationSecretInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        integration = form.instance
+        if not change or form.changed_data:
+            audit_record(
+                actor=request.user,
+                action="integration.update" if change else "integration.create",
+                target=integration,
+                reason=("Changed in the admin: " + ", ".join(form.changed_data))
+                if change
+                else "Added in the admin.",
+                after=_integration_state(integration),
+            )
+        for formset in formsets:
+            for action, secrets in (
+                ("integration.secret_add", formset.new_objects),
+                ("integration.secret_replace", [obj for obj, _ in formset.changed_objects]),
+            ):
+                for secret in secrets:
+                    audit_record(
+                        actor=request.user,
+                        action=action,
+                        target=integration,
+                        after={"secret_hint": secret.hint + "…"},
+                    )
+            for secret in formset.deleted_objects:
+                audit_record(
+                    actor=request.user,
+                    action="integration.secret_delete",
+                    target=integration,
+                    before={"secret_hint": secret.hint + "…"},
+                )
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            _audit_integration_delete(request.user, obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for integration in queryset:
+                _audit_integration_delete(request.user, integration)
+            super().delete_queryset(request, queryset)
+
+
+def _integration_state(integration: Integration) -> dict:
+    return {
+        "provider": integration.provider,
+        "name": integration.name,
+        "enabled": integration.enabled,
+        "services": sorted(integration.services.values_list("slug", flat=True)),
+    }
+
+
+def _audit_integration_delete(actor, integration: Integration) -> None:
+    audit_record(
+        actor=actor,
+        action="integration.delete",
+        target=integration,
+        reason="Deleted in the admin.",
+        before=_integration_state(integration),
+    )
 
 
 @admin.register(IntegrationSecret)
