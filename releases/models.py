@@ -335,7 +335,14 @@ class Deployment(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["environment", "service", "-finished_at"])]
+        indexes = [
+            models.Index(fields=["environment", "service", "-finished_at"]),
+            # The API lists deployments newest first (``ordering``), all or one service's.
+            models.Index(fields=["-created_at", "-id"], name="deployment_newest"),
+            models.Index(
+                fields=["service", "-created_at", "-id"], name="deployment_service_newest"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "external_id"],

@@ -467,3 +467,31 @@ def test_the_schema_documents_the_read_endpoints_and_their_filters(viewer):
     assert paths[DEPLOYMENTS]["post"]["operationId"] == "deployments_report"
     assert paths[RUNS]["post"]["security"] == [{"bearerAuth": []}]
     assert "/api/v1/pipeline-runs/{id}/" in paths and "/api/v1/deployments/{id}/" in paths
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        (RUNS, {}),
+        (RUNS, {"service": "payments-api"}),
+        (DEPLOYMENTS, {}),
+        (DEPLOYMENTS, {"service": "payments-api"}),
+    ],
+)
+def test_a_list_page_walks_an_index_newest_first_instead_of_sorting_every_row(
+    viewer, runs, deployments, url, params
+):
+    """At 1,000,000 runs the run list took 1.2 s to sort every run for one page; an index
+    in list order (pipelines 0008, releases 0009) makes a page a walk down it (20 ms)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
+    with CaptureQueriesContext(connection) as ctx:
+        assert as_user(viewer).get(url, params).status_code == 200
+    table = "pipelines_pipelinerun" if url == RUNS else "releases_deployment"
+    page = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(f'SELECT "{table}"."id"')]
+    assert len(page) == 1, ctx.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + page[0])
+        plan = [row[-1] for row in cursor.fetchall()]
+    assert not any("TEMP B-TREE FOR ORDER BY" in step for step in plan), plan
+    assert any("_newest" in step for step in plan), plan
