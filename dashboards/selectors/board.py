@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db.models import (
@@ -215,8 +215,7 @@ class Column:
         return max(self.total - len(self.cards), 0)
 
 
-def _board_queryset(*, viewer, filters: BoardFilters) -> QuerySet[Release]:
-    recent = timezone.now() - timedelta(days=RECENT_DAYS)
+def _board_queryset(*, viewer, filters: BoardFilters, recent: datetime) -> QuerySet[Release]:
     qs = visible_releases(viewer=viewer).filter(state__in=COLUMNS)
     qs = qs.exclude(state__in=RECENT_ONLY, updated_at__lt=recent)
     if filters.service:
@@ -399,11 +398,13 @@ def _attach(releases: list[Any]) -> list[Any]:
     return releases
 
 
-def _card_values() -> dict[str, Any]:
-    """Annotations: included scope (the "plan" condition), the owner's names, the change
-    request the policy asks for, and the rollback plan's steps."""
+def _card_values(*, included_scope: bool = True) -> dict[str, Any]:
+    """Annotations: included scope (the "plan" condition; the board reads it apart, see
+    ``_with_included_scope``), the owner's names, the change request the policy asks for,
+    and the rollback plan's steps."""
+    scope = {"has_included_scope": _has_included_scope()} if included_scope else {}
     return {
-        "has_included_scope": _has_included_scope(),
+        **scope,
         "owner_username": F("owner__username"),
         "owner_first_name": F("owner__first_name"),
         "owner_last_name": F("owner__last_name"),
@@ -421,6 +422,19 @@ def _has_retrospective() -> Exists:
     from releases.models import Retrospective
 
     return Exists(Retrospective.objects.filter(release_id=OuterRef("pk")))
+
+
+def _with_included_scope(release_ids: list[int]) -> set[int]:
+    """The given releases that have included scope, in one query."""
+    from releases.choices import ScopeStatus
+    from releases.models import ScopeItem
+
+    return set(
+        ScopeItem.objects.filter(release_id__in=release_ids, status=ScopeStatus.INCLUDED)
+        .order_by()
+        .values_list("release_id", flat=True)
+        .distinct()
+    )
 
 
 def _has_included_scope() -> Exists:
@@ -453,7 +467,8 @@ def _delay(release: Release, today: date) -> tuple[str, str]:
 
 def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> list[Column]:
     """The board: one column per state with its total and its first ``per_column`` cards."""
-    base = _board_queryset(viewer=viewer, filters=filters)
+    recent = timezone.now() - timedelta(days=RECENT_DAYS)
+    base = _board_queryset(viewer=viewer, filters=filters, recent=recent)
     totals = dict(base.order_by().values("state").annotate(n=Count("id")).values_list("state", "n"))
     # One LIMIT sub-query per column, OR-ed into one query: each is a seek on the
     # (state, window_start) index that stops after ``per_column`` rows, where a ROW_NUMBER()
@@ -461,9 +476,14 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
     # UNION ALL of the columns' LIMIT sub-queries, not an OR of IN (…) filters: PostgreSQL
     # planned the OR as a scan of every release (9 ms at 100×), the union as 54 row reads.
     # (Each LIMIT sits one level down: SQLite refuses LIMIT in a compound's own parts.)
+    # A finished column also says its recency as a range (the base's exclusion is a NOT(…)
+    # no index serves): PostgreSQL then reads the recent closed releases from the (state,
+    # updated_at) index instead of scanning every release (2 ms at 100×).
     columns_ids = [
         Release.objects.filter(
-            pk__in=base.filter(state=state).order_by(*_column_order(state))[:per_column]
+            pk__in=base.filter(state=state, **_recent_range(state, recent)).order_by(
+                *_column_order(state)
+            )[:per_column]
         )
         .order_by()
         .values("pk")
@@ -472,14 +492,20 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
     shown = Q(pk__in=columns_ids[0].union(*columns_ids[1:], all=True))
     # The cards' releases and gates as values (BoardRelease, BoardGate): no model instance
     # per card or per gate. A move reads its release as a model (``board_release``).
-    values = _card_values()
+    values = _card_values(included_scope=False)
     rows = (
         Release.objects.filter(shown)
         .annotate(**values)
         .order_by(F("window_start").asc(nulls_last=True), "id")
         .values(*CARD_FIELDS, *values)
     )
-    releases = _attach_governance(_attach([BoardRelease(row) for row in rows]))
+    cards = [BoardRelease(row) for row in rows]
+    # Which cards have included scope, from one read of those cards' items: as an EXISTS in
+    # the cards' query PostgreSQL hashed every scope item ever written (1.2 ms at 100×).
+    included = _with_included_scope([release.pk for release in cards])
+    for release in cards:
+        release.has_included_scope = release.pk in included
+    releases = _attach_governance(_attach(cards))
     # Gate progress of all the cards from one grouped read (two correlated counts per card
     # cost more as soon as a column fills).
     progress = _gate_progress([release.pk for release in releases])
@@ -503,6 +529,10 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
 def _recent_first(card: Card) -> tuple[bool, Any, int]:
     start = card.release.window_start
     return (start is not None, start or 0, card.release.pk)  # no window: last
+
+
+def _recent_range(state: str, recent: datetime) -> dict[str, Any]:
+    return {"updated_at__gte": recent} if state in RECENT_ONLY else {}
 
 
 def _column_order(state: str) -> list[Any]:
