@@ -174,6 +174,12 @@ class Release(ConcurrentTransitionMixin, models.Model):
             models.Index(
                 fields=["window_start", "window_end", "state"], name="release_window_span_idx"
             ),
+            # With it, a calendar range is two index ranges (dashboards.selectors.calendar.
+            # calendar_queryset): windows starting in it, and windows already open at its start
+            # read from the ones ending after that start.
+            models.Index(
+                fields=["window_end", "window_start", "state"], name="release_window_end_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

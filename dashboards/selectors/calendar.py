@@ -27,6 +27,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Prefetch,
+    Q,
     QuerySet,
     Window,
 )
@@ -112,8 +113,16 @@ def calendar_queryset(
 ) -> QuerySet[Release]:
     """Visible releases whose window overlaps [start, end), filtered, with what a calendar
     entry shows (owner, services) joined or prefetched."""
+    # Overlapping [start, end) = starting inside it, or already open at its start (window_end
+    # > window_start is a constraint). Two index ranges: the windows starting in the range,
+    # and those ending after its start. The one condition "window_start < end AND window_end
+    # > start" walked every window that ever started before the range's end — for the current
+    # month the whole history (9,500 at 100×) — where these read the range's windows and the
+    # ones planned after it, however long the history grows.
     qs = visible_releases(viewer=viewer).filter(
-        window_start__lt=end, window_end__gt=start, window_start__isnull=False
+        Q(window_start__gte=start, window_start__lt=end)
+        | Q(window_start__lt=start, window_end__gt=start),
+        window_start__isnull=False,
     )
     if filters.states:
         qs = qs.filter(state__in=filters.states)
@@ -468,6 +477,7 @@ def conflicts_for(
             "release__window_start",
             "release__window_end",
         )
+        .order_by()  # else Deployment's ordering joins the DISTINCT: a row per deployment
         .distinct()
     )
     by_environment: dict[int, dict[int, tuple]] = {}

@@ -60,6 +60,51 @@ def test_a_window_that_began_before_the_range_shows_on_its_first_day(viewer, ser
 
 
 @pytest.mark.django_db
+def test_a_range_holds_exactly_the_windows_that_overlap_it(viewer, service):
+    """Overlap is read as two index ranges (windows starting in the range, and windows open
+    at its start); together exactly start < range end and end > range start."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = timezone.localdate() + timedelta(days=10)
+    start, end = cal.day_bounds(first, first + timedelta(days=6))
+    hour = timedelta(hours=1)
+    spans = {
+        "inside": (start + 5 * hour, start + 7 * hour),
+        "open at start": (start - 48 * hour, start + hour),
+        "spans the range": (start - hour, end + hour),
+        "starts at the start": (start, start + hour),
+        "runs past the end": (end - hour, end + 5 * hour),
+        "ends at the start": (start - 2 * hour, start),  # touching is not overlapping
+        "starts at the end": (end, end + hour),
+        "long before": (start - 100 * hour, start - 90 * hour),
+        "long after": (end + 90 * hour, end + 100 * hour),
+    }
+    made = {
+        name: ReleaseFactory(services=[service], name=name, window_start=s, window_end=e)
+        for name, (s, e) in spans.items()
+    }
+    qs = cal.calendar_queryset(viewer=viewer, start=start, end=end, filters=cal.CalendarFilters())
+    with CaptureQueriesContext(connection) as ctx:
+        found = set(qs.order_by().values_list("pk", flat=True))  # as the grid reads it
+    assert found == {
+        made[name].pk
+        for name in (
+            "inside",
+            "open at start",
+            "spans the range",
+            "starts at the start",
+            "runs past the end",
+        )
+    }
+    if connection.vendor == "sqlite":  # both index ranges, no walk of the history before
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + ctx.captured_queries[0]["sql"])
+            plan = " | ".join(row[-1] for row in cursor.fetchall())
+        assert "release_window_span_idx" in plan and "release_window_end_idx" in plan, plan
+
+
+@pytest.mark.django_db
 def test_days_follow_the_viewers_time_zone_across_the_daylight_saving_change(viewer, service):
     # Berlin leaves summer time on Sunday 25 October 2026 at 03:00 (a 25-hour day).
     local = [
