@@ -2,8 +2,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 
-from governance.services import audit_record
-
 from .models import (
     ApiToken,
     Artefact,
@@ -14,7 +12,12 @@ from .models import (
     PipelineRun,
     WebhookDelivery,
 )
-from .services import api_token_revoke, integration_secret_revoke
+from .services import (
+    api_token_revoke,
+    integration_admin_saved,
+    integration_delete,
+    integration_secret_revoke,
+)
 
 
 @admin.register(ApiToken)
@@ -93,66 +96,23 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        integration = form.instance
-        if not change or form.changed_data:
-            audit_record(
-                actor=request.user,
-                action="integration.update" if change else "integration.create",
-                target=integration,
-                reason=("Changed in the admin: " + ", ".join(form.changed_data))
-                if change
-                else "Added in the admin.",
-                after=_integration_state(integration),
-            )
-        for formset in formsets:
-            for action, secrets in (
-                ("integration.secret_add", formset.new_objects),
-                ("integration.secret_replace", [obj for obj, _ in formset.changed_objects]),
-            ):
-                for secret in secrets:
-                    audit_record(
-                        actor=request.user,
-                        action=action,
-                        target=integration,
-                        after={"secret_hint": secret.hint + "…"},
-                    )
-            for secret in formset.deleted_objects:
-                audit_record(
-                    actor=request.user,
-                    action="integration.secret_delete",
-                    target=integration,
-                    before={"secret_hint": secret.hint + "…"},
-                )
+        integration_admin_saved(
+            actor=request.user,
+            integration=form.instance,
+            created=not change,
+            changed_fields=form.changed_data,
+            secrets_added=[s for formset in formsets for s in formset.new_objects],
+            secrets_replaced=[s for formset in formsets for s, _ in formset.changed_objects],
+            secrets_deleted=[s for formset in formsets for s in formset.deleted_objects],
+        )
 
     def delete_model(self, request, obj):
-        with transaction.atomic():
-            _audit_integration_delete(request.user, obj)
-            super().delete_model(request, obj)
+        integration_delete(actor=request.user, integration=obj)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():
             for integration in queryset:
-                _audit_integration_delete(request.user, integration)
-            super().delete_queryset(request, queryset)
-
-
-def _integration_state(integration: Integration) -> dict:
-    return {
-        "provider": integration.provider,
-        "name": integration.name,
-        "enabled": integration.enabled,
-        "services": sorted(integration.services.values_list("slug", flat=True)),
-    }
-
-
-def _audit_integration_delete(actor, integration: Integration) -> None:
-    audit_record(
-        actor=actor,
-        action="integration.delete",
-        target=integration,
-        reason="Deleted in the admin.",
-        before=_integration_state(integration),
-    )
+                integration_delete(actor=request.user, integration=integration)
 
 
 @admin.register(IntegrationSecret)

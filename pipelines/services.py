@@ -888,7 +888,7 @@ def integration_secret_add(
             actor=actor,
             action="integration.secret_add",
             target=integration,
-            after={"secret_hint": added.hint + "…"},
+            after=_secret_hint(added),
         )
     return added
 
@@ -907,9 +907,76 @@ def integration_secret_revoke(*, actor, secret: IntegrationSecret | int) -> Inte
                 actor=actor,
                 action="integration.secret_revoke",
                 target=secret.integration,
-                before={"secret_hint": secret.hint + "…"},
+                before=_secret_hint(secret),
             )
     return secret
+
+
+def integration_admin_saved(
+    *,
+    actor,
+    integration: Integration,
+    created: bool,
+    changed_fields: Iterable[str],
+    secrets_added: Iterable[IntegrationSecret],
+    secrets_replaced: Iterable[IntegrationSecret],
+    secrets_deleted: Iterable[IntegrationSecret],
+) -> None:
+    """Audit what the Django admin just saved of an integration (its form and its secrets'
+    inline), inside the admin's own transaction: ``integration.create`` or ``.update`` with
+    the fields changed (nothing when none changed), and one ``.secret_add``,
+    ``.secret_replace`` or ``.secret_delete`` per secret row, by its hint only."""
+    changed_fields = list(changed_fields)
+    if created or changed_fields:
+        audit_record(
+            actor=actor,
+            action="integration.create" if created else "integration.update",
+            target=integration,
+            reason="Added in the admin."
+            if created
+            else "Changed in the admin: " + ", ".join(changed_fields),
+            after=_integration_state(integration),
+        )
+    for action, secrets in (
+        ("integration.secret_add", secrets_added),
+        ("integration.secret_replace", secrets_replaced),
+    ):
+        for secret in secrets:
+            audit_record(actor=actor, action=action, target=integration, after=_secret_hint(secret))
+    for secret in secrets_deleted:
+        audit_record(
+            actor=actor,
+            action="integration.secret_delete",
+            target=integration,
+            before=_secret_hint(secret),
+        )
+
+
+def integration_delete(*, actor, integration: Integration) -> None:
+    """Delete an integration and its secrets: its deliveries are refused from now on.
+    Administrators. Audited with what it was (``integration.delete``)."""
+    _require_admin(actor)
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="integration.delete",
+            target=integration,
+            before=_integration_state(integration),
+        )
+        integration.delete()
+
+
+def _integration_state(integration: Integration) -> dict:
+    return {
+        "provider": integration.provider,
+        "name": integration.name,
+        "enabled": integration.enabled,
+        "services": sorted(integration.services.values_list("slug", flat=True)),
+    }
+
+
+def _secret_hint(secret: IntegrationSecret) -> dict:
+    return {"secret_hint": secret.hint + "…"}
 
 
 def _require_admin(actor) -> None:

@@ -777,12 +777,16 @@ def metric_series(metric: str, scope: MetricsScope, interval: str) -> list[dict[
     return [{"date": d, "value": values.get(d, default)} for d in bucket_dates(scope, interval)]
 
 
+def _percentile(metric: str) -> float:
+    """The percentile a duration metric reports: p90 for ``…_p90``, else the median."""
+    return 0.9 if metric.endswith("_p90") else 0.5
+
+
 def _duration_source(metric: str, scope: MetricsScope) -> tuple[QuerySet, float]:
     """The facts carrying a metric's durations, as a ``duration`` column, and its percentile."""
     if metric in ("lead_time_for_changes", "lead_time_for_changes_p90"):
         qs = delivery_facts(scope).filter(lead_seconds__isnull=False)
-        qs = qs.annotate(duration=F("lead_seconds"))
-        return qs, 0.9 if metric.endswith("p90") else 0.5
+        return qs.annotate(duration=F("lead_seconds")), _percentile(metric)
     if metric == "time_to_restore_service":
         qs = delivery_facts(scope).filter(failed=True, restore_seconds__isnull=False)
         return qs.annotate(duration=F("restore_seconds")), 0.5
@@ -854,9 +858,8 @@ def duration_trends(
             out[metric][bucket] = value
     if cut:
         for metric in metrics:
-            p = _duration_source(metric, scope)[1]
             kept = [_duration_source(metric, part)[0] for part in cut]
-            found = percentile_by(kept, _bucket(interval), p)
+            found = percentile_by(kept, _bucket(interval), _percentile(metric))
             out[metric].update({_as_date(k): v for k, v in found.items()})
     return out
 
