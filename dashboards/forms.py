@@ -7,15 +7,28 @@ from datetime import date, timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from releases.choices import ReleaseState
 
+from .selectors import FIRST_DATE, LAST_DATE
 from .selectors.board import BoardFilters
 from .selectors.calendar import CalendarFilters
 from .selectors.metrics import MetricsScope
 
 VIEWS = (("month", "Month"), ("week", "Week"), ("list", "List"))
+
+
+def _date_field() -> forms.DateField:
+    """A date within FIRST_DATE..LAST_DATE (outside it, a form error: the value is dropped)."""
+    return forms.DateField(
+        required=False,
+        widget=forms.DateInput(
+            attrs={"type": "date", "min": FIRST_DATE.isoformat(), "max": LAST_DATE.isoformat()}
+        ),
+        validators=[MinValueValidator(FIRST_DATE), MaxValueValidator(LAST_DATE)],
+    )
 
 
 def _choices(items: list, blank: str) -> list[tuple[str, str]]:
@@ -24,7 +37,7 @@ def _choices(items: list, blank: str) -> list[tuple[str, str]]:
 
 class CalendarFilterForm(forms.Form):
     view = forms.ChoiceField(choices=VIEWS, required=False)
-    date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date = _date_field()
     service = forms.ChoiceField(required=False)
     team = forms.ChoiceField(required=False)
     environment = forms.ChoiceField(required=False)
@@ -117,8 +130,8 @@ PERIODS = (
 
 class MetricsFilterForm(forms.Form):
     period = forms.ChoiceField(choices=PERIODS, required=False)
-    start_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start_date = _date_field()
+    end_date = _date_field()
     service = forms.ChoiceField(required=False)
     team = forms.ChoiceField(required=False)
     by = forms.ChoiceField(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.utils import timezone
 from rest_framework import serializers
@@ -10,10 +10,17 @@ from rest_framework import serializers
 from releases.choices import ReleaseState
 from releases.models import Environment, Service, Team
 
+from ..selectors import FIRST_DATE, LAST_DATE
 from ..selectors.metrics import METRICS
 
 MAX_DAILY_DAYS = 366 * 3
 MAX_CALENDAR_DAYS = 92
+
+
+def _in_range(value: date) -> date:
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise serializers.ValidationError(f"Must be between {FIRST_DATE} and {LAST_DATE}.")
+    return value
 
 
 def _slug_exists(model, field_name: str):
@@ -27,8 +34,12 @@ def _slug_exists(model, field_name: str):
 
 class DoraQuerySerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=sorted(METRICS))
-    start_date = serializers.DateField(required=False, help_text="Default: 90 days ago.")
-    end_date = serializers.DateField(required=False, help_text="Default: today (inclusive).")
+    start_date = serializers.DateField(
+        required=False, help_text="Default: 90 days ago.", validators=[_in_range]
+    )
+    end_date = serializers.DateField(
+        required=False, help_text="Default: today (inclusive).", validators=[_in_range]
+    )
     interval = serializers.ChoiceField(
         choices=["daily", "monthly", "all"], default="daily", required=False
     )
@@ -40,9 +51,10 @@ class DoraQuerySerializer(serializers.Serializer):
     )
 
     def validate(self, data: dict) -> dict:
-        today = timezone.localdate()
-        data.setdefault("end_date", today)
-        data.setdefault("start_date", data["end_date"] - timedelta(days=89))
+        if "end_date" not in data:
+            data["end_date"] = timezone.localdate()
+        if "start_date" not in data:  # 90 days, or as many as the range allows
+            data["start_date"] = max(data["end_date"] - timedelta(days=89), FIRST_DATE)
         if data["end_date"] < data["start_date"]:
             raise serializers.ValidationError({"end_date": "Must not be before start_date."})
         if (data["end_date"] - data["start_date"]).days > MAX_DAILY_DAYS:
@@ -60,8 +72,10 @@ class DoraPointSerializer(serializers.Serializer):
 
 
 class CalendarQuerySerializer(serializers.Serializer):
-    start = serializers.DateField(help_text="First day (inclusive).")
-    end = serializers.DateField(help_text="Last day (inclusive); at most 92 days after start.")
+    start = serializers.DateField(help_text="First day (inclusive).", validators=[_in_range])
+    end = serializers.DateField(
+        help_text="Last day (inclusive); at most 92 days after start.", validators=[_in_range]
+    )
     service = serializers.CharField(
         required=False, default="", validators=[_slug_exists(Service, "service")]
     )

@@ -68,6 +68,14 @@ def test_dora_series_monthly(client, viewer, deployments, service):
         {"metric": "deployment_frequency", "start_date": "2026-10-02", "end_date": "2026-10-01"},
         {"metric": "deployment_frequency", "service": "no-such-service"},
         {"metric": "deployment_frequency", "start_date": "2010-01-01", "end_date": "2026-01-01"},
+        # Dates whose weeks or months step outside Python's dates were a 500.
+        {"metric": "lead_time_for_changes", "end_date": "0001-02-01", "interval": "daily"},
+        {
+            "metric": "lead_time_for_changes",
+            "start_date": "9999-06-01",
+            "end_date": "9999-12-31",
+            "interval": "monthly",
+        },
     ],
 )
 def test_bad_parameters_give_400_json(client, viewer, params):
@@ -109,3 +117,23 @@ def test_schema_lists_the_endpoints(client, viewer):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     assert "/api/v1/metrics/dora" in schema
     assert "/api/v1/calendar/events/" in schema
+
+
+@pytest.mark.django_db
+def test_a_period_ending_early_in_the_date_range_starts_at_its_first_day(client, viewer):
+    client.force_login(viewer)
+    params = {"metric": "deployment_frequency", "end_date": "1970-01-10", "interval": "daily"}
+    response = client.get(URL, params)
+    assert response.status_code == 200, response.content
+    assert [p["date"] for p in response.json()][0] == "1970-01-01"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start", "end"), [("0001-01-01", "0001-01-31"), ("9999-12-01", "9999-12-31")]
+)
+def test_calendar_events_out_of_the_date_range_are_a_400(client, viewer, start, end):
+    client.force_login(viewer)
+    response = client.get("/api/v1/calendar/events/", {"start": start, "end": end})
+    assert response.status_code == 400, response.content
+    assert "Must be between" in response.json()["detail"]

@@ -121,3 +121,29 @@ def test_board_for_release_managers_and_its_move_menu_do_not_grow(
         client.get(reverse("dashboards:board"))
     with django_assert_num_queries(small_menu):
         client.get(menu, **headers)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("dashboards:calendar", {"date": "9999-12-31"}),
+        ("dashboards:calendar", {"date": "0001-01-01", "view": "week"}),
+        ("dashboards:calendar", {"date": "9999-12-31", "view": "list"}),
+        (
+            "dashboards:metrics",
+            {"period": "custom", "start_date": "9999-12-01", "end_date": "9999-12-31"},
+        ),
+    ],
+)
+def test_a_date_out_of_range_is_dropped_not_a_500(client, viewer, name, params):
+    """Weeks and months around year 1 or 9999 leave Python's dates: such a date in a
+    bookmark or a hand-typed URL falls back to the default (today, the last 90 days)."""
+    from django.utils import timezone
+
+    client.force_login(viewer)
+    response = client.get(reverse(name), params)
+    assert response.status_code == 200
+    today = timezone.localdate()
+    shown = "(90 days)" if name == "dashboards:metrics" else f"{today:%Y}"
+    assert shown in response.content.decode()
