@@ -83,108 +83,126 @@ def _snapshot(release: Release) -> dict[str, Any]:
 # --- transitions ------------------------------------------------------------------------------
 
 
-def _transition(*, release: Release | int, actor, name: str, reason: str = "") -> Release:
+def release_transition(
+    *, release: Release | int, actor, name: str, reason: str = "", system: bool = False
+) -> Release:
+    """The one door for every change of a release's state, whoever asks.
+
+    A person (the release page, the API) or the system (a CAB decision, a gate invalidation,
+    an approval withdrawn by a changed build or scope) goes through the same steps, in one
+    transaction: lock the row, check the FSM source state, ask the readiness registry for
+    blockers, transition, save, write one ``release.<name>`` audit event, run the transition
+    listeners. ``system=True`` is for consequences of a decision another service has already
+    authorised (the chair's CAB decision, a new build): it skips only the release-manager
+    permission check, never the state check, the readiness check or the audit.
+
+    When ``release`` is an instance, it is refreshed afterwards so a caller holding it (a
+    listener inside the same transaction) sees the new state.
+    """
     reason = (reason or "").strip()
     if name in REASON_REQUIRED and not reason:
         raise InvalidInput(f"A reason is required to {TRANSITION_LABELS[name].lower()}.")
     try:
         with transaction.atomic():
-            release = _lock(release)
-            _require(
-                actor,
-                "releases.transition_release",
-                release,
-                "Only a release manager of the owning team can move this release.",
-            )
-            method = getattr(release, name)
+            locked = _lock(release)
+            if not system:
+                _require(
+                    actor,
+                    "releases.transition_release",
+                    locked,
+                    "Only a release manager of the owning team can move this release.",
+                )
+            method = getattr(locked, name)
             if not can_proceed(method, check_conditions=False):
                 raise TransitionNotAllowed(
                     f"Cannot {TRANSITION_LABELS[name].lower()}: the release is "
-                    f"{release.get_state_display().lower()}."
+                    f"{locked.get_state_display().lower()}."
                 )
-            blockers = readiness.blockers_for(release, name)
+            blockers = readiness.blockers_for(locked, name)
             if blockers:
                 raise RequirementsNotMet(
                     f"Cannot {TRANSITION_LABELS[name].lower()}: "
                     + "; ".join(b.message for b in blockers),
                     details=[b.as_dict() for b in blockers],
                 )
-            from_state = release.state
+            from_state = locked.state
             method()
-            release.save()
+            locked.save()
             audit_record(
                 actor=actor,
                 action=f"release.{name}",
-                target=release,
-                release=release,
+                target=locked,
+                release=locked,
                 from_state=from_state,
-                to_state=release.state,
+                to_state=locked.state,
                 reason=reason,
             )
             readiness.notify_transition(
-                release=release, actor=actor, name=name, from_state=from_state
+                release=locked, actor=actor, name=name, from_state=from_state
             )
     except ConcurrentTransition:
         # Someone else moved the release between our read and our write.
         raise TransitionNotAllowed(
             "The release was changed by someone else at the same time; reload and try again."
         ) from None
-    return release
+    if isinstance(release, Release) and release is not locked:
+        release.refresh_from_db()
+    return locked
 
 
 def release_plan(*, release: Release | int, actor, reason: str = "") -> Release:
     """draft → planned. Needs an owner, included scope, a window and a rollback plan."""
-    return _transition(release=release, actor=actor, name="plan", reason=reason)
+    return release_transition(release=release, actor=actor, name="plan", reason=reason)
 
 
 def release_start_work(*, release: Release | int, actor, reason: str = "") -> Release:
     """planned → in_progress."""
-    return _transition(release=release, actor=actor, name="start_work", reason=reason)
+    return release_transition(release=release, actor=actor, name="start_work", reason=reason)
 
 
 def release_request_approval(*, release: Release | int, actor, reason: str = "") -> Release:
     """in_progress → awaiting_approval. Governance: pre-approval gates passed or waived."""
-    return _transition(release=release, actor=actor, name="request_approval", reason=reason)
+    return release_transition(release=release, actor=actor, name="request_approval", reason=reason)
 
 
 def release_request_changes(*, release: Release | int, actor, reason: str) -> Release:
     """awaiting_approval → in_progress, with a reason."""
-    return _transition(release=release, actor=actor, name="request_changes", reason=reason)
+    return release_transition(release=release, actor=actor, name="request_changes", reason=reason)
 
 
 def release_approve(*, release: Release | int, actor, reason: str = "") -> Release:
     """awaiting_approval → approved. Governance: sign-offs given, change request approved."""
-    return _transition(release=release, actor=actor, name="approve", reason=reason)
+    return release_transition(release=release, actor=actor, name="approve", reason=reason)
 
 
 def release_reopen(*, release: Release | int, actor, reason: str) -> Release:
     """approved → in_progress (for example, scope changed after approval)."""
-    return _transition(release=release, actor=actor, name="reopen", reason=reason)
+    return release_transition(release=release, actor=actor, name="reopen", reason=reason)
 
 
 def release_start_deployment(*, release: Release | int, actor, reason: str = "") -> Release:
     """approved → deploying. Governance: inside the window, outside freezes (or excepted)."""
-    return _transition(release=release, actor=actor, name="start_deployment", reason=reason)
+    return release_transition(release=release, actor=actor, name="start_deployment", reason=reason)
 
 
 def release_mark_deployed(*, release: Release | int, actor, reason: str = "") -> Release:
     """deploying → deployed."""
-    return _transition(release=release, actor=actor, name="mark_deployed", reason=reason)
+    return release_transition(release=release, actor=actor, name="mark_deployed", reason=reason)
 
 
 def release_roll_back(*, release: Release | int, actor, reason: str) -> Release:
     """deploying | deployed → rolled_back, with a reason."""
-    return _transition(release=release, actor=actor, name="roll_back", reason=reason)
+    return release_transition(release=release, actor=actor, name="roll_back", reason=reason)
 
 
 def release_close(*, release: Release | int, actor, reason: str = "") -> Release:
     """deployed → closed. Governance: post-deployment gates and retrospective."""
-    return _transition(release=release, actor=actor, name="close", reason=reason)
+    return release_transition(release=release, actor=actor, name="close", reason=reason)
 
 
 def release_cancel(*, release: Release | int, actor, reason: str) -> Release:
     """Any state before deploying → cancelled, with a reason."""
-    return _transition(release=release, actor=actor, name="cancel", reason=reason)
+    return release_transition(release=release, actor=actor, name="cancel", reason=reason)
 
 
 TRANSITION_SERVICES = {
@@ -343,17 +361,12 @@ def _scope_changed(release: Release, actor, description: str) -> None:
     """A scope change after approval sends the release back for re-approval."""
     readiness.notify_change(release=release, actor=actor, what="scope", reason=description)
     if release.state == ReleaseState.APPROVED:
-        from_state = release.state
-        release.reopen()
-        release.save()
-        audit_record(
-            actor=actor,
-            action="release.reopen",
-            target=release,
+        release_transition(
             release=release,
-            from_state=from_state,
-            to_state=release.state,
+            actor=actor,
+            name="reopen",
             reason=f"Scope changed after approval: {description}",
+            system=True,
         )
 
 

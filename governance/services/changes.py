@@ -7,6 +7,7 @@ constraint makes "one vote per member" hold even if a code path forgets the lock
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,9 +19,15 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
-from releases import readiness
+from releases import services as release_services
 from releases.choices import ReleaseState
-from releases.errors import InvalidInput, NotFound, PermissionDenied, TransitionNotAllowed
+from releases.errors import (
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RequirementsNotMet,
+    TransitionNotAllowed,
+)
 from releases.models import Release
 from releases.roles import Role, has_role, user_roles
 
@@ -508,32 +515,27 @@ def _apply_decision(cr: ChangeRequest, *, outcome: str, reasons: list[str], acto
     release = lock_release(cr.release_id)
     if release.state != ReleaseState.AWAITING_APPROVAL:
         return
+    # The release moves through the one door for release transitions: the same guard,
+    # audit event and listeners as a release manager's click. The chair's decision is the
+    # authority here, so the release-manager permission check is skipped (system=True).
     if outcome == "rejected":
-        from_state = release.state
-        release.request_changes()
-        release.save()
-        audit_record(
-            actor=actor,
-            action="release.request_changes",
-            target=release,
+        release_services.release_transition(
             release=release,
-            from_state=from_state,
-            to_state=release.state,
+            actor=actor,
+            name="request_changes",
             reason=f"CAB rejected CR-{cr.number}: {reason}",
+            system=True,
         )
-    elif not readiness.blockers_for(release, "approve"):
-        from_state = release.state
-        release.approve()
-        release.save()
-        audit_record(
-            actor=actor,
-            action="release.approve",
-            target=release,
-            release=release,
-            from_state=from_state,
-            to_state=release.state,
-            reason=f"CAB approved CR-{cr.number}: {reason}",
-        )
+    else:
+        # When sign-offs are still missing the release stays awaiting approval.
+        with contextlib.suppress(RequirementsNotMet):
+            release_services.release_transition(
+                release=release,
+                actor=actor,
+                name="approve",
+                reason=f"CAB approved CR-{cr.number}: {reason}",
+                system=True,
+            )
 
 
 def _require_voter(actor, cr: ChangeRequest) -> None:

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django_fsm import ConcurrentTransition, can_proceed
 
 from pipelines.models import PipelineRun, RunStatus
+from releases import services as release_services
 from releases.choices import TERMINAL_STATES, ReleaseState
 from releases.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
 from releases.models import Deployment, Release
@@ -494,17 +495,12 @@ def gates_invalidate(*, release: Release, actor, what: str, reason: str) -> int:
         and what in ("build", "rollback_plan")
         or (release.state == ReleaseState.APPROVED and affected and what == "window")
     ):
-        from_state = release.state
-        release.reopen()
-        release.save()
-        audit_record(
-            actor=actor,
-            action="release.reopen",
-            target=release,
+        release_services.release_transition(
             release=release,
-            from_state=from_state,
-            to_state=release.state,
+            actor=actor,
+            name="reopen",
             reason=f"Approval withdrawn: {reason}",
+            system=True,
         )
     return len(affected)
 

@@ -369,3 +369,58 @@ def test_cancelling_the_release_withdraws_its_open_change_request(
     cr = release.change_requests.get()
     assert cr.state == "closed"
     assert "cancelled" in AuditEvent.objects.get(action="change_request.withdraw").reason
+
+
+@pytest.fixture
+def transition_spy():
+    """A transition listener registered for one test: records what every transition told it."""
+    from releases import readiness
+
+    calls = []
+
+    def spy(*, release, actor, name, from_state):
+        calls.append((release.pk, name, from_state, release.state, getattr(actor, "pk", None)))
+
+    readiness.register_transition_listener(spy)
+    yield calls
+    readiness._transition_listeners.remove(spy)
+
+
+def test_a_cab_decision_moves_the_release_through_the_same_door_as_a_person(
+    policy, quorum_policy, make_release, cab_member, cab_chair, transition_spy
+):
+    release = _awaiting(make_release, policy)
+    # The user transition (request approval) ran the listeners ...
+    assert transition_spy[-1] == (
+        release.pk,
+        "request_approval",
+        "in_progress",
+        "awaiting_approval",
+        release.owner.pk,
+    )
+    cr = release.change_requests.get()
+    services.vote_cast(change_request=cr, actor=cab_member, choice="approve")
+    services.vote_cast(change_request=cr, actor=cab_chair, choice="approve")
+    # ... and so did the system transition the chair's vote decided, with the same audit shape.
+    assert transition_spy[-1] == (
+        release.pk,
+        "approve",
+        "awaiting_approval",
+        "approved",
+        cab_chair.pk,
+    )
+    events = AuditEvent.objects.filter(action__in=["release.request_approval", "release.approve"])
+    assert [(e.from_state, e.to_state) for e in events.order_by("id")] == [
+        ("in_progress", "awaiting_approval"),
+        ("awaiting_approval", "approved"),
+    ]
+
+
+def test_a_cab_rejection_sends_the_release_back_through_the_door(
+    policy, quorum_policy, make_release, cab_member, cab_chair, transition_spy
+):
+    release = _awaiting(make_release, policy)
+    cr = release.change_requests.get()
+    services.vote_cast(change_request=cr, actor=cab_member, choice="reject", comment="not yet")
+    services.vote_cast(change_request=cr, actor=cab_chair, choice="reject", comment="agreed")
+    assert transition_spy[-1][1:4] == ("request_changes", "awaiting_approval", "in_progress")
