@@ -420,7 +420,9 @@ def test_a_cab_rejection_sends_the_release_back_through_the_door(
     policy, quorum_policy, make_release, cab_member, cab_chair, transition_spy
 ):
     release = _awaiting(make_release, policy)
-    cr = release.change_requests.get()
-    services.vote_cast(change_request=cr, actor=cab_member, choice="reject", comment="not yet")
-    services.vote_cast(change_request=cr, actor=cab_chair, choice="reject", comment="agreed")
+    meeting = services.meeting_create(
+        actor=cab_chair, title="CAB", scheduled_at=timezone.now() + timedelta(hours=1)
+    )
+    (item,) = services.meeting_build_agenda(meeting=meeting, actor=cab_chair)
+    assert services.agenda_item_close(item=item, actor=cab_chair).outcome == "rejected"
     assert transition_spy[-1][1:4] == ("request_changes", "awaiting_approval", "in_progress")
