@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from pipelines import verdicts
 from pipelines.models import CheckKind, PipelineCheck, PipelineRun
 from releases.models import Environment, Release
 
@@ -179,7 +180,7 @@ def _post_green_runs(release: Release) -> None:
                 (CheckKind.PERFORMANCE, {"p95_ms": 180}),
             ]:
                 PipelineCheck.objects.create(run=run, kind=kind, status="passed", metrics=metrics)
-        services.gates_evaluate_for_run(run_id=run.pk)
+        verdicts.gates_evaluate_for_run(run_id=run.pk)
 
 
 def _evidence_gates(release: Release, stage: str) -> None:

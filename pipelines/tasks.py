@@ -15,9 +15,9 @@ from celery import shared_task
 def evaluate_gates_for_run(run_id: int) -> int:
     """Re-evaluate the automated gates of the releases a pipeline run concerns. Safe to run
     twice: evaluation reads the latest runs and only records changes."""
-    from governance.services import gates_evaluate_for_run
+    from . import verdicts
 
-    return gates_evaluate_for_run(run_id=run_id)
+    return verdicts.gates_evaluate_for_run(run_id=run_id)
 
 
 @shared_task(
@@ -28,33 +28,11 @@ def evaluate_gates_for_run(run_id: int) -> int:
     max_retries=5,
 )
 def evaluate_gates_for_deployment(deployment_id: int) -> int:
-    """Re-evaluate gates after a deployment report: through the governance service for
-    deployments when it exists, else through the latest run of that service and version."""
-    from governance import services as governance
+    """Re-evaluate gates after a deployment report: the release's own evidence (staging
+    validated) and the verdicts of the latest run of that service and version."""
+    from . import verdicts
 
-    evaluate = getattr(governance, "gates_evaluate_for_deployment", None)
-    if evaluate is not None:
-        return evaluate(deployment_id=deployment_id)
-    from releases.models import Deployment
-
-    from .models import PipelineRun
-
-    deployment = (
-        Deployment.objects.filter(pk=deployment_id).only("service_id", "version", "release_id")
-    ).first()
-    if deployment is None:
-        return 0
-    changed = 0
-    if deployment.release_id and hasattr(governance, "gates_evaluate_for_release"):
-        # Staging validated and friends: evidence that lives in the release's deployments.
-        changed += governance.gates_evaluate_for_release(release=deployment.release_id)
-    run_id = (
-        PipelineRun.objects.filter(service_id=deployment.service_id, version=deployment.version)
-        .order_by("-created_at", "-id")
-        .values_list("id", flat=True)
-        .first()
-    )
-    return changed + (governance.gates_evaluate_for_run(run_id=run_id) if run_id else 0)
+    return verdicts.gates_evaluate_for_deployment(deployment_id=deployment_id)
 
 
 @shared_task(
@@ -69,8 +47,7 @@ def evaluate_gates_for_runs(run_ids: list[int]) -> int:
     """Re-evaluate gates for a batch of runs (from the gate dispatcher or the sweep), then
     clear each run's gates_pending flag unless the run changed meanwhile (its own dispatch
     follows). Idempotent: evaluation only records changes."""
-    from governance.services import gates_evaluate_for_run
-
+    from . import verdicts
     from .models import PipelineRun
 
     changed = 0
@@ -78,7 +55,7 @@ def evaluate_gates_for_runs(run_ids: list[int]) -> int:
         "pk", "updated_at"
     )
     for run_id, updated_at in pending:
-        changed += gates_evaluate_for_run(run_id=run_id)
+        changed += verdicts.gates_evaluate_for_run(run_id=run_id)
         PipelineRun.objects.filter(pk=run_id, updated_at=updated_at).update(gates_pending=False)
     return changed
 

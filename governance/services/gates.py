@@ -4,20 +4,17 @@ from CI (the one seam pipelines calls), and invalidation when the release change
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django_fsm import ConcurrentTransition, can_proceed
 
-from pipelines.models import PipelineRun, RunStatus
 from releases import services as release_services
 from releases.choices import TERMINAL_STATES, ReleaseState
 from releases.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
 from releases.models import Deployment, Release
 from releases.roles import Role, has_role
 
-from ..choices import RUN_KINDS, GateKind, GateStatus
+from ..choices import GateKind, GateStatus
 from ..models import GateCheck, GatePolicy, PolicySnapshot
 from ._common import (
     lock_release,
@@ -237,10 +234,14 @@ def gate_record_result(
     gate: GateCheck | int,
     status: str,
     actor=None,
-    run: PipelineRun | None = None,
+    run_id: int | None = None,
+    commit_sha: str = "",
     detail: str = "",
 ) -> GateCheck:
     """Record an automated check's result (passed or failed): the one seam pipelines calls.
+
+    Pipelines decides what a run means for a gate (pipelines/verdicts.py) and passes the
+    deciding run's id and commit here; governance keeps the gate's lifecycle and its audit.
 
     Idempotent: the same result again changes nothing and writes nothing. A result different
     from the current one moves the gate (through pending when needed) and writes one audit
@@ -255,7 +256,7 @@ def gate_record_result(
             raise InvalidInput(f"“{gate.label}” is a manual sign-off, not an automated check.")
         if gate.status == GateStatus.WAIVED or gate.release.state in TERMINAL_STATES:
             return gate
-        same_run = run is None or gate.run_id == run.pk
+        same_run = run_id is None or gate.run_id == run_id
         if gate.status == status and same_run and gate.detail == detail[:500]:
             return gate
         from_state = gate.status
@@ -263,9 +264,9 @@ def gate_record_result(
             gate.reset()
         if gate.status == GateStatus.PENDING:
             (gate.pass_ if status == GateStatus.PASSED else gate.fail)()
-        if run is not None:
-            gate.run = run
-            gate.commit_sha = run.commit_sha
+        if run_id is not None:
+            gate.run_id = run_id
+            gate.commit_sha = commit_sha
         gate.detail = detail[:500]
         gate.decided_by = None
         gate.save()
@@ -274,120 +275,6 @@ def gate_record_result(
                 gate, actor=actor, action="gate.result", from_state=from_state, reason=detail
             )
         return gate
-
-
-def _check(run: PipelineRun, kind: str):
-    for check in run.checks.all():
-        if check.kind == kind:
-            return check
-    return None
-
-
-def run_result(gate: GateCheck, run: PipelineRun) -> tuple[str, str] | None:
-    """(status, detail) that ``run`` gives ``gate``, or None when the run says nothing yet."""
-    kind = gate.kind
-    if kind == GateKind.CI_GREEN:
-        if run.status == RunStatus.SUCCEEDED:
-            return GateStatus.PASSED, f"CI run {run.external_id} succeeded"
-        if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            return GateStatus.FAILED, f"CI run {run.external_id} {run.status}"
-        return None
-    source = {
-        GateKind.TESTS_PASSED: "tests",
-        GateKind.NO_CRITICAL_VULNS: "security_scan",
-        GateKind.COVERAGE_MIN: "coverage",
-        GateKind.PERFORMANCE_PASSED: "performance",
-    }[kind]
-    check = _check(run, source)
-    if check is None or check.status in ("running", "skipped"):
-        return None
-    metrics: dict[str, Any] = check.metrics or {}
-    if kind == GateKind.TESTS_PASSED:
-        failed = int(metrics.get("failed") or 0)
-        text = f"{metrics.get('passed', '?')} passed, {failed} failed"
-        ok = check.status == "passed" and failed == 0
-        return (GateStatus.PASSED if ok else GateStatus.FAILED), text
-    if kind == GateKind.NO_CRITICAL_VULNS:
-        critical = metrics.get("critical")
-        if critical is None:
-            ok = check.status == "passed"
-            return (GateStatus.PASSED if ok else GateStatus.FAILED), f"security scan {check.status}"
-        text = f"{critical} critical, {metrics.get('high', 0)} high"
-        return (GateStatus.PASSED if int(critical) == 0 else GateStatus.FAILED), text
-    if kind == GateKind.COVERAGE_MIN:
-        percent = metrics.get("percent")
-        if percent is None:
-            return None
-        threshold = gate.threshold or 0
-        ok = float(percent) >= threshold
-        return (GateStatus.PASSED if ok else GateStatus.FAILED), (
-            f"coverage {float(percent):g}% (needs ≥ {threshold:g}%)"
-        )
-    ok = check.status == "passed"
-    return (GateStatus.PASSED if ok else GateStatus.FAILED), f"performance test {check.status}"
-
-
-def _releases_for_run(run: PipelineRun) -> list[Release]:
-    match = Q(pk__in=[])
-    if run.version:
-        match |= Q(version=run.version)
-    if run.commit_sha:
-        match |= Q(gate_checks__commit_sha=run.commit_sha)
-    return list(
-        Release.objects.filter(match, services=run.service_id)
-        .exclude(state__in=[*TERMINAL_STATES, ReleaseState.DRAFT])
-        .distinct()
-        .order_by("id")
-    )
-
-
-def gates_evaluate_for_run(*, run_id: int, actor=None) -> int:
-    """Re-evaluate the automated gate checks of the releases a pipeline run concerns (same
-    service, and same version or a commit already seen by its gates), recording the run that
-    decided each. A newer build of a different commit first invalidates what the old build
-    decided (and sign-offs that depend on the build). Returns how many gate checks changed.
-
-    Called after commit of every accepted run. Safe to run twice.
-    """
-    run = PipelineRun.objects.prefetch_related("checks").filter(pk=run_id).first()
-    if run is None:
-        return 0
-    changed = 0
-    for release in _releases_for_run(run):
-        with transaction.atomic():
-            release = lock_release(release)
-            if release.state in TERMINAL_STATES:
-                continue
-            gates = list(release.gate_checks.filter(kind__in=RUN_KINDS).select_related("run"))
-            old_commits = {
-                g.commit_sha
-                for g in gates
-                if g.commit_sha and g.status != GateStatus.PENDING and g.run_id != run.pk
-            }
-            if run.commit_sha and old_commits and run.commit_sha not in old_commits:
-                newest_old = max(
-                    (g.run.created_at for g in gates if g.run_id and g.run_id != run.pk),
-                    default=None,
-                )
-                if newest_old is not None and run.created_at < newest_old:
-                    continue  # an older build arriving late decides nothing
-                old = ", ".join(sorted(c[:10] for c in old_commits))
-                changed += gates_invalidate(
-                    release=release,
-                    actor=actor,
-                    what="build",
-                    reason=f"New build {run.commit_sha[:10]} for a different commit than {old}.",
-                )
-            for gate in release.gate_checks.filter(kind__in=RUN_KINDS):
-                result = run_result(gate, run)
-                if result is None:
-                    continue
-                before = gate.status
-                updated = gate_record_result(
-                    gate=gate, status=result[0], actor=actor, run=run, detail=result[1]
-                )
-                changed += int(updated.status != before)
-    return changed
 
 
 def gates_evaluate_for_release(*, release: Release | int, actor=None) -> int:
@@ -409,31 +296,6 @@ def gates_evaluate_for_release(*, release: Release | int, actor=None) -> int:
             updated = gate_record_result(gate=gate, status=result[0], actor=actor, detail=result[1])
             changed += int(updated.status != before)
         return changed
-
-
-def gates_evaluate_for_deployment(*, deployment_id: int, actor=None) -> int:
-    """After a deployment report: evaluate the release-held evidence (staging validated) of
-    the deployment's release, and the automated gates from the latest run of that service
-    and version. Returns how many gates changed. Safe to run twice."""
-    deployment = (
-        Deployment.objects.filter(pk=deployment_id)
-        .only("service_id", "version", "release_id")
-        .first()
-    )
-    if deployment is None:
-        return 0
-    changed = 0
-    if deployment.release_id:
-        changed += gates_evaluate_for_release(release=deployment.release_id, actor=actor)
-    run_id = (
-        PipelineRun.objects.filter(service_id=deployment.service_id, version=deployment.version)
-        .order_by("-created_at", "-id")
-        .values_list("id", flat=True)
-        .first()
-    )
-    if run_id:
-        changed += gates_evaluate_for_run(run_id=run_id, actor=actor)
-    return changed
 
 
 def _release_result(gate: GateCheck, release: Release) -> tuple[str, str] | None:
@@ -525,12 +387,9 @@ __all__ = [
     "gate_reset",
     "gate_sign_off",
     "gate_waive",
-    "gates_evaluate_for_deployment",
     "gates_evaluate_for_release",
-    "gates_evaluate_for_run",
     "gates_instantiate",
     "gates_invalidate",
     "on_release_change",
-    "run_result",
     "select_policy",
 ]

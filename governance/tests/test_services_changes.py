@@ -425,4 +425,10 @@ def test_a_cab_rejection_sends_the_release_back_through_the_door(
     )
     (item,) = services.meeting_build_agenda(meeting=meeting, actor=cab_chair)
     assert services.agenda_item_close(item=item, actor=cab_chair).outcome == "rejected"
-    assert transition_spy[-1][1:4] == ("request_changes", "awaiting_approval", "in_progress")
+    assert transition_spy[-1] == (
+        release.pk,
+        "request_changes",
+        "awaiting_approval",
+        "in_progress",
+        cab_chair.pk,
+    )

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from governance import services
 from governance.models import AuditEvent, GateCheck, GatePolicy, PolicySnapshot
-from governance.services.gates import gates_evaluate_for_run
 from pipelines.models import PipelineCheck, PipelineRun
+from pipelines.verdicts import gates_evaluate_for_deployment, gates_evaluate_for_run
 from releases import services as release_services
 from releases.errors import (
     InvalidInput,
@@ -410,5 +410,5 @@ def test_a_succeeded_staging_deployment_validates_staging(
     Deployment.objects.filter(pk=deployment.pk).update(
         state="succeeded", finished_at=timezone.now()
     )
-    assert services.gates_evaluate_for_deployment(deployment_id=deployment.pk) == 1
+    assert gates_evaluate_for_deployment(deployment_id=deployment.pk) == 1
     assert gate(release, "staging_validated").status == "passed"

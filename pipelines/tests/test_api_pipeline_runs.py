@@ -151,7 +151,7 @@ def test_the_task_evaluates_and_clears_the_flag(ci):
 
     ci.run(run_body())
     run = PipelineRun.objects.get()
-    with mock.patch("governance.services.gates_evaluate_for_run", return_value=2) as evaluate:
+    with mock.patch("pipelines.verdicts.gates_evaluate_for_run", return_value=2) as evaluate:
         assert evaluate_gates_for_runs.run([run.pk]) == 2
         assert evaluate_gates_for_runs.run([run.pk]) == 0  # flag cleared: nothing to do
     evaluate.assert_called_once_with(run_id=run.pk)
@@ -167,7 +167,7 @@ def test_the_sweep_picks_up_runs_left_pending(ci):
 
     ci.run(run_body())
     PipelineRun.objects.update(updated_at=timezone.now() - timedelta(minutes=5))
-    with mock.patch("governance.services.gates_evaluate_for_run", return_value=1) as evaluate:
+    with mock.patch("pipelines.verdicts.gates_evaluate_for_run", return_value=1) as evaluate:
         evaluate_pending_gates.run()
     evaluate.assert_called_once()
     assert PipelineRun.objects.get().gates_pending is False
