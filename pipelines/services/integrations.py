@@ -1,0 +1,265 @@
+"""Integrations (GitHub, GitLab, Jenkins, Alertmanager), their secrets, and the
+runs their webhooks report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from governance.services import audit_record
+from releases.errors import (
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from releases.models import Service
+
+from ..adapters.types import RunEvent
+from ..authentication import IntegrationPrincipal
+from ..models import (
+    Integration,
+    IntegrationProvider,
+    IntegrationSecret,
+    PipelineRun,
+    WebhookDelivery,
+)
+from .runs import pipeline_run_upsert
+
+# --- integrations and their webhooks ----------------------------------------------------------
+
+
+def integration_create(
+    *, actor, provider: str, name: str, service_slugs: Iterable[str], secret: str
+) -> Integration:
+    """Configure a webhook sender for some services, with its first secret. Administrators
+    (and management commands, actor=None). Audited; the secret is never written to the trail.
+    """
+    _require_admin(actor)
+    name = name.strip()
+    if provider not in IntegrationProvider.values:
+        raise InvalidInput(
+            f"Unknown provider {provider!r}. Known: {', '.join(IntegrationProvider.values)}."
+        )
+    if not name or len(name) > 100:
+        raise InvalidInput("An integration needs a name of at most 100 characters.")
+    _check_secret(secret)
+    slugs = sorted(set(service_slugs))
+    services = list(Service.objects.filter(slug__in=slugs))
+    missing = set(slugs) - {s.slug for s in services}
+    if missing or not slugs:
+        raise NotFound(f"Unknown service(s): {', '.join(sorted(missing)) or '(none given)'}.")
+    with transaction.atomic():
+        if Integration.objects.filter(name=name).exists():
+            raise InvalidInput(f"An integration named {name!r} already exists.")
+        integration = Integration.objects.create(provider=provider, name=name)
+        integration.services.set(services)
+        IntegrationSecret.objects.create(integration=integration, secret=secret)
+        audit_record(
+            actor=actor,
+            action="integration.create",
+            target=integration,
+            after={"provider": provider, "name": name, "services": slugs},
+        )
+    return integration
+
+
+def integration_secret_add(
+    *, actor, integration: Integration | int, secret: str
+) -> IntegrationSecret:
+    """Add a secret (rotation): old and new both verify until the old one is revoked."""
+    _require_admin(actor)
+    _check_secret(secret)
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(
+            pk=integration.pk if isinstance(integration, Integration) else integration
+        )
+        added = IntegrationSecret.objects.create(integration=integration, secret=secret)
+        audit_record(
+            actor=actor,
+            action="integration.secret_add",
+            target=integration,
+            after=_secret_hint(added),
+        )
+    return added
+
+
+def integration_secret_revoke(*, actor, secret: IntegrationSecret | int) -> IntegrationSecret:
+    """Revoke a secret; deliveries signed with it are refused from now on."""
+    _require_admin(actor)
+    with transaction.atomic():
+        secret = IntegrationSecret.objects.select_for_update().get(
+            pk=secret.pk if isinstance(secret, IntegrationSecret) else secret
+        )
+        if secret.revoked_at is None:
+            secret.revoked_at = timezone.now()
+            secret.save(update_fields=["revoked_at"])
+            audit_record(
+                actor=actor,
+                action="integration.secret_revoke",
+                target=secret.integration,
+                before=_secret_hint(secret),
+            )
+    return secret
+
+
+def integration_admin_saved(
+    *,
+    actor,
+    integration: Integration,
+    created: bool,
+    changed_fields: Iterable[str],
+    secrets_added: Iterable[IntegrationSecret],
+    secrets_replaced: Iterable[IntegrationSecret],
+    secrets_deleted: Iterable[IntegrationSecret],
+) -> None:
+    """Audit what the Django admin just saved of an integration (its form and its secrets'
+    inline), inside the admin's own transaction: ``integration.create`` or ``.update`` with
+    the fields changed (nothing when none changed), and one ``.secret_add``,
+    ``.secret_replace`` or ``.secret_delete`` per secret row, by its hint only."""
+    changed_fields = list(changed_fields)
+    if created or changed_fields:
+        audit_record(
+            actor=actor,
+            action="integration.create" if created else "integration.update",
+            target=integration,
+            reason="Added in the admin."
+            if created
+            else "Changed in the admin: " + ", ".join(changed_fields),
+            after=_integration_state(integration),
+        )
+    for action, secrets in (
+        ("integration.secret_add", secrets_added),
+        ("integration.secret_replace", secrets_replaced),
+    ):
+        for secret in secrets:
+            audit_record(actor=actor, action=action, target=integration, after=_secret_hint(secret))
+    for secret in secrets_deleted:
+        audit_record(
+            actor=actor,
+            action="integration.secret_delete",
+            target=integration,
+            before=_secret_hint(secret),
+        )
+
+
+def integration_delete(*, actor, integration: Integration) -> None:
+    """Delete an integration and its secrets: its deliveries are refused from now on.
+    Administrators. Audited with what it was (``integration.delete``)."""
+    _require_admin(actor)
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="integration.delete",
+            target=integration,
+            before=_integration_state(integration),
+        )
+        integration.delete()
+
+
+def _integration_state(integration: Integration) -> dict:
+    return {
+        "provider": integration.provider,
+        "name": integration.name,
+        "enabled": integration.enabled,
+        "services": sorted(integration.services.values_list("slug", flat=True)),
+    }
+
+
+def _secret_hint(secret: IntegrationSecret) -> dict:
+    return {"secret_hint": secret.hint + "…"}
+
+
+def _require_admin(actor) -> None:
+    if actor is None or getattr(actor, "is_superuser", False):
+        return
+    if getattr(actor, "is_machine", False) or not actor.has_perm("pipelines.add_integration"):
+        raise PermissionDenied("Only administrators configure integrations.")
+
+
+def _check_secret(secret: str) -> None:
+    if not secret or len(secret) > 200 or "\x00" in secret:
+        raise InvalidInput("A secret must be 1 to 200 characters.")
+
+
+def integrations_verifying(provider: str, verify) -> Integration | None:
+    """The enabled integration of this provider with an active secret that ``verify`` accepts
+    (``verify`` gets the list of an integration's secrets, so rotation overlaps verify)."""
+    by_integration: dict[int, tuple[Integration, list[str]]] = {}
+    for secret in IntegrationSecret.objects.filter(
+        integration__provider=provider, integration__enabled=True, revoked_at__isnull=True
+    ).select_related("integration"):
+        entry = by_integration.setdefault(secret.integration_id, (secret.integration, []))
+        entry[1].append(secret.secret)
+    for integration, secrets in by_integration.values():
+        if verify(secrets):
+            return integration
+    return None
+
+
+def service_for_repository(integration: Integration, repository: str) -> Service:
+    """Map a payload's repository (``owner/name``, a GitLab path, a Jenkins job) to one of the
+    integration's services: its only service, else by Service.repository_url, else by slug."""
+    services = list(integration.services.all())
+    if len(services) == 1:
+        return services[0]
+    repo = repository.strip("/").lower().removesuffix(".git")
+    for service in services:
+        url = service.repository_url.lower().rstrip("/").removesuffix(".git")
+        if url and repo and url.endswith("/" + repo):
+            return service
+    parts = set(repo.split("/"))
+    for service in services:
+        if service.slug.lower() in parts:
+            return service
+    raise InvalidInput(
+        f"Repository {repository!r} is not mapped to a service of integration "
+        f"{integration.name!r}: set the service's repository URL.",
+        details={"repository": [f"Not mapped: {repository!r}."]},
+    )
+
+
+@dataclass
+class DeliveryResult:
+    duplicate: bool
+    run: PipelineRun | None = None
+    created: bool = False
+    changed: bool = False
+
+
+def webhook_run_receive(
+    *, integration: Integration, delivery_id: str, event_name: str, event: RunEvent
+) -> DeliveryResult:
+    """Record a verified CI webhook delivery and upsert its run, in one transaction.
+
+    The delivery row (unique per provider and delivery id) is written first, so the same
+    delivery sent twice — or fifty times at once — is processed once: the others wait on the
+    unique index and find it taken. A delivery whose processing fails is rolled back with it,
+    so the provider's redelivery is processed. Without a delivery id the run upsert's own
+    idempotency applies.
+    """
+    service = service_for_repository(integration, event.repository)
+    principal = IntegrationPrincipal(
+        integration, frozenset(integration.services.values_list("id", flat=True))
+    )
+    with transaction.atomic():
+        delivery = None
+        if delivery_id:
+            try:
+                with transaction.atomic():
+                    delivery = WebhookDelivery.objects.create(
+                        provider=integration.provider,
+                        delivery_id=delivery_id,
+                        integration=integration,
+                        event=event_name[:50],
+                    )
+            except IntegrityError:
+                return DeliveryResult(duplicate=True)
+        result = pipeline_run_upsert(actor=principal, service=service, event=event)
+        if delivery is not None:
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(run=result.run.pk)
+    return DeliveryResult(
+        duplicate=False, run=result.run, created=result.created, changed=result.changed
+    )

@@ -1,0 +1,508 @@
+"""Pipeline runs with their checks and artefacts: the idempotent upsert behind
+`POST /api/v1/pipeline-runs/`, the webhooks and the pollers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from governance.services import audit_record
+from releases.errors import (
+    Conflict,
+    InvalidInput,
+    TransitionNotAllowed,
+)
+from releases.models import Service
+
+from ..adapters.types import RunEvent
+from ..gate_dispatch import dispatcher
+from ..models import (
+    FINISHED_RUN_STATUSES,
+    Artefact,
+    PipelineCheck,
+    PipelineRun,
+    RunStatus,
+    TokenScope,
+)
+from ..reports import ArtefactReport, CheckReport, report_hash
+from ._common import audit_actor, authorise_report, service_id_of, via
+
+# --- pipeline runs ----------------------------------------------------------------------------
+
+RUN_STATUS_RANK = {
+    RunStatus.QUEUED: 0,
+    RunStatus.RUNNING: 1,
+    RunStatus.SUCCEEDED: 2,
+    RunStatus.FAILED: 2,
+    RunStatus.CANCELLED: 2,
+}
+# Text fields a later report may fill in or correct (an out-of-order one only fills blanks).
+_RUN_TEXT_FIELDS = ("commit_sha", "ref", "version", "url", "name", "repository")
+
+
+@dataclass
+class RunUpsertResult:
+    """What ``pipeline_run_upsert`` did: created the run, changed it, or nothing at all."""
+
+    run: PipelineRun
+    created: bool
+    changed: bool
+    checks: list[PipelineCheck | CheckReport] | None = None
+
+
+class ArtefactTampered(Conflict):
+    """An artefact name+version arrived with another digest than the recorded one."""
+
+    def __init__(self, *, existing: Artefact, offered: ArtefactReport, run_key: str):
+        super().__init__(
+            f"Artefact {offered.name} {offered.version} is recorded with digest "
+            f"{existing.digest}; a different digest ({offered.digest}) was reported. "
+            "Artefacts are immutable: publish the rebuild under a new version.",
+            details={"artefacts": [f"{offered.name} {offered.version}: digest mismatch."]},
+        )
+        self.existing = existing
+        self.offered = offered
+        self.run_key = run_key
+
+
+# Identity fields must fit (a truncated id would merge different runs); descriptive ones are
+# shortened, so a long workflow name does not lose a webhook delivery.
+_RUN_KEY_FIELDS = ("external_id", "commit_sha", "version")
+_RUN_TRUNCATED_FIELDS = ("ref", "url", "name", "repository", "raw_status")
+
+
+def _storable(event: RunEvent) -> RunEvent:
+    """Refuse what the database cannot store (NUL characters, lone surrogates, over-long
+    ids) with a 400 instead of a database error; webhook payloads reach here unvalidated."""
+    changes = {}
+    errors: dict[str, list[str]] = {}
+    for name in (*_RUN_KEY_FIELDS, *_RUN_TRUNCATED_FIELDS):
+        value = getattr(event, name)
+        if "\x00" in value or _has_surrogates(value):
+            errors[name] = ["Contains characters that cannot be stored (NUL or surrogates)."]
+            continue
+        limit = PipelineRun._meta.get_field(name).max_length
+        if len(value) > limit:
+            if name in _RUN_KEY_FIELDS:
+                errors[name] = [f"Must be at most {limit} characters."]
+            else:
+                changes[name] = value[:limit]
+    if errors:
+        raise InvalidInput("The run cannot be recorded: " + ", ".join(errors), details=errors)
+    return replace(event, **changes) if changes else event
+
+
+def _has_surrogates(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _insert_run_if_absent(values: dict) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new run's id, or None when the run
+    exists. One round trip, and safe under concurrency: a concurrent insert of the same key
+    waits for the first one to commit and then returns nothing (PostgreSQL and SQLite ≥ 3.35).
+    """
+    meta = PipelineRun._meta
+    fields = [meta.get_field(name) for name in values]
+    qn = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        "ON CONFLICT (provider, external_id, attempt) DO NOTHING RETURNING id"
+    )
+    params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _register_artefacts(
+    *, service_id: int, run: PipelineRun, artefacts: tuple[ArtefactReport, ...]
+) -> None:
+    """Record the run's artefacts. The same (name, digest) is one record; the same (name,
+    version) with another digest is refused (ArtefactTampered). Insert first and verify after,
+    so a concurrent post of a different digest cannot slip between a read and a write."""
+    if not artefacts:
+        return
+    Artefact.objects.bulk_create(
+        [
+            Artefact(
+                service_id=service_id,
+                name=a.name,
+                version=a.version,
+                digest=a.digest,
+                uri=a.uri,
+                first_run_id=run.pk,
+            )
+            for a in artefacts
+        ],
+        ignore_conflicts=True,
+    )
+    _verify_artefacts(service_id=service_id, run=run, artefacts=artefacts)
+
+
+def _verify_artefacts(
+    *, service_id: int, run: PipelineRun, artefacts: tuple[ArtefactReport, ...]
+) -> None:
+    """Refuse an artefact whose name+version is recorded with another digest."""
+    stored = Artefact.objects.filter(
+        service_id=service_id,
+        name__in={a.name for a in artefacts},
+        version__in={a.version for a in artefacts},
+    ).only("id", "name", "version", "digest")
+    by_version = {(s.name, s.version): s for s in stored}
+    for offered in artefacts:
+        existing = by_version.get((offered.name, offered.version))
+        if existing is not None and existing.digest != offered.digest:
+            raise ArtefactTampered(
+                existing=existing,
+                offered=offered,
+                run_key=f"{run.provider}#{run.external_id}.{run.attempt}",
+            )
+        # existing None: the digest was already recorded under another version tag; the
+        # (service, name, digest) record stands and the extra tag is not an artefact of its own.
+
+
+_run_columns_sql: dict[tuple[str, ...], str] = {}
+
+
+def _run_columns(names: tuple[str, ...]) -> str:
+    """``(col, …) SELECT %s, …`` for these run fields, built once per process."""
+    sql = _run_columns_sql.get(names)
+    if sql is None:
+        qn = connection.ops.quote_name
+        meta = PipelineRun._meta
+        columns = ", ".join(qn(meta.get_field(name).column) for name in names)
+        sql = _run_columns_sql[names] = f"({columns}) SELECT {', '.join(['%s'] * len(names))}"
+    return sql
+
+
+def _insert_run_tree_postgresql(
+    values: dict, checks: tuple[CheckReport, ...], artefacts: tuple[ArtefactReport, ...]
+) -> tuple[int | None, int, bool]:
+    """The create path in one statement (PostgreSQL): the run, its checks and its artefacts
+    through data-modifying CTEs, guarded so that nothing is inserted when an artefact name and
+    version is already recorded with another digest. Returns (run id or None when the run
+    exists or was refused, artefacts inserted, refused for a digest mismatch).
+
+    This is the hottest write of the application; being one statement it needs no explicit
+    transaction either (one round trip instead of six: see docs/benchmarks-ingest.md).
+    """
+    qn = connection.ops.quote_name
+    columns = _run_columns(tuple(values))
+    params: list = []
+    sql = ["WITH "]
+    if artefacts:
+        rows = ", ".join(["(%s, %s, %s, %s)"] * len(artefacts))
+        sql.append(
+            f"v(name, version, digest, uri) AS (VALUES {rows}), "
+            f"bad AS (SELECT 1 FROM {qn(Artefact._meta.db_table)} a JOIN v "
+            "ON a.service_id = %s AND a.name = v.name AND a.version = v.version "
+            "AND a.digest <> v.digest LIMIT 1), "
+        )
+        for a in artefacts:
+            params += [a.name, a.version, a.digest, a.uri]
+        params.append(values["service"])
+    sql.append(
+        f"run AS (INSERT INTO {qn(PipelineRun._meta.db_table)} {columns} "
+        + ("WHERE NOT EXISTS (SELECT 1 FROM bad) " if artefacts else "")
+        + "ON CONFLICT (provider, external_id, attempt) DO NOTHING RETURNING id)"
+    )
+    # Plain Python values (str, int, bool, None, aware datetime): psycopg2 adapts them as the
+    # fields' get_db_prep_save would, without a model-field call per column.
+    params += values.values()
+    if checks:
+        rows = ", ".join(["(%s, %s, %s, %s::jsonb)"] * len(checks))
+        sql.append(
+            f", chk AS (INSERT INTO {qn(PipelineCheck._meta.db_table)} "
+            "(run_id, kind, name, status, metrics) "
+            "SELECT run.id, c.kind, c.name, c.status, c.metrics FROM run, "
+            f"(VALUES {rows}) AS c(kind, name, status, metrics))"
+        )
+        for c in checks:
+            params += [c.kind, c.name, c.status, json.dumps(c.metrics)]
+    if artefacts:
+        sql.append(
+            f", art AS (INSERT INTO {qn(Artefact._meta.db_table)} "
+            "(service_id, name, version, digest, uri, first_run_id, created_at) "
+            "SELECT %s, v.name, v.version, v.digest, v.uri, run.id, %s FROM run, v "
+            "ON CONFLICT DO NOTHING RETURNING 1)"
+            " SELECT (SELECT id FROM run), (SELECT count(*) FROM art), "
+            "EXISTS (SELECT 1 FROM bad)"
+        )
+        params += [values["service"], values["created_at"]]
+    else:
+        sql.append(" SELECT (SELECT id FROM run), 0, false")
+    with connection.cursor() as cursor:
+        cursor.execute("".join(sql), params)
+        run_id, inserted, refused = cursor.fetchone()
+    return run_id, inserted, refused
+
+
+def _audit_tampering(actor, exc: ArtefactTampered) -> None:
+    """Record a refused artefact in its own transaction, so the record survives the refusal."""
+    with transaction.atomic():
+        audit_record(
+            actor=audit_actor(actor),
+            action="artefact.digest_mismatch",
+            target=exc.existing,
+            reason=(
+                f"Refused: {exc.offered.name} {exc.offered.version} reported with digest "
+                f"{exc.offered.digest} by run {exc.run_key}; recorded digest is "
+                f"{exc.existing.digest}. {via(actor)}"
+            ).strip(),
+            before={"digest": exc.existing.digest},
+            after={"digest": exc.offered.digest, "uri": exc.offered.uri, "run": exc.run_key},
+        )
+
+
+def _queue_gate_evaluation(run_id: int) -> None:
+    """After commit, hand the run to the gate dispatcher (batched Celery task; the run's
+    gates_pending flag, written with the change, is the durable record of the work)."""
+
+    def dispatch() -> None:
+        dispatcher.add(run_id)
+
+    transaction.on_commit(dispatch, robust=True)
+
+
+def pipeline_run_upsert(
+    *,
+    actor,
+    service: Service | int,
+    event: RunEvent,
+    checks: tuple[CheckReport, ...] = (),
+    artefacts: tuple[ArtefactReport, ...] = (),
+) -> RunUpsertResult:
+    """Record a CI run (one attempt) with its checks and artefacts: the one write path for the
+    REST endpoint, the webhooks and the pollers.
+
+    Permissions: a token with ``runs:write`` for the service, an integration of the service,
+    or the system. Idempotent on (provider, external_id, attempt): the same report again reads
+    one row and writes nothing; a finished run never goes back to queued or running (an
+    out-of-order event only fills blanks). After commit the automated gates of that service's
+    releases are re-evaluated (batched Celery task, see gate_dispatch).
+
+    Audit: every change to a recorded run (status, corrections, late details, checks) and
+    every refused artefact is an audit event. The first report of a run is not: it is a
+    machine-reported fact, append-only in its own table, with its provenance on the row
+    (reported_by_token / reported_by_integration, created_at) — auditing it would triple the
+    writes of the hottest path and double the audit table for no decision recorded. The
+    decisions runs lead to (gate results) are audited by governance.
+    Raises PermissionDenied, Conflict (run of another service) or ArtefactTampered (409, whose
+    audit event is committed on its own).
+    """
+    service_id = service_id_of(service)
+    authorise_report(actor, service_id, TokenScope.RUNS_WRITE, getattr(service, "slug", ""))
+    event = _storable(event)
+    digest = report_hash(event, checks, artefacts)
+    try:
+        if connection.vendor == "postgresql":
+            created = _run_create_postgresql(actor, service_id, event, checks, artefacts, digest)
+            if created is not None:
+                return created
+        with transaction.atomic():
+            return _run_upsert(actor, service_id, event, checks, artefacts, digest)
+    except ArtefactTampered as exc:
+        _audit_tampering(actor, exc)
+        raise
+
+
+def _run_values(actor, service_id: int, event: RunEvent, digest: str, now) -> dict:
+    finished = event.status in FINISHED_RUN_STATUSES
+    return {
+        "service": service_id,
+        "provider": event.provider,
+        "external_id": event.external_id,
+        "attempt": event.attempt,
+        "status": event.status,
+        "commit_sha": event.commit_sha,
+        "ref": event.ref,
+        "version": event.version,
+        "url": event.url,
+        "name": event.name,
+        "repository": event.repository,
+        "raw_status": event.raw_status,
+        "waiting_approval": event.waiting_approval,
+        "started_at": event.started_at,
+        "finished_at": (event.finished_at or now) if finished else None,
+        "report_hash": digest,
+        "gates_pending": True,
+        "reported_by_token": getattr(getattr(actor, "token", None), "pk", None),
+        "reported_by_integration": getattr(getattr(actor, "integration", None), "pk", None),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _created_run(run_id: int, values: dict) -> PipelineRun:
+    values = dict(values)
+    for fk in ("service", "reported_by_token", "reported_by_integration"):
+        values[f"{fk}_id"] = values.pop(fk)
+    run = PipelineRun(id=run_id, **values)
+    run._state.adding = False
+    return run
+
+
+def _run_create_postgresql(
+    actor, service_id, event, checks, artefacts, digest
+) -> RunUpsertResult | None:
+    """Try the create path as one autocommitted statement; None when the run exists."""
+    now = timezone.now()
+    values = _run_values(actor, service_id, event, digest, now)
+    run_id, inserted, refused = _insert_run_tree_postgresql(values, checks, artefacts)
+    if refused:
+        probe = PipelineRun(
+            provider=event.provider, external_id=event.external_id, attempt=event.attempt
+        )
+        _verify_artefacts(service_id=service_id, run=probe, artefacts=artefacts)
+    if run_id is None:
+        return None
+    run = _created_run(run_id, values)
+    if inserted < len(artefacts):
+        # Recorded already: the same digest (one record, fine) — or, if a concurrent post
+        # slipped a different digest in after our guard read, refused: undo the run.
+        try:
+            _verify_artefacts(service_id=service_id, run=run, artefacts=artefacts)
+        except ArtefactTampered:
+            with transaction.atomic():
+                PipelineRun.objects.filter(pk=run_id).delete()
+            raise
+    _queue_gate_evaluation(run_id)
+    # The checks as reported are the checks stored (same kind, name, status, metrics).
+    return RunUpsertResult(run=run, created=True, changed=True, checks=list(checks))
+
+
+def _run_upsert(
+    actor,
+    service_id: int,
+    event: RunEvent,
+    checks: tuple[CheckReport, ...],
+    artefacts: tuple[ArtefactReport, ...],
+    digest: str,
+) -> RunUpsertResult:
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        values = _run_values(actor, service_id, event, digest, now)
+        run_id = _insert_run_if_absent(values)
+        if run_id is not None:
+            run = _created_run(run_id, values)
+            new_checks = PipelineCheck.objects.bulk_create(
+                [
+                    PipelineCheck(
+                        run_id=run_id, kind=c.kind, name=c.name, status=c.status, metrics=c.metrics
+                    )
+                    for c in checks
+                ]
+            )
+            _register_artefacts(service_id=service_id, run=run, artefacts=artefacts)
+            _queue_gate_evaluation(run_id)
+            return RunUpsertResult(run=run, created=True, changed=True, checks=new_checks)
+
+    key = {"provider": event.provider, "external_id": event.external_id, "attempt": event.attempt}
+    run = PipelineRun.objects.filter(**key).first()
+    if run is None:  # removed between our insert attempt and this read (a refused artefact)
+        raise TransitionNotAllowed("The run changed while it was being recorded; retry.")
+    if run.service_id != service_id:
+        raise Conflict(
+            f"Run {event.provider} #{event.external_id} attempt {event.attempt} is recorded "
+            "for another service.",
+            details={"external_id": ["Already used by a run of another service."]},
+        )
+    if run.report_hash == digest:
+        return RunUpsertResult(run=run, created=False, changed=False)
+    run = PipelineRun.objects.select_for_update().get(pk=run.pk)
+    if run.report_hash == digest:  # an identical report committed while we waited
+        return RunUpsertResult(run=run, created=False, changed=False)
+    return _run_merge(actor, run, event, checks, artefacts, digest, now)
+
+
+def _run_merge(actor, run, event, checks, artefacts, digest, now) -> RunUpsertResult:
+    stale = RUN_STATUS_RANK[event.status] < RUN_STATUS_RANK[run.status]
+    before: dict = {}
+    after: dict = {}
+
+    def put(field: str, value) -> None:
+        current = getattr(run, field)
+        if current != value:
+            before[field], after[field] = current, value
+            setattr(run, field, value)
+
+    if not stale:
+        put("status", event.status)
+        if event.raw_status:
+            put("raw_status", event.raw_status)
+        put("waiting_approval", event.waiting_approval)
+    for field in _RUN_TEXT_FIELDS:
+        value = getattr(event, field)
+        if value and (not stale or not getattr(run, field)):
+            put(field, value)
+    # Times are facts: the first one known is kept (Jenkins' FINALIZED times, for one, are
+    # shifted by post-build steps; its COMPLETED ones are exact).
+    if run.started_at is None and event.started_at is not None:
+        put("started_at", event.started_at)
+    if run.status in FINISHED_RUN_STATUSES and run.finished_at is None:
+        put("finished_at", event.finished_at or now)
+
+    existing = {(c.kind, c.name): c for c in run.checks.all()}
+    check_changes: dict[str, str] = {}
+    to_create, to_update = [], []
+    for c in checks:
+        current = existing.get((c.kind, c.name))
+        label = f"{c.kind}:{c.name}".rstrip(":")
+        if current is None:
+            current = PipelineCheck(
+                run=run, kind=c.kind, name=c.name, status=c.status, metrics=c.metrics
+            )
+            to_create.append(current)
+            existing[(c.kind, c.name)] = current
+            check_changes[label] = c.status
+        elif not stale and (current.status != c.status or current.metrics != c.metrics):
+            current.status, current.metrics = c.status, c.metrics
+            to_update.append(current)
+            check_changes[label] = c.status
+    _register_artefacts(service_id=run.service_id, run=run, artefacts=artefacts)
+
+    if not after and not check_changes:
+        # A different body that adds nothing (for instance a late "running" event for a
+        # finished run that repeats what is known): no write, no audit, no re-evaluation.
+        return RunUpsertResult(
+            run=run, created=False, changed=False, checks=list(existing.values())
+        )
+    if to_create:
+        PipelineCheck.objects.bulk_create(to_create)
+    if to_update:
+        PipelineCheck.objects.bulk_update(to_update, ["status", "metrics"])
+    run.report_hash = digest
+    run.updated_at = now
+    run.gates_pending = True
+    run.save(update_fields=[*after.keys(), "report_hash", "gates_pending", "updated_at"])
+    if check_changes:
+        after["checks"] = check_changes
+    reason = " ".join(
+        part
+        for part in (
+            "Out-of-order event: only missing details were filled in." if stale else "",
+            via(actor),
+        )
+        if part
+    )
+    audit_record(
+        actor=audit_actor(actor),
+        action="pipeline_run.status" if "status" in after else "pipeline_run.update",
+        target=run,
+        from_state=before.get("status", ""),
+        to_state=after.get("status", ""),
+        reason=reason,
+        before=before,
+        after=after,
+    )
+    _queue_gate_evaluation(run.pk)
+    return RunUpsertResult(run=run, created=False, changed=True, checks=list(existing.values()))
