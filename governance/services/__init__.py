@@ -10,10 +10,15 @@ effects. Split by topic; import from here.
 from __future__ import annotations
 
 from .audit import actor_parts, audit_record
-from .changes import (
+from .cab import (
     agenda_item_add,
     agenda_item_close,
     agenda_item_move,
+    meeting_build_agenda,
+    meeting_close,
+    meeting_create,
+)
+from .changes import (
     change_request_close,
     change_request_create,
     change_request_delete,
@@ -24,11 +29,6 @@ from .changes import (
     change_request_submit,
     change_request_update,
     change_request_withdraw,
-    meeting_build_agenda,
-    meeting_close,
-    meeting_create,
-    vote_cast,
-    vote_withdraw,
 )
 from .freezes import (
     freeze_exception_approve,
@@ -48,6 +48,7 @@ from .gates import (
     gates_invalidate,
 )
 from .risk import risk_assess, risk_override
+from .votes import vote_cast, vote_withdraw
 
 __all__ = [
     "actor_parts",

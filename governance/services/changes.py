@@ -1,4 +1,6 @@
-"""Change requests, CAB meetings and votes.
+"""Change requests: their lifecycle, and the quorum rules that votes and the CAB apply.
+
+Votes and decisions live in votes.py, meetings and their agenda in cab.py.
 
 Lock order, to stay deadlock-free: change request first, then its release. Votes are
 serialised by the change request's row lock, and the (change request, voter) unique
@@ -7,42 +9,33 @@ constraint makes "one vote per member" hold even if a code path forgets the lock
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.forms.models import model_to_dict
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
-from releases import services as release_services
-from releases.choices import ReleaseState
 from releases.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
-    RequirementsNotMet,
     TransitionNotAllowed,
 )
 from releases.models import Release
-from releases.roles import Role, has_role, user_roles
+from releases.roles import Role, has_role
 
 from ..choices import (
-    VOTING_STATES,
     AgendaOutcome,
     ChangeState,
     ChangeType,
-    MeetingKind,
-    MeetingState,
-    VoteChoice,
 )
 from ..domain import quorum
-from ..models import AgendaItem, CABMeeting, ChangeRequest, QuorumPolicyRecord, Recusal, Vote
-from ._common import is_chair, lock_release, require_manager, require_person, require_text
+from ..models import AgendaItem, ChangeRequest, QuorumPolicyRecord, Recusal, Vote
+from ._common import is_chair, require_manager, require_person, require_text
 from .audit import audit_record
 
 CR_FIELDS = (
@@ -65,7 +58,7 @@ DEFAULT_QUORUM = quorum.QuorumPolicy(
 )
 
 
-def _lock_cr(cr: ChangeRequest | int) -> ChangeRequest:
+def lock_cr(cr: ChangeRequest | int) -> ChangeRequest:
     pk = cr.pk if isinstance(cr, ChangeRequest) else cr
     try:
         return ChangeRequest.objects.select_for_update().get(pk=pk)
@@ -77,7 +70,7 @@ def _next_number() -> int:
     return (ChangeRequest.objects.aggregate(n=Max("number"))["n"] or 1000) + 1
 
 
-def _audit_cr(
+def audit_cr(
     cr: ChangeRequest, *, actor, action: str, from_state: str = "", reason: str = "", **kw
 ):
     audit_record(
@@ -92,7 +85,7 @@ def _audit_cr(
     )
 
 
-def _transition(cr: ChangeRequest, method, *, actor, action: str, reason: str = "") -> None:
+def cr_transition(cr: ChangeRequest, method, *, actor, action: str, reason: str = "") -> None:
     if not can_proceed(method):
         label = action.split(".")[-1].replace("_", " ")
         raise TransitionNotAllowed(
@@ -106,7 +99,7 @@ def _transition(cr: ChangeRequest, method, *, actor, action: str, reason: str = 
         raise TransitionNotAllowed(
             f"CR-{cr.number} was changed by someone else at the same time; reload."
         ) from None
-    _audit_cr(cr, actor=actor, action=action, from_state=from_state, reason=reason)
+    audit_cr(cr, actor=actor, action=action, from_state=from_state, reason=reason)
 
 
 def _may_edit(actor, cr: ChangeRequest) -> bool:
@@ -120,6 +113,19 @@ def _require_editor(actor, cr: ChangeRequest) -> None:
     if not _may_edit(actor, cr):
         raise PermissionDenied(
             "Only the requester or a release manager of the release can change this request."
+        )
+
+
+def require_chair(actor, cr: ChangeRequest | None = None) -> None:
+    require_person(actor)
+    if not is_chair(actor):
+        raise PermissionDenied("Only the CAB chair can do this.")
+    if cr is not None and (
+        cr.requested_by_id == actor.pk
+        or (cr.release is not None and cr.release.owner_id == actor.pk)
+    ):
+        raise PermissionDenied(
+            f"Separation of duties: you are involved in CR-{cr.number}, so you cannot decide it."
         )
 
 
@@ -215,7 +221,7 @@ def change_request_create(
             except IntegrityError:  # two creations raced for the same number
                 if attempt == 2:
                     raise
-        _audit_cr(
+        audit_cr(
             cr,
             actor=actor,
             action="change_request.create",
@@ -239,7 +245,7 @@ def change_request_update(
     if unknown:
         raise InvalidInput(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
     with transaction.atomic():
-        cr = _lock_cr(change_request)
+        cr = lock_cr(change_request)
         _require_editor(actor, cr)
         if cr.state not in (ChangeState.DRAFT, ChangeState.NEEDS_INFO):
             raise TransitionNotAllowed(
@@ -250,7 +256,7 @@ def change_request_update(
             setattr(cr, key, value)
         _validate_window(cr.window_start, cr.window_end)
         cr.save()
-        _audit_cr(
+        audit_cr(
             cr,
             actor=actor,
             action="change_request.update",
@@ -265,13 +271,13 @@ def change_request_delete(*, change_request: ChangeRequest | int, actor) -> None
     Permissions: requester, release managers of the release, administrators.
     Side effects: ``change_request.delete`` audit event with the draft's fields."""
     with transaction.atomic():
-        cr = _lock_cr(change_request)
+        cr = lock_cr(change_request)
         _require_editor(actor, cr)
         if cr.state != ChangeState.DRAFT:
             raise TransitionNotAllowed(
                 f"CR-{cr.number} is {cr.get_state_display().lower()}: only drafts can be deleted."
             )
-        _audit_cr(
+        audit_cr(
             cr,
             actor=actor,
             action="change_request.delete",
@@ -311,7 +317,7 @@ def change_request_submit(*, change_request: ChangeRequest | int, actor) -> Chan
     ``change_request.submit`` (and ``change_request.pre_approve`` for a standard change).
     """
     with transaction.atomic():
-        cr = _lock_cr(change_request)
+        cr = lock_cr(change_request)
         _require_editor(actor, cr)
         missing = {
             f: ["Required."]
@@ -325,11 +331,11 @@ def change_request_submit(*, change_request: ChangeRequest | int, actor) -> Chan
                 "Cannot submit: " + ", ".join(f.replace("_", " ") for f in missing) + " missing.",
                 details=missing,
             )
-        _transition(cr, cr.submit, actor=actor, action="change_request.submit")
+        cr_transition(cr, cr.submit, actor=actor, action="change_request.submit")
         _record_recusals(cr)
         if cr.change_type == ChangeType.STANDARD and _pre_approved_ready(cr):
             cr.decision_reasons = ["standard change: pre-approved model, gates passed"]
-            _transition(
+            cr_transition(
                 cr,
                 cr.pre_approve,
                 actor=actor,
@@ -376,9 +382,9 @@ def change_request_request_info(
     Side effects: ``change_request.request_info``; votes stay and may change."""
     comment = require_text(comment, "What information is needed")
     with transaction.atomic():
-        cr = _lock_cr(change_request)
-        _require_chair(actor, cr)
-        _transition(
+        cr = lock_cr(change_request)
+        require_chair(actor, cr)
+        cr_transition(
             cr, cr.request_info, actor=actor, action="change_request.request_info", reason=comment
         )
         AgendaItem.objects.filter(change_request=cr, outcome=AgendaOutcome.OPEN).update(
@@ -394,10 +400,10 @@ def change_request_implement(
     requester, release managers of the release. (Done automatically when the release is
     marked deployed.) Side effects: ``change_request.implement``."""
     with transaction.atomic():
-        cr = _lock_cr(change_request)
+        cr = lock_cr(change_request)
         if actor is not None:
             _require_editor(actor, cr)
-        _transition(cr, cr.implement, actor=actor, action="change_request.implement", reason=note)
+        cr_transition(cr, cr.implement, actor=actor, action="change_request.implement", reason=note)
         if cr.change_type == ChangeType.EMERGENCY:
             hours = getattr(
                 settings, "GOVERNANCE_EMERGENCY_REVIEW_HOURS", DEFAULT_EMERGENCY_REVIEW_HOURS
@@ -415,14 +421,14 @@ def change_request_review(
     Side effects: ``change_request.review``."""
     notes = require_text(notes, "Review notes", "notes")
     with transaction.atomic():
-        cr = _lock_cr(change_request)
+        cr = lock_cr(change_request)
         require_person(actor)
         if not (_may_edit(actor, cr) or is_chair(actor)):
             raise PermissionDenied(
                 "Only the requester, a release manager or the CAB chair can review."
             )
         cr.review_notes = notes
-        _transition(cr, cr.review, actor=actor, action="change_request.review", reason=notes)
+        cr_transition(cr, cr.review, actor=actor, action="change_request.review", reason=notes)
     return cr
 
 
@@ -430,13 +436,13 @@ def change_request_close(*, change_request: ChangeRequest | int, actor) -> Chang
     """reviewed → closed. Permissions: requester, release managers, CAB chair.
     Side effects: ``change_request.close``."""
     with transaction.atomic():
-        cr = _lock_cr(change_request)
+        cr = lock_cr(change_request)
         require_person(actor)
         if not (_may_edit(actor, cr) or is_chair(actor)):
             raise PermissionDenied(
                 "Only the requester, a release manager or the CAB chair can close."
             )
-        _transition(cr, cr.close, actor=actor, action="change_request.close")
+        cr_transition(cr, cr.close, actor=actor, action="change_request.close")
     return cr
 
 
@@ -460,7 +466,7 @@ def change_requests_withdraw_approval(*, release: Release, actor, reason: str) -
         from_state = cr.state
         cr.withdraw_approval()
         cr.save()
-        _audit_cr(
+        audit_cr(
             cr,
             actor=actor,
             action="change_request.withdraw_approval",
@@ -481,366 +487,8 @@ def change_request_withdraw(
     Side effects: ``change_request.withdraw``."""
     reason = require_text(reason, "A reason", "reason")
     with transaction.atomic():
-        cr = _lock_cr(change_request)
+        cr = lock_cr(change_request)
         _require_editor(actor, cr)
-        _transition(cr, cr.withdraw, actor=actor, action="change_request.withdraw", reason=reason)
+        cr_transition(cr, cr.withdraw, actor=actor, action="change_request.withdraw", reason=reason)
         AgendaItem.objects.filter(change_request=cr, outcome=AgendaOutcome.OPEN).delete()
     return cr
-
-
-# --- decisions --------------------------------------------------------------------------------
-
-
-def _apply_decision(cr: ChangeRequest, *, outcome: str, reasons: list[str], actor) -> None:
-    """Move the change request (and its release) for a decision; the CR row is locked."""
-    cr.decision_reasons = reasons
-    cr.decided_by = actor
-    reason = "; ".join(reasons)
-    if cr.state == ChangeState.SUBMITTED and outcome != "pending":
-        cr.start_review()  # decided straight from submitted (not yet on an agenda)
-    if outcome == "approved":
-        _transition(cr, cr.approve, actor=actor, action="change_request.approve", reason=reason)
-    elif outcome == "rejected":
-        _transition(cr, cr.reject, actor=actor, action="change_request.reject", reason=reason)
-    else:
-        return
-    AgendaItem.objects.filter(change_request=cr, outcome=AgendaOutcome.OPEN).update(
-        outcome=outcome, closed_at=timezone.now(), closed_by=actor
-    )
-    from .. import notify
-
-    notify.decision_made(change_request=cr, outcome=outcome)
-    if cr.release_id is None:
-        return
-    release = lock_release(cr.release_id)
-    if release.state != ReleaseState.AWAITING_APPROVAL:
-        return
-    # The release moves through the one door for release transitions: the same guard,
-    # audit event and listeners as a release manager's click. The chair's decision is the
-    # authority here, so the release-manager permission check is skipped (system=True).
-    if outcome == "rejected":
-        release_services.release_transition(
-            release=release,
-            actor=actor,
-            name="request_changes",
-            reason=f"CAB rejected CR-{cr.number}: {reason}",
-            system=True,
-        )
-    else:
-        # When sign-offs are still missing the release stays awaiting approval.
-        with contextlib.suppress(RequirementsNotMet):
-            release_services.release_transition(
-                release=release,
-                actor=actor,
-                name="approve",
-                reason=f"CAB approved CR-{cr.number}: {reason}",
-                system=True,
-            )
-
-
-def _require_voter(actor, cr: ChangeRequest) -> None:
-    require_person(actor)
-    policy = quorum_policy_for(cr)
-    if not has_role(actor, *CAB_ROLES, *policy.mandatory_roles):
-        raise PermissionDenied("Only CAB members vote on change requests.")
-    recusal = cr.recusals.filter(user=actor).first()
-    if (
-        recusal is not None
-        or cr.requested_by_id == actor.pk
-        or (cr.release is not None and cr.release.owner_id == actor.pk)
-    ):
-        why = recusal.reason if recusal else "is involved in this change"
-        raise PermissionDenied(
-            f"Separation of duties: you {why}, so you cannot vote on CR-{cr.number} "
-            "(your recusal is recorded)."
-        )
-
-
-def vote_cast(
-    *, change_request: ChangeRequest | int, actor, choice: str, comment: str = ""
-) -> Vote:
-    """Cast or change the actor's vote (approve / reject / abstain, with a comment — required
-    for a reject). When the quorum rule approves, the change request is approved and the
-    release moves on; a veto or a shortfall is recorded by the chair closing the item.
-
-    Permissions: CAB members and chairs (and holders of the policy's mandatory roles); never
-    the requester or the release owner. Votes are refused once decided. Concurrency: the
-    change request row lock serialises votes, so exactly one vote per member and one
-    decision result. Side effects: ``vote.cast`` / ``vote.change`` audit event, and the
-    decision's events.
-    """
-    if choice not in VoteChoice.values:
-        raise InvalidInput(
-            "A vote is approve, reject or abstain.", details={"choice": ["Invalid."]}
-        )
-    comment = (comment or "").strip()
-    if choice == VoteChoice.REJECT and not comment:
-        raise InvalidInput("A reject needs a comment.", details={"comment": ["Required."]})
-    with transaction.atomic():
-        cr = _lock_cr(change_request)
-        _require_voter(actor, cr)
-        if cr.state not in VOTING_STATES:
-            raise TransitionNotAllowed(
-                f"CR-{cr.number} is {cr.get_state_display().lower()}: votes can no longer change."
-            )
-        vote = Vote.objects.filter(change_request=cr, voter=actor).first()
-        before = {"choice": vote.choice, "comment": vote.comment} if vote else None
-        if vote is None:
-            vote = Vote.objects.create(
-                change_request=cr,
-                voter=actor,
-                choice=choice,
-                comment=comment,
-                roles=sorted(user_roles(actor)),
-            )
-        else:
-            vote.choice, vote.comment = choice, comment
-            vote.roles = sorted(user_roles(actor))
-            vote.updated_at = timezone.now()
-            vote.save()
-        audit_record(
-            actor=actor,
-            action="vote.change" if before else "vote.cast",
-            target=cr,
-            release=cr.release,
-            reason=comment,
-            before=before,
-            after={"choice": choice, "comment": comment},
-        )
-        decision = tally(cr)
-        if decision.outcome == "approved":
-            _apply_decision(cr, outcome="approved", reasons=decision.reasons, actor=actor)
-    return vote
-
-
-def vote_withdraw(*, change_request: ChangeRequest | int, actor) -> None:
-    """Withdraw the actor's vote before the decision. Side effects: ``vote.withdraw``."""
-    with transaction.atomic():
-        cr = _lock_cr(change_request)
-        require_person(actor)
-        if cr.state not in VOTING_STATES:
-            raise TransitionNotAllowed(f"CR-{cr.number} is decided: votes can no longer change.")
-        vote = Vote.objects.filter(change_request=cr, voter=actor).first()
-        if vote is None:
-            raise InvalidInput("You have not voted on this change request.")
-        before = {"choice": vote.choice, "comment": vote.comment}
-        vote.delete()
-        audit_record(
-            actor=actor, action="vote.withdraw", target=cr, release=cr.release, before=before
-        )
-
-
-# --- meetings and agenda ----------------------------------------------------------------------
-
-
-def _require_chair(actor, cr: ChangeRequest | None = None) -> None:
-    require_person(actor)
-    if not is_chair(actor):
-        raise PermissionDenied("Only the CAB chair can do this.")
-    if cr is not None and (
-        cr.requested_by_id == actor.pk
-        or (cr.release is not None and cr.release.owner_id == actor.pk)
-    ):
-        raise PermissionDenied(
-            f"Separation of duties: you are involved in CR-{cr.number}, so you cannot decide it."
-        )
-
-
-def meeting_create(
-    *,
-    actor,
-    title: str,
-    scheduled_at: datetime,
-    kind: str = MeetingKind.REGULAR,
-    duration: timedelta = timedelta(hours=1),
-    attendees=None,
-) -> CABMeeting:
-    """Schedule a CAB meeting chaired by the actor; attendees default to the CAB group.
-    Permissions: CAB chair, administrators. Side effects: ``meeting.create``."""
-    _require_chair(actor)
-    title = require_text(title, "A title", "title")
-    with transaction.atomic():
-        meeting = CABMeeting.objects.create(
-            title=title, kind=kind, scheduled_at=scheduled_at, duration=duration, chair=actor
-        )
-        if attendees is None:
-            attendees = get_user_model().objects.filter(groups__name__in=CAB_ROLES).distinct()
-        meeting.attendees.set(attendees)
-        audit_record(
-            actor=actor,
-            action="meeting.create",
-            target=meeting,
-            after={"title": title, "scheduled_at": scheduled_at, "kind": kind},
-        )
-    return meeting
-
-
-def _lock_meeting(meeting: CABMeeting | int) -> CABMeeting:
-    pk = meeting.pk if isinstance(meeting, CABMeeting) else meeting
-    meeting = CABMeeting.objects.select_for_update().get(pk=pk)
-    if meeting.state == MeetingState.CLOSED:
-        raise TransitionNotAllowed("The meeting is closed.")
-    return meeting
-
-
-def _add_item(meeting: CABMeeting, cr: ChangeRequest, actor) -> AgendaItem:
-    if cr.state == ChangeState.SUBMITTED:
-        _transition(
-            cr,
-            cr.start_review,
-            actor=actor,
-            action="change_request.start_review",
-            reason=f"On the agenda of {meeting}",
-        )
-    position = (meeting.items.aggregate(p=Max("position"))["p"] or 0) + 1
-    item, _ = AgendaItem.objects.get_or_create(
-        meeting=meeting, change_request=cr, defaults={"position": position}
-    )
-    audit_record(
-        actor=actor, action="agenda.add", target=meeting, release=cr.release, reason=str(cr)
-    )
-    return item
-
-
-def meeting_build_agenda(*, meeting: CABMeeting | int, actor) -> list[AgendaItem]:
-    """Add to the agenda every submitted or in-review change request (of the meeting's kind:
-    emergency for an emergency CAB) not already on an open agenda whose planned window
-    starts before the next meeting after this one (so it must be decided now).
-    Permissions: CAB chair. Side effects: ``agenda.add`` (and ``change_request.start_review``)
-    per item."""
-    with transaction.atomic():
-        meeting = _lock_meeting(meeting)
-        _require_chair(actor)
-        types = (
-            [ChangeType.EMERGENCY]
-            if meeting.kind == MeetingKind.EMERGENCY
-            else [ChangeType.NORMAL, ChangeType.EMERGENCY]
-        )
-        later = (
-            CABMeeting.objects.filter(
-                state=MeetingState.SCHEDULED,
-                kind=meeting.kind,
-                scheduled_at__gt=meeting.scheduled_at,
-            )
-            .order_by("scheduled_at")
-            .first()
-        )
-        candidates = ChangeRequest.objects.filter(
-            state__in=VOTING_STATES, change_type__in=types
-        ).exclude(agenda_items__meeting__state=MeetingState.SCHEDULED, agenda_items__outcome="")
-        if later is not None:
-            candidates = candidates.filter(window_start__lt=later.scheduled_at)
-        added = []
-        for cr in candidates.select_for_update().order_by("window_start", "id"):
-            added.append(_add_item(meeting, cr, actor))
-        return added
-
-
-def agenda_item_add(
-    *, meeting: CABMeeting | int, change_request: ChangeRequest | int, actor
-) -> AgendaItem:
-    """Put a change request (submitted or in review) on the agenda. Permissions: CAB chair.
-    Side effects: ``agenda.add``."""
-    with transaction.atomic():
-        meeting = _lock_meeting(meeting)
-        _require_chair(actor)
-        cr = _lock_cr(change_request)
-        if cr.state not in VOTING_STATES:
-            raise TransitionNotAllowed(
-                f"CR-{cr.number} is {cr.get_state_display().lower()}; only submitted changes "
-                "go on an agenda."
-            )
-        return _add_item(meeting, cr, actor)
-
-
-def agenda_item_move(*, item: AgendaItem | int, actor, position: int) -> AgendaItem:
-    """Move an item to ``position`` (1-based) and renumber the rest. Permissions: CAB chair.
-    Side effects: ``agenda.move``."""
-    with transaction.atomic():
-        item = AgendaItem.objects.select_related("meeting").get(
-            pk=item.pk if isinstance(item, AgendaItem) else item
-        )
-        meeting = _lock_meeting(item.meeting_id)
-        _require_chair(actor)
-        items = [i for i in meeting.items.order_by("position", "id") if i.pk != item.pk]
-        position = max(1, min(position, len(items) + 1))
-        items.insert(position - 1, item)
-        for index, each in enumerate(items, start=1):
-            if each.position != index:
-                each.position = index
-                each.save(update_fields=["position"])
-        audit_record(
-            actor=actor,
-            action="agenda.move",
-            target=meeting,
-            reason=f"{item.change_request_id} → {position}",
-        )
-        item.refresh_from_db()
-        return item
-
-
-def agenda_item_close(
-    *, item: AgendaItem | int, actor, outcome: str = "", comment: str = ""
-) -> AgendaItem:
-    """The chair closes an item: the quorum rule is evaluated as closing (what is still
-    missing becomes a rejection), or the chair sends it back for information
-    (``outcome="needs_info"``, comment required). Moves the change request and the release.
-    Permissions: CAB chair, not involved in the change. Side effects: the decision's events
-    and ``agenda.close``."""
-    with transaction.atomic():
-        item = AgendaItem.objects.get(pk=item.pk if isinstance(item, AgendaItem) else item)
-        meeting = _lock_meeting(item.meeting_id)
-        cr = _lock_cr(item.change_request_id)
-        _require_chair(actor, cr)
-        if outcome == AgendaOutcome.NEEDS_INFO:
-            comment = require_text(comment, "What information is needed")
-            if cr.state == ChangeState.SUBMITTED:
-                cr.start_review()
-            _transition(
-                cr,
-                cr.request_info,
-                actor=actor,
-                action="change_request.request_info",
-                reason=comment,
-            )
-            final = AgendaOutcome.NEEDS_INFO
-        elif cr.state in VOTING_STATES:
-            decision = tally(cr, closing=True)
-            reasons = decision.reasons + ([f"chair: {comment}"] if comment else [])
-            _apply_decision(cr, outcome=decision.outcome, reasons=reasons, actor=actor)
-            final = decision.outcome
-        else:
-            final = cr.state if cr.state in AgendaOutcome.values else item.outcome
-        AgendaItem.objects.filter(pk=item.pk).update(
-            outcome=final or AgendaOutcome.REJECTED, closed_at=timezone.now(), closed_by=actor
-        )
-        audit_record(
-            actor=actor,
-            action="agenda.close",
-            target=meeting,
-            release=cr.release,
-            reason=f"CR-{cr.number}: {final}",
-        )
-        item.refresh_from_db()
-        return item
-
-
-def meeting_close(*, meeting: CABMeeting | int, actor) -> CABMeeting:
-    """Close every open item (as agenda_item_close) and the meeting. Permissions: CAB chair.
-    Items of changes the chair is involved in are left open for another chair.
-    Side effects: the items' events and ``meeting.close``."""
-    with transaction.atomic():
-        meeting = _lock_meeting(meeting)
-        _require_chair(actor)
-        for item in meeting.items.filter(outcome=AgendaOutcome.OPEN).select_related(
-            "change_request__release"
-        ):
-            cr = item.change_request
-            if cr.requested_by_id == actor.pk or (cr.release and cr.release.owner_id == actor.pk):
-                continue
-            agenda_item_close(item=item, actor=actor)
-        meeting.state = MeetingState.CLOSED
-        meeting.closed_at = timezone.now()
-        meeting.save(update_fields=["state", "closed_at"])
-        audit_record(actor=actor, action="meeting.close", target=meeting)
-        return meeting
