@@ -16,7 +16,3 @@ class GovernanceConfig(AppConfig):
         readiness.register(governance_blockers)
         readiness.register_transition_listener(listeners.on_release_transition)
         readiness.register_change_listener(listeners.on_release_change)
-
-        from . import demo
-
-        demo.register()

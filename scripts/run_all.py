@@ -61,7 +61,7 @@ def _prepare_broker_folders() -> None:
 def _banner(host: str, port: int) -> str:
     lines = ["", f"Releasegate is starting on http://{host}:{port}/", ""]
     try:
-        from releases.management.commands.seed_demo import demo_logins
+        from demo.users import demo_logins
 
         lines.append(demo_logins())
     except Exception as error:  # the banner must never stop the servers from starting

@@ -10,3 +10,5 @@ DEBUG = False
 # Stub servers (webhooks, pollers, Prometheus) listen on 127.0.0.1; the guard's own tests turn
 # this off with override_settings.
 OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", True)
+# Tests load the demo (seed_demo) like `make run` does.
+INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # noqa: F405

@@ -3,7 +3,9 @@ that satisfies each governed transition of the demo portfolio the way people wou
 posts green runs, quinn/sam/omar/paula sign off, carla/chris (and sam for high risk) vote
 in a CAB meeting, chris approves freeze exceptions — all through the services.
 
-Registered from GovernanceConfig.ready() into releases.demo's hooks.
+``demo.seed`` calls ``ensure_reference_data`` after the demo users exist, ``resolve``
+(through ``demo.lifecycle``) before each governed transition, and ``after_seed`` once the
+portfolio is built.
 """
 
 from __future__ import annotations
@@ -15,13 +17,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from pipelines import verdicts
-from pipelines.models import CheckKind, PipelineCheck, PipelineRun
-from releases.models import Environment, Release
-
-from . import services
-from .choices import VOTING_STATES, ChangeState, GateStatus, MeetingState
-from .models import (
+from governance import services
+from governance.choices import VOTING_STATES, ChangeState, GateStatus, MeetingState
+from governance.models import (
     CABMeeting,
     ChangeRequest,
     FreezeWindow,
@@ -30,7 +28,10 @@ from .models import (
     PolicySnapshot,
     QuorumPolicyRecord,
 )
-from .readiness import freeze_blockers
+from governance.readiness import freeze_blockers
+from pipelines import verdicts
+from pipelines.models import CheckKind, PipelineCheck, PipelineRun
+from releases.models import Environment, Release
 
 SIGNERS = {
     "qa_lead": "quinn",
@@ -274,7 +275,7 @@ def _review_changes(release: Release) -> None:
 
 
 def resolve(release: Release, transition: str) -> None:
-    """releases.demo resolver: satisfy governance before ``transition`` of ``release``."""
+    """Satisfy governance before ``transition`` of ``release``, as its people would."""
     release = Release.objects.get(pk=release.pk)
     with transaction.atomic():
         if not PolicySnapshot.objects.filter(release=release).exists():
@@ -317,16 +318,3 @@ def after_seed() -> None:
             scheduled_at=when + timedelta(days=7),
         )
     services.meeting_build_agenda(meeting=meeting, actor=chris)
-
-
-def register() -> None:
-    from releases import demo
-
-    if resolve not in demo.REQUIREMENT_RESOLVERS:
-        demo.REQUIREMENT_RESOLVERS.append(resolve)
-    for hooks, fn in (
-        (getattr(demo, "REFERENCE_DATA_HOOKS", None), ensure_reference_data),
-        (getattr(demo, "AFTER_SEED_HOOKS", None), after_seed),
-    ):
-        if hooks is not None and fn not in hooks:
-            hooks.append(fn)

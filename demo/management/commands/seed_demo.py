@@ -1,10 +1,11 @@
-"""``manage.py seed_demo``: load the demo portfolio (idempotent; see releases/demo.py)."""
+"""``manage.py seed_demo``: load the demo portfolio (idempotent; see demo/seed.py)."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from releases import demo
+from demo.seed import seed
+from demo.users import demo_logins
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         verbose = options["verbosity"] > 1
-        result = demo.seed(stdout=self.stdout if verbose else None)
+        result = seed(stdout=self.stdout if verbose else None)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo portfolio ready: {result.created} release(s) created, "
@@ -27,11 +28,3 @@ class Command(BaseCommand):
         )
         if not options["quiet_users"]:
             self.stdout.write(demo_logins())
-
-
-def demo_logins() -> str:
-    lines = [f"Demo logins (password for all: {demo.DEMO_PASSWORD}):"]
-    for username, first, last, roles, teams in demo.DEMO_USERS:
-        what = ", ".join(roles) + (f" — {', '.join(t.title() for t in teams)}" if teams else "")
-        lines.append(f"  {username:<7} {first} {last} ({what})")
-    return "\n".join(lines)

@@ -2,13 +2,13 @@
 
 seed_demo drives about forty releases through their lifecycle; the CD systems that would
 have reported their deployments (and the continuous stream of service deployments between
-releases) do not exist in a demo. This AFTER_SEED hook writes that history directly, the way
-seed_scale does: for each shipped demo release, its staging and production deployments at
-the release's own timestamps; and, for the last six months, a realistic stream of
-production deployments per service with the CI runs that built them, occasional failures
-fixed by a redeploy, incidents and a rollback. It is demo data, not application behaviour
-(the dashboards app writes nothing at run time), and it is idempotent: rows are keyed by
-provider ``demo-history``, so a second seed_demo adds nothing.
+releases) do not exist in a demo. ``demo.seed`` calls ``delivery_history`` last, and it
+writes that history directly, the way seed_scale does: for each shipped demo release, its
+staging and production deployments at the release's own timestamps; and, for the last six
+months, a realistic stream of production deployments per service with the CI runs that
+built them, occasional failures fixed by a redeploy, incidents and a rollback. It is demo
+data, not application behaviour, and it is idempotent: rows are keyed by provider
+``demo-history``, so a second seed_demo adds nothing.
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from dashboards.services import metrics_facts_refresh
+from pipelines.models import Incident, PipelineRun
+from releases.models import Deployment, Environment, Release, Service
+
 PROVIDER = "demo-history"
 DAYS = 180
 
 
 def delivery_history() -> None:
     """Write the demo's deployments, runs and incidents once (see module docstring)."""
-    from pipelines.models import Incident, PipelineRun
-    from releases.models import Deployment, Environment, Release, Service
-
     if Deployment.objects.filter(provider=PROVIDER).exists():
         return
     production = Environment.objects.filter(is_production=True).order_by("order").first()
@@ -156,15 +157,4 @@ def delivery_history() -> None:
             ],
             batch_size=1000,
         )
-    from .services import metrics_facts_refresh
-
     metrics_facts_refresh(full=True)
-
-
-def register() -> None:
-    """Add the hook to seed_demo (called from DashboardsConfig.ready)."""
-    from releases import demo
-
-    hooks = getattr(demo, "AFTER_SEED_HOOKS", None)
-    if hooks is not None and delivery_history not in hooks:
-        hooks.append(delivery_history)
