@@ -23,6 +23,6 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("pipelines/", include("pipelines.urls")),
     path("dashboards/", include("dashboards.urls")),
-    path("", include("releases.postrelease_urls")),
+    path("", include("releases.postrelease.urls")),
     path("", include("releases.urls")),
 ]

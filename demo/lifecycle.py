@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 
 import time_machine
 
-from releases import communications, postrelease, readiness, services
+from releases import communications, readiness, services
 from releases.errors import RequirementsNotMet
 from releases.models import Service
+from releases.postrelease import services as postrelease
 
 from . import governance as demo_governance
 from .catalogue import KEY_PREFIX

@@ -16,3 +16,12 @@ class GovernanceConfig(AppConfig):
         readiness.register(governance_blockers)
         readiness.register_transition_listener(listeners.on_release_transition)
         readiness.register_change_listener(listeners.on_release_change)
+
+        # The risk that governs a release, and governance's sections of its evidence pack.
+        from releases.risk import register_risk_source
+
+        from . import evidence
+        from .risk_source import RISK_SOURCE
+
+        register_risk_source(RISK_SOURCE)
+        evidence.register()

@@ -6,4 +6,15 @@ class PipelinesConfig(AppConfig):
     verbose_name = "Pipelines"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        # Pipelines' facts about a release where the releases app shows them: its evidence
+        # pack (artefacts, incidents, verification) and the post-release panel (incidents).
+        from releases.postrelease import panel
+
+        from . import (
+            evidence,
+            schema,  # noqa: F401  (registers the OpenAPI auth extension)
+        )
+        from .postrelease import release_incidents
+
+        evidence.register()
+        panel.register("incidents", release_incidents)

@@ -6,8 +6,9 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases"
 
     def ready(self) -> None:
-        from . import communications, postrelease, readiness
+        from . import communications, readiness
         from .evidence import capture_on_deployment
+        from .postrelease import services as postrelease
 
         # A deployed release gets its default validation checklist ...
         readiness.register_transition_listener(postrelease.on_release_transition)

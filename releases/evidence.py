@@ -1,6 +1,10 @@
 """Evidence packs: what an auditor asks about a release, captured at deployment and on
 demand, downloadable as a ZIP (an HTML summary for people, JSON for machines).
 
+The pack is built from sections: the releases app's own (the release, its scope, deployments,
+post-release work, audit events) and those the higher apps register (``register_section``),
+so the releases app lists gates or incidents without importing the apps that own them.
+
 The snapshot embeds every audit event of the release with its hash and the head of the
 release's audit chain at capture time, so a later change to the history is detectable by
 comparing the pack with ``manage.py verify_audit``.
@@ -12,6 +16,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -27,261 +32,217 @@ from .models import EvidencePack, Release
 
 SNAPSHOT_VERSION = 1
 
+Section = Callable[[Release], Any]
+# key -> (position, builder). The pack lists its sections by position, whichever app
+# registered them and whenever.
+_sections: dict[str, tuple[int, Section]] = {}
 
-def _person(user) -> str | None:
+
+def register_section(key: str, build: Section, *, position: int) -> Section:
+    """Add the section ``key`` to every pack, built by ``build(release)`` (plain JSON-ready
+    data, read-only). Sections go in ``position`` order; the releases app holds the tens
+    below, and the higher apps register theirs in their AppConfig.ready() (governance: risk
+    assessment, gates, change requests, freeze exceptions; pipelines: artefacts, incidents,
+    verification samples). Idempotent; a key or position already taken by another section
+    is an error, so no app silently replaces another's evidence."""
+    for other, (at, builder) in _sections.items():
+        if (other == key or at == position) and (other, at, builder) != (key, position, build):
+            raise ValueError(f"Evidence section {key!r} at {position} clashes with {other!r}.")
+    _sections[key] = (position, build)
+    return build
+
+
+def unregister_section(key: str) -> None:
+    _sections.pop(key, None)
+
+
+def section_keys() -> list[str]:
+    """The keys of the registered sections, in the order the pack lists them."""
+    return [key for key, _ in sorted(_sections.items(), key=lambda item: item[1][0])]
+
+
+def person(user) -> str | None:
+    """How a pack names a person: the username, or None."""
     return user.get_username() if user else None
 
 
-def _iso(value) -> str | None:
+def iso(value) -> str | None:
+    """How a pack writes a date or time: ISO 8601, or None."""
     return value.isoformat() if value else None
+
+
+def plain(value):
+    """``value`` as the pack's JSON will hold it (dates as strings, decimals as text)."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def collect_evidence(release: Release) -> dict[str, Any]:
     """Everything the pack holds, as plain JSON-ready data. Read-only."""
-    from governance.models import ChangeRequest, FreezeException, GateCheck, RiskAssessment
-    from pipelines.models import Artefact, Incident
+    snapshot: dict[str, Any] = {"format": "releasegate-evidence", "version": SNAPSHOT_VERSION}
+    for key in section_keys():
+        snapshot[key] = _sections[key][1](release)
+    return snapshot
 
-    services = list(release.services.select_related("team").order_by("slug"))
-    service_ids = [s.pk for s in services]
-    risk = RiskAssessment.objects.filter(release=release).first()
-    gates = GateCheck.objects.filter(release=release).select_related("decided_by", "run")
-    change_requests = (
-        ChangeRequest.objects.filter(release=release)
-        .select_related("requested_by", "decided_by")
-        .prefetch_related("votes__voter")
-    )
-    exceptions = FreezeException.objects.filter(release=release).select_related(
-        "freeze", "requested_by", "approver"
-    )
+
+# --- the releases app's own sections -------------------------------------------------------
+
+
+def _release(release: Release) -> dict[str, Any]:
+    services = release.services.select_related("team").order_by("slug")
+    return {
+        "id": release.pk,
+        "name": release.name,
+        "version": release.version,
+        "type": release.release_type,
+        "state": release.state,
+        "risk_level": release.risk_level,
+        "owner": person(release.owner),
+        "product_owner": person(release.product_owner),
+        "services": [
+            {"slug": s.slug, "team": s.team.name, "criticality": s.criticality} for s in services
+        ],
+        "window": [iso(release.window_start), iso(release.window_end)],
+        "code_freeze_at": iso(release.code_freeze_at),
+        "planned_at": iso(release.planned_at),
+        "approved_at": iso(release.approved_at),
+        "deployed_at": iso(release.deployed_at),
+    }
+
+
+def _scope(release: Release) -> list[dict]:
+    return [
+        {
+            "kind": i.kind,
+            "key": i.external_key,
+            "title": i.title,
+            "url": i.url,
+            "status": i.status,
+        }
+        for i in release.scope_items.all()
+    ]
+
+
+def _risk_register(release: Release) -> list[dict]:
+    return [
+        {
+            "description": r.description,
+            "likelihood": r.likelihood,
+            "impact": r.impact,
+            "mitigation": r.mitigation,
+            "status": r.status,
+        }
+        for r in release.risks.all()
+    ]
+
+
+def _rollback_plan(release: Release) -> dict | None:
+    if not hasattr(release, "rollback_plan"):
+        return None
+    return {
+        "steps": release.rollback_plan.steps,
+        "rehearsed_at": iso(release.rollback_plan.rehearsed_at),
+        "evidence_url": release.rollback_plan.evidence_url,
+    }
+
+
+def _deployments(release: Release) -> list[dict]:
     deployments = release.deployments.select_related("environment", "service").order_by(
         "created_at", "id"
     )
-    artefacts = Artefact.objects.filter(service_id__in=service_ids, version=release.version)
-    incidents = Incident.objects.filter(deployment__release=release).order_by("started_at")
-    retro = getattr(release, "retrospective", None)
-    impact = getattr(release, "impact_assessment", None)
-    events = AuditEvent.objects.filter(release=release).order_by("chain_seq")
+    return [
+        {
+            "service": d.service.slug,
+            "environment": d.environment.name,
+            "version": d.version,
+            "state": d.state,
+            "strategy": d.strategy,
+            "started_at": iso(d.started_at),
+            "finished_at": iso(d.finished_at),
+            "url": d.url,
+        }
+        for d in deployments
+    ]
 
+
+def _validation(release: Release) -> list[dict]:
+    return [
+        {
+            "title": v.title,
+            "done_by": person(v.done_by),
+            "done_at": iso(v.done_at),
+            "note": v.note,
+        }
+        for v in release.validation_items.select_related("done_by")
+    ]
+
+
+def _retrospective(release: Release) -> dict | None:
+    retro = getattr(release, "retrospective", None)
+    if retro is None:
+        return None
     return {
-        "format": "releasegate-evidence",
-        "version": SNAPSHOT_VERSION,
-        "release": {
-            "id": release.pk,
-            "name": release.name,
-            "version": release.version,
-            "type": release.release_type,
-            "state": release.state,
-            "risk_level": release.risk_level,
-            "owner": _person(release.owner),
-            "product_owner": _person(release.product_owner),
-            "services": [
-                {"slug": s.slug, "team": s.team.name, "criticality": s.criticality}
-                for s in services
-            ],
-            "window": [_iso(release.window_start), _iso(release.window_end)],
-            "code_freeze_at": _iso(release.code_freeze_at),
-            "planned_at": _iso(release.planned_at),
-            "approved_at": _iso(release.approved_at),
-            "deployed_at": _iso(release.deployed_at),
-        },
-        "scope": [
+        "went_well": retro.went_well,
+        "went_badly": retro.went_badly,
+        "to_change": retro.to_change,
+        "lessons_learned": retro.lessons_learned,
+        "runbook_links": retro.runbook_links,
+        "action_items": [
             {
-                "kind": i.kind,
-                "key": i.external_key,
-                "title": i.title,
-                "url": i.url,
-                "status": i.status,
+                "title": a.title,
+                "owner": person(a.owner),
+                "due_date": iso(a.due_date),
+                "status": a.status,
             }
-            for i in release.scope_items.all()
-        ],
-        "risk_register": [
-            {
-                "description": r.description,
-                "likelihood": r.likelihood,
-                "impact": r.impact,
-                "mitigation": r.mitigation,
-                "status": r.status,
-            }
-            for r in release.risks.all()
-        ],
-        "risk_assessment": None
-        if risk is None
-        else {
-            "score": risk.score,
-            "computed_level": risk.computed_level,
-            "factors": risk.factors,
-            "override_level": risk.override_level,
-            "override_justification": risk.override_justification,
-            "overridden_by": _person(risk.overridden_by),
-        },
-        "rollback_plan": None
-        if not hasattr(release, "rollback_plan")
-        else {
-            "steps": release.rollback_plan.steps,
-            "rehearsed_at": _iso(release.rollback_plan.rehearsed_at),
-            "evidence_url": release.rollback_plan.evidence_url,
-        },
-        "gates": [
-            {
-                "stage": g.stage,
-                "kind": g.kind,
-                "label": g.label,
-                "role": g.role,
-                "status": g.status,
-                "policy": f"{g.policy_name} v{g.policy_version}",
-                "decided_by": _person(g.decided_by),
-                "decided_at": _iso(g.decided_at),
-                "comment": g.comment,
-                "detail": g.detail,
-                "run": None
-                if g.run is None
-                else {
-                    "provider": g.run.provider,
-                    "external_id": g.run.external_id,
-                    "attempt": g.run.attempt,
-                    "status": g.run.status,
-                    "commit_sha": g.run.commit_sha,
-                    "url": g.run.url,
-                },
-            }
-            for g in gates
-        ],
-        "change_requests": [
-            {
-                "number": cr.number,
-                "title": cr.title,
-                "type": cr.change_type,
-                "state": cr.state,
-                "requested_by": _person(cr.requested_by),
-                "decided_by": _person(cr.decided_by),
-                "decided_at": _iso(cr.decided_at),
-                "decision_reasons": cr.decision_reasons,
-                "votes": [
-                    {
-                        "voter": _person(v.voter),
-                        "choice": v.choice,
-                        "comment": v.comment,
-                        "at": _iso(v.updated_at),
-                    }
-                    for v in cr.votes.all()
-                ],
-            }
-            for cr in change_requests
-        ],
-        "freeze_exceptions": [
-            {
-                "freeze": e.freeze.name,
-                "justification": e.justification,
-                "state": e.state,
-                "requested_by": _person(e.requested_by),
-                "approver": _person(e.approver),
-                "expires_at": _iso(e.expires_at),
-            }
-            for e in exceptions
-        ],
-        "artefacts": [
-            {
-                "service_id": a.service_id,
-                "name": a.name,
-                "version": a.version,
-                "digest": a.digest,
-                "uri": a.uri,
-            }
-            for a in artefacts
-        ],
-        "deployments": [
-            {
-                "service": d.service.slug,
-                "environment": d.environment.name,
-                "version": d.version,
-                "state": d.state,
-                "strategy": d.strategy,
-                "started_at": _iso(d.started_at),
-                "finished_at": _iso(d.finished_at),
-                "url": d.url,
-            }
-            for d in deployments
-        ],
-        "incidents": [
-            {
-                "alertname": i.alertname,
-                "status": i.status,
-                "started_at": _iso(i.started_at),
-                "resolved_at": _iso(i.resolved_at),
-            }
-            for i in incidents
-        ],
-        "verification_samples": _verification_samples(release),
-        "validation": [
-            {
-                "title": v.title,
-                "done_by": _person(v.done_by),
-                "done_at": _iso(v.done_at),
-                "note": v.note,
-            }
-            for v in release.validation_items.select_related("done_by")
-        ],
-        "retrospective": None
-        if retro is None
-        else {
-            "went_well": retro.went_well,
-            "went_badly": retro.went_badly,
-            "to_change": retro.to_change,
-            "lessons_learned": retro.lessons_learned,
-            "runbook_links": retro.runbook_links,
-            "action_items": [
-                {
-                    "title": a.title,
-                    "owner": _person(a.owner),
-                    "due_date": _iso(a.due_date),
-                    "status": a.status,
-                }
-                for a in release.action_items.select_related("owner")
-            ],
-        },
-        "impact_assessment": None
-        if impact is None
-        else {
-            "expected_outcome": impact.expected_outcome,
-            "observed_outcome": impact.observed_outcome,
-            "customer_impact": impact.customer_impact,
-        },
-        "audit_events": [
-            {
-                "id": e.pk,
-                "seq": e.chain_seq,
-                "at": _iso(e.created_at),
-                "actor": e.actor_label,
-                "action": e.action,
-                "target": e.target_repr,
-                "from_state": e.from_state,
-                "to_state": e.to_state,
-                "reason": e.reason,
-                "before": e.before,
-                "after": e.after,
-                "prev_hash": e.prev_hash,
-                "hash": e.hash,
-            }
-            for e in events
+            for a in release.action_items.select_related("owner")
         ],
     }
 
 
-def _verification_samples(release: Release) -> list[dict]:
-    """Deployment verification samples, when the workers' verification models exist."""
-    try:
-        from pipelines.models import VerificationSample
-    except ImportError:  # verification arrives with the workers; older databases lack it
-        return []
-    samples = VerificationSample.objects.filter(run__deployment__release=release).order_by("pk")
+def _impact_assessment(release: Release) -> dict | None:
+    impact = getattr(release, "impact_assessment", None)
+    if impact is None:
+        return None
+    return {
+        "expected_outcome": impact.expected_outcome,
+        "observed_outcome": impact.observed_outcome,
+        "customer_impact": impact.customer_impact,
+    }
+
+
+def _audit_events(release: Release) -> list[dict]:
+    events = AuditEvent.objects.filter(release=release).order_by("chain_seq")
     return [
-        {field.name: _plain(getattr(s, field.attname)) for field in s._meta.concrete_fields}
-        for s in samples
+        {
+            "id": e.pk,
+            "seq": e.chain_seq,
+            "at": iso(e.created_at),
+            "actor": e.actor_label,
+            "action": e.action,
+            "target": e.target_repr,
+            "from_state": e.from_state,
+            "to_state": e.to_state,
+            "reason": e.reason,
+            "before": e.before,
+            "after": e.after,
+            "prev_hash": e.prev_hash,
+            "hash": e.hash,
+        }
+        for e in events
     ]
 
 
-def _plain(value):
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+# Between them, the higher apps' sections (see register_section): risk_assessment 40,
+# gates 60, change_requests 70, freeze_exceptions 80, artefacts 90, incidents 110,
+# verification_samples 120.
+register_section("release", _release, position=10)
+register_section("scope", _scope, position=20)
+register_section("risk_register", _risk_register, position=30)
+register_section("rollback_plan", _rollback_plan, position=50)
+register_section("deployments", _deployments, position=100)
+register_section("validation", _validation, position=130)
+register_section("retrospective", _retrospective, position=140)
+register_section("impact_assessment", _impact_assessment, position=150)
+register_section("audit_events", _audit_events, position=160)
 
 
 def _canonical(snapshot: dict) -> bytes:

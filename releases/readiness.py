@@ -59,7 +59,7 @@ def intrinsic_blockers(release: Release, transition: str) -> list[Blocker]:
     from . import models as m
 
     if transition == "close":
-        from .postrelease import close_blockers
+        from .postrelease.services import close_blockers
 
         return [
             Blocker(b["code"], b["message"], "the release manager") for b in close_blockers(release)

@@ -8,9 +8,9 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from governance.models import AuditEvent
-from governance.services.risk import governing_risk_q
 
 from .models import Environment, Release, ReleaseRisk, ScopeItem, Service, Team
+from .risk import governing_level_q, with_risk
 
 
 def visible_releases(*, viewer) -> QuerySet[Release]:
@@ -31,10 +31,9 @@ def release_list(*, viewer, filters: dict | None = None) -> QuerySet[Release]:
     governing risk (what the rows show), read with the assessment in the same query."""
     filters = filters or {}
     qs = (
-        visible_releases(viewer=viewer)
-        # The assessment's levels only: the rows show the governing risk, not its factors.
-        .select_related("owner", "risk_assessment")
-        .defer("risk_assessment__factors", "risk_assessment__inputs")
+        # What the governing level reads, lean: the rows show the level, not why.
+        with_risk(visible_releases(viewer=viewer), lean=True)
+        .select_related("owner")
         .prefetch_related(
             Prefetch("services", queryset=Service.objects.only("id", "name", "slug", "team_id"))
         )
@@ -48,7 +47,7 @@ def release_list(*, viewer, filters: dict | None = None) -> QuerySet[Release]:
     if release_type := filters.get("release_type"):
         qs = qs.filter(release_type=release_type)
     if risk := filters.get("risk_level"):
-        qs = qs.filter(governing_risk_q(risk))
+        qs = qs.filter(governing_level_q([risk]))
     if start := filters.get("window_from"):
         qs = qs.filter(window_end__gte=_as_datetime(start))
     if end := filters.get("window_to"):
@@ -72,16 +71,9 @@ def _as_datetime(value: date | datetime | str, *, end_of_day: bool = False) -> d
 def release_detail(*, viewer, pk: int) -> Release:
     """One release with everything its page shows. Raises Release.DoesNotExist if hidden."""
     return (
-        visible_releases(viewer=viewer)
-        # The assessment (and who overrode it) rides along: the header shows the governing
-        # risk and why, in the same query.
-        .select_related(
-            "owner",
-            "product_owner",
-            "rollback_plan",
-            "risk_assessment",
-            "risk_assessment__overridden_by",
-        )
+        # What the header's governing risk and its why read rides along, in the same query.
+        with_risk(visible_releases(viewer=viewer), header=True)
+        .select_related("owner", "product_owner", "rollback_plan")
         .prefetch_related(
             Prefetch("services", queryset=Service.objects.select_related("team")),
             Prefetch(

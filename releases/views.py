@@ -25,9 +25,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reselect, reswap, retarget
 
-from governance.services.risk import governing_risk_level
-
-from . import selectors, services
+from . import risk, selectors, services
 from .choices import TERMINAL_STATES, ReleaseState, ScopeStatus
 from .errors import DomainError
 from .forms import (
@@ -44,8 +42,6 @@ from .models import Release
 from .roles import ALL_ROLES
 
 PAGE_SIZE = 25
-# Factors listed in the header's "Why …?"; the governance panel lists them all.
-HEADER_RISK_FACTORS = 3
 # Transitions shown as "danger" buttons: they end or undo work.
 DANGER_TRANSITIONS = {"cancel", "roll_back"}
 
@@ -143,30 +139,6 @@ def release_edit(request: HttpRequest, pk: int) -> HttpResponse:
 # --- detail -----------------------------------------------------------------------------------
 
 
-def _header_risk(release: Release) -> dict[str, Any]:
-    """The risk the header shows: the governing level (the rule governance uses) and, at a
-    glance, why: the largest factors and the score, the override, the declared level when it
-    differs. Uses the assessment read with the release (no query)."""
-    assessment = getattr(release, "risk_assessment", None)
-    level = governing_risk_level(release, assessment)
-    if assessment is None:
-        return {"level": level, "assessed": False}
-    factors = sorted(
-        (f for f in assessment.factors if f.get("contribution", 0) > 0),
-        key=lambda f: -f["contribution"],
-    )
-    return {
-        "level": level,
-        "assessed": True,
-        "score": assessment.score,
-        "computed": assessment.computed_level,
-        "declared": release.risk_level if release.risk_level != level else None,
-        "factors": factors[:HEADER_RISK_FACTORS],
-        "more_factors": len(factors) - HEADER_RISK_FACTORS,
-        "override": assessment if assessment.override_level else None,
-    }
-
-
 def _detail_context(request: HttpRequest, release: Release, **overrides: Any) -> dict[str, Any]:
     """Everything the detail page and its panels show. Overrides carry bound forms and
     errors back into the panel that was used."""
@@ -237,7 +209,7 @@ def _detail_context(request: HttpRequest, release: Release, **overrides: Any) ->
     transitions.sort(key=lambda t: t["danger"])
     context: dict[str, Any] = {
         "release": release,
-        "header_risk": _header_risk(release),
+        "header_risk": risk.risk_header(release),
         "can_change": can_change,
         "editable": editable,
         "scope_editable": scope_editable,

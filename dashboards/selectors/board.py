@@ -811,7 +811,7 @@ def _close_blockers(release: BoardRelease) -> list[dict[str, Any]]:
     from types import SimpleNamespace
 
     from governance.services.risk import governing_risk_level
-    from releases.postrelease import close_blockers_from
+    from releases.postrelease.services import close_blockers_from
 
     assessment = (
         SimpleNamespace(

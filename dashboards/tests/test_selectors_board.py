@@ -193,7 +193,7 @@ def test_a_deployed_card_says_what_closing_waits_for(
     declared, computed, steps_done, retrospective, service, release_manager
 ):
     from governance.models import RiskAssessment
-    from releases import postrelease
+    from releases.postrelease import services as postrelease
 
     release = force_state(
         make_ready(ReleaseFactory(services=[service], owner=release_manager)), "deployed"

@@ -5,10 +5,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.models import AuditEvent
-from governance.services.risk import governing_risk_level
 
 from ..choices import ReleaseState, RiskLevel
 from ..models import Release, ReleaseRisk, RollbackPlan, ScopeItem, Service
+from ..risk import governing_level
 
 User = get_user_model()
 
@@ -71,9 +71,8 @@ class ReleaseListSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=RiskLevel.choices))
     def get_governing_risk_level(self, release) -> str:
-        # The querysets behind this serializer select_related the assessment; a release
-        # without one raises RelatedObjectDoesNotExist (an AttributeError), hence getattr.
-        return governing_risk_level(release, getattr(release, "risk_assessment", None))
+        # The querysets behind this serializer read what the level needs (with_risk).
+        return governing_level(release)
 
 
 class ReleaseDetailSerializer(ReleaseListSerializer):

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from governance.services.risk import governing_risk_q
-
-from .. import selectors, services
+from .. import risk, selectors, services
 from ..choices import ReleaseState, ReleaseType, RiskLevel
 from ..models import Release
 from .filters import UtcIsoDateTimeFilter
@@ -54,14 +51,11 @@ class ReleaseFilter(django_filters.FilterSet):
         fields = ["state", "service", "team", "release_type", "risk_level"]
 
     def filter_governing_risk_level(self, queryset, name, value):
-        # The same rule as the serializer's field, in SQL over the release joined to its
-        # assessment (governing_risk_q), so the list stays one query for its rows.
+        # The same rule as the serializer's field, in SQL over the release joined to what
+        # the level needs (releases.risk), so the list stays one query for its rows.
         if not value:
             return queryset
-        match = Q()
-        for level in value:
-            match |= governing_risk_q(level)
-        return queryset.filter(match)
+        return queryset.filter(risk.governing_level_q(value))
 
 
 def _transition_action(name: str):
@@ -100,12 +94,11 @@ class ReleaseViewSet(
     def get_queryset(self):
         if self.action == "list":
             return selectors.release_list(viewer=self.request.user)
-        return (
+        return risk.with_risk(
             selectors.visible_releases(viewer=self.request.user)
             .prefetch_related("services", "scope_items", "risks")
-            # The assessment rides along for governing_risk_level (no query of its own).
-            .select_related("owner", "product_owner", "rollback_plan", "risk_assessment")
-        )
+            .select_related("owner", "product_owner", "rollback_plan")
+        )  # what governing_risk_level reads rides along (no query of its own)
 
     def get_serializer_class(self):
         if self.action == "list":

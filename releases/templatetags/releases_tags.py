@@ -7,10 +7,9 @@ from typing import Any
 from django import template
 from django.utils.safestring import mark_safe
 
-from governance.services.risk import governing_risk_level
-
 from ..choices import ReleaseState, RiskLevel
 from ..markdown import render_markdown
+from ..risk import governing_level
 from ..roles import Role, user_roles
 
 register = template.Library()
@@ -33,9 +32,9 @@ def risk_badge(risk: str) -> dict[str, str]:
 
 @register.filter
 def governing_risk(release) -> str:
-    """The risk level governance uses for a release whose assessment was read with it
-    (``select_related("risk_assessment")``; otherwise this reads it, one query per call)."""
-    return governing_risk_level(release, getattr(release, "risk_assessment", None))
+    """The risk level governance uses for a release read ``releases.risk.with_risk``
+    (otherwise this reads what it needs, one query per call)."""
+    return governing_level(release)
 
 
 @register.filter(name="markdown")

@@ -9,9 +9,10 @@ import zipfile
 import pytest
 
 from governance.models import AuditChainHead
-from releases import evidence, postrelease, services
+from releases import evidence, services
 from releases.choices import ReleaseState
 from releases.models import EvidencePack
+from releases.postrelease import services as postrelease
 from tests.factories import ReleaseFactory, force_state, make_ready
 
 PARTS = {
@@ -100,3 +101,40 @@ def test_outsider_cannot_capture_or_download(client, deploying, release_manager,
 def test_stakeholder_may_capture_on_demand(deploying, viewer):
     pack = evidence.evidence_pack_capture(release=deploying, actor=viewer, trigger="on_demand")
     assert pack.created_by == viewer
+
+
+# The pack's sections, in the order it lists them, whichever app registered them.
+SECTION_ORDER = [
+    "release",
+    "scope",
+    "risk_register",
+    "risk_assessment",
+    "rollback_plan",
+    "gates",
+    "change_requests",
+    "freeze_exceptions",
+    "artefacts",
+    "deployments",
+    "incidents",
+    "verification_samples",
+    "validation",
+    "retrospective",
+    "impact_assessment",
+    "audit_events",
+]
+
+
+@pytest.mark.django_db
+def test_sections_registered_by_every_app_come_in_the_pack_order(deploying):
+    assert evidence.section_keys() == SECTION_ORDER
+    snapshot = evidence.collect_evidence(deploying)
+    assert list(snapshot) == ["format", "version", *SECTION_ORDER]
+    assert set(SECTION_ORDER) | {"audit_chain_head"} == PARTS
+
+
+def test_a_section_cannot_take_another_ones_key_or_place():
+    with pytest.raises(ValueError):
+        evidence.register_section("gates", lambda release: [], position=999)
+    with pytest.raises(ValueError):
+        evidence.register_section("elsewhere", lambda release: [], position=60)
+    assert "elsewhere" not in evidence.section_keys()

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from releases import postrelease
 from releases.choices import ReleaseState
 from releases.models import ActionItem, ReleaseNotes, Retrospective
+from releases.postrelease import services as postrelease
 from tests.factories import ReleaseFactory, force_state, make_ready
 
 

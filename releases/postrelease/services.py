@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from governance.services import audit_record
 
-from .choices import (
+from ..choices import (
     OPEN_ACTION_STATUSES,
     ActionStatus,
     CustomerImpact,
@@ -25,8 +25,8 @@ from .choices import (
     ScopeKind,
     ScopeStatus,
 )
-from .errors import Conflict, InvalidInput, PermissionDenied, TransitionNotAllowed
-from .models import (
+from ..errors import Conflict, InvalidInput, PermissionDenied, TransitionNotAllowed
+from ..models import (
     ActionItem,
     ImpactAssessment,
     Release,
@@ -34,6 +34,7 @@ from .models import (
     Retrospective,
     ValidationItem,
 )
+from ..risk import current_governing_level
 
 POST_DEPLOY_STATES = {ReleaseState.DEPLOYED, ReleaseState.ROLLED_BACK, ReleaseState.CLOSED}
 DEFAULT_VALIDATION_ITEMS = (
@@ -385,13 +386,11 @@ def release_notes_publish(*, notes: ReleaseNotes | int, actor) -> ReleaseNotes:
 def close_blockers(release: Release) -> list[dict[str, Any]]:
     """What the post-release work still lacks before the release may close (used by the
     readiness seam): incomplete validation steps, and a retrospective for risk ≥ medium."""
-    # The governing risk (an override, else the higher of computed and declared): a release
-    # declared low but assessed high still owes a retrospective.
-    from governance.services.risk import effective_risk_level
-
+    # The governing risk (releases.risk), not the declared one: a release declared low but
+    # assessed high still owes a retrospective.
     return close_blockers_from(
         pending=[i.title for i in release.validation_items.all() if not i.is_done],
-        risk=effective_risk_level(release),
+        risk=current_governing_level(release),
         has_retrospective=Retrospective.objects.filter(release=release).exists(),
     )
 
@@ -402,7 +401,7 @@ def close_blockers_from(
     """``close_blockers`` from data already read (the board reads it for all its cards at
     once): the titles of the validation steps not done, the governing risk level, and
     whether a retrospective exists."""
-    from .choices import RISK_ORDER, RiskLevel
+    from ..choices import RISK_ORDER, RiskLevel
 
     found = []
     if pending:

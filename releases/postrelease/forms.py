@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .choices import ActionStatus, CommsAudience, CommsChannel, CommsTrigger, CustomerImpact
-from .models import Team
+from ..choices import ActionStatus, CommsAudience, CommsChannel, CommsTrigger, CustomerImpact
+from ..models import Team
 
 
 class ValidationItemForm(forms.Form):

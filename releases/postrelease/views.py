@@ -1,7 +1,7 @@
 """Post-release pages: validation checklist, retrospective and action items, impact
 assessment, release notes per audience; the open-actions list and the lessons-learned search.
 
-Thin views: selectors read, ``releases.postrelease`` services write. Every write re-renders
+Thin views: selectors read, ``releases.postrelease.services`` write. Every write re-renders
 the post-release panel (for htmx) or redirects to it; a refusal re-renders it with the
 service's message and a 4xx status.
 """
@@ -20,22 +20,23 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from pipelines.models import Incident
-
-from . import communications, evidence, postrelease, selectors
-from . import views as release_views
-from .choices import (
+from .. import communications, evidence, selectors
+from .. import views as release_views
+from ..choices import (
     OPEN_ACTION_STATUSES,
     EvidenceTrigger,
     NotesAudience,
     NotesState,
     ReleaseState,
 )
-from .errors import DomainError
-from .forms import apply_domain_error, users_with_role
-from .markdown import render_markdown
-from .models import ActionItem, EvidencePack, Release, ValidationItem
-from .postrelease_forms import (
+from ..errors import DomainError
+from ..forms import apply_domain_error, users_with_role
+from ..markdown import render_markdown
+from ..models import ActionItem, EvidencePack, Release, ValidationItem
+from ..roles import ALL_ROLES
+from . import panel
+from . import services as postrelease
+from .forms import (
     ActionItemForm,
     ActionsFilterForm,
     ActionStatusForm,
@@ -47,7 +48,6 @@ from .postrelease_forms import (
     RetrospectiveForm,
     ValidationItemForm,
 )
-from .roles import ALL_ROLES
 
 PANEL = "releases/postrelease/panel.html"
 
@@ -93,6 +93,9 @@ def _panel_context(request: HttpRequest, release: Release, **forms: Any) -> dict
             }
         )
     return {
+        # Entries other apps provide (the incidents of the release): before the panel's own
+        # keys, so none of them can shadow one.
+        **panel.entries(release),
         "release": release,
         "can_change": can_change,
         "after_deploy": after_deploy,
@@ -101,9 +104,6 @@ def _panel_context(request: HttpRequest, release: Release, **forms: Any) -> dict
         "retro": retro,
         "action_items": _with_overdue(release.action_items.select_related("owner", "team")),
         "impact": impact,
-        "incidents": list(
-            Incident.objects.filter(deployment__release=release).order_by("started_at")
-        ),
         "notes_rows": notes_rows,
         "close_blockers": postrelease.close_blockers(release)
         if release.state == ReleaseState.DEPLOYED
