@@ -11,7 +11,7 @@ What it does, all on loopback and bounded in time:
    baseline view is mounted). With Redis on 127.0.0.1:6379 it uses a dedicated Redis
    database (cache, token cache, rate-limit counters and the Celery broker, as in production).
 3. Drives 32 concurrent keep-alive clients (threads with http.client) posting realistic,
-   unique runs (three checks and one artefact each, as in DESIGN.md) for (a) the real
+   unique runs (three checks and one artefact each, as in docs/ingestion.md) for (a) the real
    endpoint and (b) the baseline that inserts the same pipeline-run row, after a warm-up,
    interleaved a, b, a, b, a, b; prints requests/s, p50 and p99 for each round, the medians
    and the ratio a/b.

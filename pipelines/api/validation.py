@@ -3,7 +3,8 @@
 This is the hottest path of the application (every CI job posts here, several times per
 run). A DRF serializer with nested lists costs several times what these few checks cost, so
 the serializers in ``serializers.py`` only *describe* the contract for the OpenAPI schema and
-this module enforces it; ``tests/test_api_schema_contract.py`` keeps the two in step.
+this module enforces it; ``pipelines/tests/test_api_schemathesis.py`` keeps the two in step
+(every response to generated input must match the schema).
 
 Every string is checked for NUL characters and lone surrogates (PostgreSQL stores neither in
 text or jsonb, and would answer with a 500), every number for finiteness, every list and

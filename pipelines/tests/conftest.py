@@ -57,7 +57,7 @@ def ci(ci_token):
 
 
 def run_body(**overrides) -> dict:
-    """The DESIGN.md example run, with overrides."""
+    """The example run of docs/ingestion.md, with overrides."""
     body = {
         "service": "payments-api",
         "provider": "github_actions",

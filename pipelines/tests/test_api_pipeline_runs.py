@@ -1,4 +1,4 @@
-"""POST /api/v1/pipeline-runs/: the contract of DESIGN.md, idempotency, ordering, artefacts."""
+"""POST /api/v1/pipeline-runs/: the contract of docs/ingestion.md, idempotency, ordering, artefacts."""
 
 from __future__ import annotations
 

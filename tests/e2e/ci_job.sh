@@ -5,7 +5,7 @@
 #   BASE_URL=http://127.0.0.1:8000 SERVICE=payments-api tests/e2e/ci_job.sh
 #
 # Needs: the service SERVICE and an environment "production" to exist. Exits non-zero on the
-# first behaviour that differs from the contract in DESIGN.md ("REST API for machines").
+# first behaviour that differs from the contract in docs/ingestion.md.
 set -Eeuo pipefail
 
 BASE_URL=${BASE_URL:?set BASE_URL, e.g. http://127.0.0.1:8000}
