@@ -200,11 +200,12 @@ def risk_override(
     if level not in RiskLevel.values:
         raise InvalidInput("Unknown risk level.", details={"level": ["Unknown risk level."]})
     require_person(actor)
-    assessment = risk_assess(release=release, actor=actor, audit=False)
     with transaction.atomic():
-        release = lock_release(assessment.release_id)
+        # Permission first: a refused override must not even refresh the assessment.
+        release = lock_release(release)
         require_manager(actor, release)
         require_live(release)
+        assessment = risk_assess(release=release, actor=actor, audit=False)
         assessment = RiskAssessment.objects.select_for_update().get(pk=assessment.pk)
         before = {"level": assessment.level, "declared": release.risk_level}
         assessment.override_level = level

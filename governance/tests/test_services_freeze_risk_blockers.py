@@ -205,6 +205,20 @@ def test_risk_override_needs_a_justification_and_is_audited(make_release, releas
     assert event.reason == "Touches the ledger" and event.after["level"] == "critical"
 
 
+def test_a_refused_override_writes_nothing(make_release, release_manager, viewer):
+    release = make_release("planned")
+    services.risk_assess(release=release, actor=release_manager)
+    before = RiskAssessment.objects.get(release=release)
+    events = AuditEvent.objects.count()
+    with pytest.raises(PermissionDenied):
+        services.risk_override(
+            release=release, actor=viewer, level="low", justification="looks fine"
+        )
+    after = RiskAssessment.objects.get(release=release)
+    assert (after.assessed_at, after.override_level) == (before.assessed_at, "")
+    assert AuditEvent.objects.count() == events
+
+
 def test_high_risk_selects_the_stricter_policy(make_release, release_manager):
     from governance.models import GatePolicy
 
