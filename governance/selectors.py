@@ -22,6 +22,7 @@ from .models import (
     FreezeException,
     FreezeWindow,
     GateCheck,
+    GatePolicy,
     Recusal,
     Vote,
 )
@@ -50,8 +51,23 @@ def meetings(*, viewer) -> QuerySet[CABMeeting]:
     return CABMeeting.objects.select_related("chair")
 
 
+def reads_governance_config(viewer) -> bool:
+    """Who may read governance configuration (gate policies, freeze windows): role holders,
+    and tokens with the ``releases:read`` scope. Not a signed-in user without a role, not a
+    token that only reports runs."""
+    if getattr(viewer, "is_machine", False):
+        return viewer.has_scope("releases:read")
+    return bool(user_roles(viewer))
+
+
+def gate_policies(*, viewer) -> QuerySet[GatePolicy]:
+    if not reads_governance_config(viewer):
+        return GatePolicy.objects.none()
+    return GatePolicy.objects.all()
+
+
 def freeze_windows(*, viewer) -> QuerySet[FreezeWindow]:
-    if not user_roles(viewer) and not getattr(viewer, "is_machine", False):
+    if not reads_governance_config(viewer):
         return FreezeWindow.objects.none()
     return FreezeWindow.objects.prefetch_related("environments", "services")
 

@@ -96,6 +96,7 @@ class CalendarEventsView(APIView):
                 : cal.API_MAX_RELEASES
             ]
         )
+        is_machine = getattr(request.user, "is_machine", False)
         bands = cal.freeze_bands(start=start, end=end, filters=filters)
         conflicts = cal.conflicts_for(windows=releases, bands=bands)
         events: list[dict] = [
@@ -141,7 +142,8 @@ class CalendarEventsView(APIView):
                 "description": f"{m.agenda_size} change request(s) on the agenda.",
                 "conflicts": [],
             }
-            for m in cal.cab_meetings(start=start, end=end)
+            # CAB meetings are for people: a token reads no meeting (as /cab-meetings/).
+            for m in ([] if is_machine else cal.cab_meetings(start=start, end=end))
         ]
         events.sort(key=lambda e: (e["start"], e["id"]))
         return Response(CalendarEventSerializer(events, many=True).data)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from tests.factories import DeploymentFactory, PipelineRunFactory
 
 URL = "/api/v1/metrics/dora"
+URL_EVENTS = "/api/v1/calendar/events/"
 
 
 @pytest.fixture
@@ -137,3 +138,22 @@ def test_calendar_events_out_of_the_date_range_are_a_400(client, viewer, start, 
     response = client.get("/api/v1/calendar/events/", {"start": start, "end": end})
     assert response.status_code == 400, response.content
     assert "Must be between" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_a_token_reads_the_calendar_without_cab_meetings(client, viewer, portfolio, service):
+    from governance.models import CABMeeting
+    from pipelines.services import api_token_create
+
+    portfolio(per_state=1)
+    CABMeeting.objects.create(title="Board-only: acquisition go/no-go", scheduled_at=timezone.now())
+    today = timezone.localdate()
+    params = {"start": (today - timedelta(days=1)).isoformat(), "end": today.isoformat()}
+    client.force_login(viewer)
+    assert any(e["type"] == "cab_meeting" for e in client.get(URL_EVENTS, params).json())
+    client.logout()
+    _, raw = api_token_create(
+        actor=None, name="reader", service_slugs=[service.slug], scopes=["releases:read"]
+    )
+    events = client.get(URL_EVENTS, params, HTTP_AUTHORIZATION=f"Bearer {raw}").json()
+    assert not any(e["type"] == "cab_meeting" for e in events)

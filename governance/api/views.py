@@ -36,7 +36,10 @@ class GatePolicyViewSet(viewsets.ReadOnlyModelViewSet):
     """Gate policies (read-only here; edited in the admin, each change a new version)."""
 
     serializer_class = s.GatePolicySerializer
-    queryset = GatePolicy.objects.all()
+    queryset = GatePolicy.objects.none()  # for the schema; requests read get_queryset
+
+    def get_queryset(self):
+        return selectors.gate_policies(viewer=self.request.user)
 
 
 # Filters on a related row's id are IdFilters, not the ModelChoiceFilters django-filter

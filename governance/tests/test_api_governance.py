@@ -232,3 +232,32 @@ def test_withdraw_over_the_api(quorum_policy, release_manager):
         f"/api/v1/change-requests/{pk}/withdraw/", {"reason": "Not needed"}, format="json"
     )
     assert response.json()["state"] == "closed"
+
+
+def _token_client(service, scopes) -> APIClient:
+    from pipelines.services import api_token_create
+
+    _, raw = api_token_create(
+        actor=None, name=f"t-{'-'.join(scopes)}", service_slugs=[service.slug], scopes=scopes
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def test_governance_configuration_is_read_by_roles_and_reading_tokens_only(
+    policy, service, viewer, outsider
+):
+    from governance.models import FreezeWindow
+
+    FreezeWindow.objects.create(
+        name="Year end", start=timezone.now(), end=timezone.now() + timedelta(days=1)
+    )
+    paths = ["/api/v1/gate-policies/", "/api/v1/freeze-windows/"]
+    readers = [api(viewer), _token_client(service, ["releases:read"])]
+    others = [api(outsider), _token_client(service, ["runs:write", "deployments:write"])]
+    for path in paths:
+        for client in readers:
+            assert client.get(path).json()["count"] == 1, path
+        for client in others:
+            assert client.get(path).json()["count"] == 0, path
