@@ -1,4 +1,5 @@
-"""POST /api/v1/pipeline-runs/: the contract of docs/ingestion.md, idempotency, ordering, artefacts."""
+"""POST /api/v1/pipeline-runs/: the contract of docs/ingestion.md, idempotency, ordering and
+artefacts."""
 
 from __future__ import annotations
 

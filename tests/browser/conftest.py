@@ -54,8 +54,17 @@ def page(chromium_browser, live_server):
     )
     context.set_default_timeout(10_000)
     page = context.new_page()
+    # The Content-Security-Policy must never refuse anything our own pages load or run.
+    refused = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert refused == [], f"the page broke its Content-Security-Policy: {refused}"
 
 
 @pytest.fixture
