@@ -11,24 +11,39 @@ Registered with releases.readiness in GovernanceConfig.ready():
   release of the same services deploying.
 - close: every post-deployment gate.
 
-Providers only read; they never write.
+Providers only read; they never write. Each rule is written once, for many releases: the
+provider reads the facts of all the releases it is asked about in a fixed number of
+queries (``governance_facts``, ``freeze_facts``), then applies the same rule to each
+(``governance_rule``); one release is a list of one. The board asks for all its cards at
+once, a transition for its release alone.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Q
+from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
 from releases.choices import ReleaseState
-from releases.models import Release
+from releases.models import Release, Service
 from releases.readiness import GOVERNED_TRANSITIONS, Blocker, blockers_for
 from releases.roles import Role
 
 from .choices import CHANGE_APPROVED_STATES, GATE_DONE, ChangeState, GateStage, GateStatus
 from .domain import freeze as freeze_domain
-from .models import CABMeeting, FreezeException, FreezeWindow, GateCheck
+from .models import (
+    CABMeeting,
+    ChangeRequest,
+    FreezeException,
+    FreezeWindow,
+    GateCheck,
+    PolicySnapshot,
+)
 
 STAGE_FOR = {
     "request_approval": GateStage.PRE_APPROVAL,
@@ -38,11 +53,41 @@ STAGE_FOR = {
 }
 
 
+# What the gate rule reads of a gate (``requirement`` for who may waive).
+GATE_FIELDS = (
+    "id",
+    "release_id",
+    "position",
+    "stage",
+    "kind",
+    "label",
+    "role",
+    "status",
+    "comment",
+    "detail",
+    "requirement",
+)
+
+
+class GateRow:
+    """A gate as the gate rule reads it (``GATE_FIELDS`` and GateCheck's own two properties
+    it asks for), built from a values row: a model instance cost more per gate, and a
+    board reads about as many gates as cards."""
+
+    __slots__ = GATE_FIELDS
+    is_manual = property(GateCheck.is_manual.fget, doc="GateCheck.is_manual")
+    waivable_by = property(GateCheck.waivable_by.fget, doc="GateCheck.waivable_by")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        for name, value in zip(GATE_FIELDS, row, strict=True):
+            setattr(self, name, value)
+
+
 def _role_words(roles) -> str:
     return " or ".join(Role(r).label.lower() for r in roles if r in Role.values) or "nobody"
 
 
-def _gate_blocker(gate: GateCheck) -> Blocker:
+def _gate_blocker(gate: GateCheck | GateRow) -> Blocker:
     if gate.is_manual:
         if gate.status == GateStatus.FAILED:
             return Blocker(
@@ -68,70 +113,153 @@ def _gate_blocker(gate: GateCheck) -> Blocker:
     )
 
 
-def gate_blockers(release: Release, transition: str, gates=None) -> list[Blocker]:
-    stage = STAGE_FOR[transition]
-    gates = list(release.gate_checks.all()) if gates is None else gates
-    relevant = [g for g in gates if g.stage == stage and g.status not in GATE_DONE]
-    if transition == "request_approval":
-        relevant = [g for g in relevant if not g.is_manual]
-    return [_gate_blocker(g) for g in relevant]
+@dataclass(frozen=True)
+class ChangeRequestRow:
+    """A change request as the approve rule reads it: ``meeting_at`` is when the first
+    scheduled CAB meeting with it on the agenda takes place (None when none does)."""
+
+    number: int
+    state: str
+    meeting_at: datetime | None
 
 
-def change_request_blockers(release: Release) -> list[Blocker]:
-    snapshot = getattr(release, "policy_snapshot", None)
-    needed = snapshot.change_request if snapshot else ""
-    crs = list(release.change_requests.all())
-    current = next((c for c in crs if c.state in CHANGE_APPROVED_STATES), None)
-    if current is not None:
-        return []
-    live = next((c for c in crs if c.state not in (ChangeState.REJECTED, ChangeState.CLOSED)), None)
-    if live is None:
-        if not needed:
-            return []
+@dataclass
+class GovernanceFacts:
+    """What the rules read of one release beyond its row, for the transition asked about:
+    its gates not yet done of that transition's stage (by position), the change request its
+    policy asks for and its change requests (newest first) for "approve", and for
+    "start_deployment" its services and the other releases deploying one of them."""
+
+    gates: list[GateRow] = field(default_factory=list)
+    change_request_needed: str = ""
+    change_requests: list[ChangeRequestRow] = field(default_factory=list)
+    service_ids: frozenset[int] = frozenset()
+    conflicts: list[str] = field(default_factory=list)  # "name version", releases' order
+
+
+@dataclass(frozen=True)
+class FreezeFacts:
+    """The freezes in force at ``at`` in production (with their end, following back-to-back
+    occurrences, and the services they cover: none = every service), and the (release id,
+    freeze id) pairs an exception valid at ``at`` lets through."""
+
+    at: datetime
+    in_force: list[tuple[FreezeWindow, datetime, frozenset[int]]]
+    excepted: frozenset[tuple[int, int]]
+
+    def covering(self, service_ids: frozenset[int]) -> list[tuple[FreezeWindow, datetime]]:
         return [
-            Blocker(
-                "change_request_missing",
-                f"A {needed} change request is required; it opens when approval is requested.",
-                "release manager",
-            )
+            (window, end)
+            for window, end, covered in self.in_force
+            if not covered or covered & service_ids
         ]
-    if live.state in (ChangeState.DRAFT, ChangeState.NEEDS_INFO):
-        return [
-            Blocker(
-                "change_request_not_submitted",
-                f"CR-{live.number} is {live.get_state_display().lower()}; submit it to the CAB.",
-                "release manager",
-            )
-        ]
-    meeting = (
-        CABMeeting.objects.filter(items__change_request=live, state="scheduled")
-        .order_by("scheduled_at")
-        .first()
-    ) or CABMeeting.objects.filter(state="scheduled", scheduled_at__gte=timezone.now()).order_by(
-        "scheduled_at"
-    ).first()
-    where = f"; next CAB meeting {meeting.scheduled_at:%Y-%m-%d %H:%M} UTC" if meeting else ""
-    return [
-        Blocker(
-            "cab_pending",
-            f"CR-{live.number} awaits the CAB decision{where}.",
-            "CAB members (vote), CAB chair (decide)",
-            until=meeting.scheduled_at if meeting else None,
+
+
+class _NextMeeting:
+    """The next scheduled CAB meeting after ``now``, read once and only when a rule asks."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    @functools.cached_property
+    def scheduled_at(self) -> datetime | None:
+        return (
+            CABMeeting.objects.filter(state="scheduled", scheduled_at__gte=self.now)
+            .order_by("scheduled_at")
+            .values_list("scheduled_at", flat=True)
+            .first()
         )
-    ]
 
 
-def active_freezes(release: Release, at: datetime) -> list[tuple[FreezeWindow, datetime]]:
-    """Freezes covering the release's services in production at ``at``, with their end
-    (following back-to-back occurrences)."""
-    service_ids = [s.pk for s in release.services.all()]
+# --- the facts of many releases, in a fixed number of queries ----------------------------------
+
+
+def _gates(stage_of: Mapping[int, str]) -> dict[int, list[GateRow]]:
+    """The gates not yet done of each release's stage (one query; none without releases)."""
+    found: dict[int, list[GateRow]] = {pk: [] for pk in stage_of}
+    if not stage_of:
+        return found
+    by_stage: dict[str, list[int]] = {}
+    for pk, stage in stage_of.items():
+        by_stage.setdefault(stage, []).append(pk)
+    wanted = Q()
+    for stage, ids in by_stage.items():
+        wanted |= Q(stage=stage, release_id__in=ids)
+    rows = (
+        GateCheck.objects.filter(wanted)
+        .exclude(status__in=list(GATE_DONE))
+        .order_by("position", "id")
+        .values_list(*GATE_FIELDS)
+    )
+    for row in rows:
+        gate = GateRow(row)
+        found[gate.release_id].append(gate)
+    return found
+
+
+def _change_requests(release_ids: list[int]) -> dict[int, list[ChangeRequestRow]]:
+    """Each release's change requests, newest first, with their first scheduled meeting."""
+    found: dict[int, list[ChangeRequestRow]] = {pk: [] for pk in release_ids}
+    if not release_ids:
+        return found
+    meeting = (
+        CABMeeting.objects.filter(items__change_request=OuterRef("pk"), state="scheduled")
+        .order_by("scheduled_at")
+        .values("scheduled_at")[:1]
+    )
+    rows = (
+        ChangeRequest.objects.filter(release_id__in=release_ids)
+        .annotate(meeting_at=Subquery(meeting))
+        .order_by("-created_at", "-id")
+        .values_list("release_id", "number", "state", "meeting_at")
+    )
+    for release_id, number, state, meeting_at in rows:
+        found[release_id].append(ChangeRequestRow(number, state, meeting_at))
+    return found
+
+
+def _links(release_ids: list[int]) -> tuple[dict[int, frozenset[int]], dict[int, list[str]]]:
+    """Each release's services, and the other releases deploying one of them ("name
+    version", in the releases' own order), from one read of the service links."""
+    services: dict[int, set[int]] = {pk: set() for pk in release_ids}
+    conflicts: dict[int, list[str]] = {pk: [] for pk in release_ids}
+    if not release_ids:
+        return {}, {}
+    link = Release.services.through
+    theirs = link.objects.filter(release_id__in=release_ids).values("service_id")
+    rows = (
+        link.objects.filter(
+            Q(release_id__in=release_ids)
+            | Q(release__state=ReleaseState.DEPLOYING, service_id__in=theirs)
+        )
+        .order_by("-release__window_start", "-release_id")
+        .values_list(
+            "release_id", "service_id", "release__state", "release__name", "release__version"
+        )
+    )
+    deploying: list[tuple[int, int, str]] = []
+    for release_id, service_id, state, name, version in rows:
+        if release_id in services:
+            services[release_id].add(service_id)
+        if state == ReleaseState.DEPLOYING:
+            deploying.append((release_id, service_id, f"{name} {version}"))
+    for pk, mine in services.items():
+        for other_id, service_id, label in deploying:
+            if other_id != pk and service_id in mine and label not in conflicts[pk]:
+                conflicts[pk].append(label)
+    return {pk: frozenset(ids) for pk, ids in services.items()}, conflicts
+
+
+def freeze_facts(release_ids: list[int], at: datetime) -> FreezeFacts:
+    """The freezes in force at ``at`` (two queries) and the given releases' exceptions to
+    them (one more, only when a freeze is in force)."""
     windows = (
         FreezeWindow.objects.filter(is_active=True)
-        .filter(Q(services__isnull=True) | Q(services__in=service_ids))
         .filter(Q(environments__isnull=True) | Q(environments__is_production=True))
         .distinct()
+        .prefetch_related(Prefetch("services", queryset=Service.objects.only("id")))
     )
-    found = []
+    in_force = []
     for window in windows:
         try:
             rule = window.rule()
@@ -139,29 +267,106 @@ def active_freezes(release: Release, at: datetime) -> list[tuple[FreezeWindow, d
             continue
         end = freeze_domain.next_end_after(rule, at)
         if end is not None:
-            found.append((window, end))
-    return found
-
-
-def freeze_blockers(release: Release, at: datetime) -> list[Blocker]:
-    found = []
-    for window, end in active_freezes(release, at):
-        excepted = any(
-            e.is_valid_at(at)
-            for e in FreezeException.objects.filter(release=release, freeze=window)
+            in_force.append((window, end, frozenset(s.pk for s in window.services.all())))
+    excepted: set[tuple[int, int]] = set()
+    if in_force and release_ids:
+        exceptions = FreezeException.objects.filter(
+            release_id__in=release_ids, freeze_id__in=[window.pk for window, _, _ in in_force]
         )
-        if excepted:
-            continue
-        found.append(
+        excepted = {(e.release_id, e.freeze_id) for e in exceptions if e.is_valid_at(at)}
+    return FreezeFacts(at, in_force, frozenset(excepted))
+
+
+def governance_facts(
+    releases: Sequence[Release], transitions: Mapping[int, str]
+) -> dict[int, GovernanceFacts]:
+    """The facts of every release asked about a governed transition: gates (one query),
+    for "approve" the policy's change request and the change requests (two), for
+    "start_deployment" the services and deploying releases (one)."""
+    asked = {r.pk: transitions[r.pk] for r in releases if transitions.get(r.pk) in STAGE_FOR}
+    facts = {pk: GovernanceFacts() for pk in asked}
+    gates = _gates({pk: STAGE_FOR[name] for pk, name in asked.items()})
+    approving = [pk for pk, name in asked.items() if name == "approve"]
+    deploying = [pk for pk, name in asked.items() if name == "start_deployment"]
+    change_requests = _change_requests(approving)
+    needed = dict(
+        PolicySnapshot.objects.filter(release_id__in=approving).values_list(
+            "release_id", "change_request"
+        )
+        if approving
+        else {}
+    )
+    services, conflicts = _links(deploying)
+    for pk, fact in facts.items():
+        fact.gates = gates[pk]
+        fact.change_requests = change_requests.get(pk, [])
+        fact.change_request_needed = needed.get(pk) or ""
+        fact.service_ids = services.get(pk, frozenset())
+        fact.conflicts = conflicts.get(pk, [])
+    return facts
+
+
+# --- the rules, one release at a time, from its facts (no query but the next meeting) -----------
+
+
+def _gate_rule(transition: str, facts: GovernanceFacts) -> list[Blocker]:
+    relevant = facts.gates
+    if transition == "request_approval":
+        relevant = [g for g in relevant if not g.is_manual]
+    return [_gate_blocker(g) for g in relevant]
+
+
+def _change_request_rule(facts: GovernanceFacts, next_meeting: _NextMeeting) -> list[Blocker]:
+    crs = facts.change_requests
+    if any(c.state in CHANGE_APPROVED_STATES for c in crs):
+        return []
+    live = next((c for c in crs if c.state not in (ChangeState.REJECTED, ChangeState.CLOSED)), None)
+    if live is None:
+        if not facts.change_request_needed:
+            return []
+        return [
             Blocker(
-                "freeze",
-                f"Freeze “{window.name}” ({window.description}) is in force until "
-                f"{end:%Y-%m-%d %H:%M} UTC" + (f": {window.reason}" if window.reason else "."),
-                "wait for the freeze to end, or the CAB chair / operations (approve an exception)",
-                until=end,
+                "change_request_missing",
+                f"A {facts.change_request_needed} change request is required; it opens when "
+                "approval is requested.",
+                "release manager",
             )
+        ]
+    if live.state in (ChangeState.DRAFT, ChangeState.NEEDS_INFO):
+        state = ChangeState(live.state).label.lower()
+        return [
+            Blocker(
+                "change_request_not_submitted",
+                f"CR-{live.number} is {state}; submit it to the CAB.",
+                "release manager",
+            )
+        ]
+    meeting_at = live.meeting_at or next_meeting.scheduled_at
+    where = f"; next CAB meeting {meeting_at:%Y-%m-%d %H:%M} UTC" if meeting_at else ""
+    return [
+        Blocker(
+            "cab_pending",
+            f"CR-{live.number} awaits the CAB decision{where}.",
+            "CAB members (vote), CAB chair (decide)",
+            until=meeting_at,
         )
-    return found
+    ]
+
+
+def _freeze_rule(
+    release: Release, service_ids: frozenset[int], freezes: FreezeFacts
+) -> list[Blocker]:
+    return [
+        Blocker(
+            "freeze",
+            f"Freeze “{window.name}” ({window.description}) is in force until "
+            f"{end:%Y-%m-%d %H:%M} UTC" + (f": {window.reason}" if window.reason else "."),
+            "wait for the freeze to end, or the CAB chair / operations (approve an exception)",
+            until=end,
+        )
+        for window, end in freezes.covering(service_ids)
+        if (release.pk, window.pk) not in freezes.excepted
+    ]
 
 
 def window_blockers(release: Release, at: datetime) -> list[Blocker]:
@@ -187,35 +392,71 @@ def window_blockers(release: Release, at: datetime) -> list[Blocker]:
     return []
 
 
-def conflict_blockers(release: Release) -> list[Blocker]:
-    others = (
-        Release.objects.filter(services__in=release.services.all(), state=ReleaseState.DEPLOYING)
-        .exclude(pk=release.pk)
-        .distinct()
-    )
-    return [
-        Blocker(
-            "conflict",
-            f"{other} is deploying the same service right now.",
-            "wait for it to finish",
-        )
-        for other in others
-    ]
-
-
-def governance_blockers(release: Release, transition: str) -> list[Blocker]:
-    """The releases.readiness provider."""
-    if transition not in GOVERNED_TRANSITIONS:
+def governance_rule(
+    release: Release,
+    transition: str,
+    facts: GovernanceFacts,
+    freezes: FreezeFacts | None,
+    next_meeting: _NextMeeting,
+) -> list[Blocker]:
+    """Governance's blockers of one release's transition, from its facts."""
+    if transition not in STAGE_FOR:
         return []
-    now = timezone.now()
-    found = gate_blockers(release, transition)
+    found = _gate_rule(transition, facts)
     if transition == "approve":
-        found += change_request_blockers(release)
-    if transition == "start_deployment":
-        found += window_blockers(release, now)
-        found += freeze_blockers(release, now)
-        found += conflict_blockers(release)
+        found += _change_request_rule(facts, next_meeting)
+    if transition == "start_deployment" and freezes is not None:
+        found += window_blockers(release, freezes.at)
+        found += _freeze_rule(release, facts.service_ids, freezes)
+        found += [
+            Blocker(
+                "conflict",
+                f"{label} is deploying the same service right now.",
+                "wait for it to finish",
+            )
+            for label in facts.conflicts
+        ]
     return found
+
+
+class GovernanceProvider:
+    """The releases.readiness provider: every release's facts read at once, then the same
+    rule for each (one release is the same with a list of one)."""
+
+    def blockers_bulk(
+        self, releases: Sequence[Release], transitions: Mapping[int, str]
+    ) -> dict[int, list[Blocker]]:
+        now = timezone.now()
+        asked = [r for r in releases if transitions.get(r.pk) in GOVERNED_TRANSITIONS]
+        facts = governance_facts(asked, transitions)
+        deploying = [r.pk for r in asked if transitions[r.pk] == "start_deployment"]
+        freezes = freeze_facts(deploying, now) if deploying else None
+        next_meeting = _NextMeeting(now)
+        return {
+            r.pk: governance_rule(
+                r, transitions[r.pk], facts.get(r.pk, GovernanceFacts()), freezes, next_meeting
+            )
+            for r in asked
+        }
+
+    def blockers(self, release: Release, transition: str) -> list[Blocker]:
+        return self.blockers_bulk([release], {release.pk: transition}).get(release.pk, [])
+
+
+governance_blockers = GovernanceProvider()
+
+
+def active_freezes(release: Release, at: datetime) -> list[tuple[FreezeWindow, datetime]]:
+    """Freezes covering the release's services in production at ``at``, with their end
+    (following back-to-back occurrences), exceptions or not."""
+    services, _ = _links([release.pk])
+    return freeze_facts([], at).covering(services[release.pk])
+
+
+def freeze_blockers(release: Release, at: datetime) -> list[Blocker]:
+    """The freezes that keep the release from deploying at ``at``."""
+    services, _ = _links([release.pk])
+    return _freeze_rule(release, services[release.pk], freeze_facts([release.pk], at))
 
 
 # --- why is this blocked? ---------------------------------------------------------------------
