@@ -220,33 +220,39 @@ def _change_requests(release_ids: list[int]) -> dict[int, list[ChangeRequestRow]
 
 def _links(release_ids: list[int]) -> tuple[dict[int, frozenset[int]], dict[int, list[str]]]:
     """Each release's services, and the other releases deploying one of them ("name
-    version", in the releases' own order), from one read of the service links."""
-    services: dict[int, set[int]] = {pk: set() for pk in release_ids}
-    conflicts: dict[int, list[str]] = {pk: [] for pk in release_ids}
+    version", in the releases' own order), from one read of the service links: the
+    releases' own links and those of deploying releases on the same services, a UNION ALL
+    of two index reads (an OR of the two made PostgreSQL scan every link)."""
     if not release_ids:
         return {}, {}
     link = Release.services.through
-    theirs = link.objects.filter(release_id__in=release_ids).values("service_id")
-    rows = (
-        link.objects.filter(
-            Q(release_id__in=release_ids)
-            | Q(release__state=ReleaseState.DEPLOYING, service_id__in=theirs)
-        )
-        .order_by("-release__window_start", "-release_id")
-        .values_list(
-            "release_id", "service_id", "release__state", "release__name", "release__version"
-        )
+    columns = ("release_id", "service_id", "release__state", "release__name", "release__version")
+    columns += ("release__window_start",)  # the releases' order: window_start, id descending
+    own = link.objects.filter(release_id__in=release_ids).order_by().values_list(*columns)
+    theirs = link.objects.filter(release_id__in=release_ids).order_by().values("service_id")
+    deploying_links = (
+        link.objects.filter(release__state=ReleaseState.DEPLOYING, service_id__in=theirs)
+        .order_by()
+        .values_list(*columns)
     )
-    deploying: list[tuple[int, int, str]] = []
-    for release_id, service_id, state, name, version in rows:
+    rows = own.union(deploying_links, all=True).order_by("-release__window_start", "-release_id")
+    services: dict[int, set[int]] = {pk: set() for pk in release_ids}
+    # service id → [(rank in the releases' order, release id, "name version")]
+    deploying: dict[int, list[tuple[int, int, str]]] = {}
+    for rank, (release_id, service_id, state, name, version, _) in enumerate(rows):
         if release_id in services:
             services[release_id].add(service_id)
         if state == ReleaseState.DEPLOYING:
-            deploying.append((release_id, service_id, f"{name} {version}"))
+            deploying.setdefault(service_id, []).append((rank, release_id, f"{name} {version}"))
+    conflicts: dict[int, list[str]] = {}
     for pk, mine in services.items():
-        for other_id, service_id, label in deploying:
-            if other_id != pk and service_id in mine and label not in conflicts[pk]:
-                conflicts[pk].append(label)
+        others = {
+            other_id: (rank, label)
+            for service_id in mine
+            for rank, other_id, label in deploying.get(service_id, [])
+            if other_id != pk
+        }
+        conflicts[pk] = [label for _, label in sorted(others.values())]
     return {pk: frozenset(ids) for pk, ids in services.items()}, conflicts
 
 

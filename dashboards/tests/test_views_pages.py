@@ -147,3 +147,18 @@ def test_a_date_out_of_range_is_dropped_not_a_500(client, viewer, name, params):
     today = timezone.localdate()
     shown = "(90 days)" if name == "dashboards:metrics" else f"{today:%Y}"
     assert shown in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_board_with_every_kind_of_blocker_does_not_grow(
+    client, viewer, governed, django_assert_num_queries
+):
+    """Change requests (on an agenda or not), freezes with an exception, deploying releases,
+    validation and retrospectives: the board's blockers cost the same queries at three
+    times the releases (readiness is asked once for all the cards)."""
+    client.force_login(viewer)
+    governed(rounds=2)
+    small = _count(client, "dashboards:board", {})
+    governed(rounds=6)
+    with django_assert_num_queries(small):
+        client.get(reverse("dashboards:board"))
