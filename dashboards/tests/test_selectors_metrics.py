@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboards.selectors import metrics as m
+from dashboards.selectors.metrics.facts import _buckets
 from dashboards.services import metrics_facts_refresh, metrics_trend_points_refresh
 from governance.models import AuditEvent
 from pipelines.models import Incident
@@ -306,7 +307,7 @@ def test_release_durations_per_service_and_team_follow_the_service_links(linked_
 
 @pytest.mark.django_db
 def test_nearest_rank_percentiles_of_each_group_in_one_query(history, django_assert_num_queries):
-    qs, _ = m._duration_source("lead_time_for_changes", SCOPE)
+    qs, _ = m.duration_source("lead_time_for_changes", SCOPE)
     with django_assert_num_queries(1):
         found = m.percentiles_by(qs, F("bucket_weekly"), (0.5, 0.9))
     # Week of Monday 2 Nov: 1 d (v1.0), 2 h (v1.1), 1 h (v1.3); week of 9 Nov: 1 d (v1.4).
@@ -412,7 +413,7 @@ def test_postgresql_ranks_with_percentile_disc(require_postgres, linked_releases
     qs = DeliveryFact.objects.annotate(duration=F("lead_seconds"))
     with CaptureQueriesContext(connection) as ctx:
         found = m.percentiles_by(qs, F("finished_day"), NEAREST)
-        cycle, _ = m._duration_source("release_cycle_time", SCOPE)
+        cycle, _ = m.duration_source("release_cycle_time", SCOPE)
         by_team = m.percentiles_by(cycle, m.ByLink("team"), (0.5,))
     assert all("percentile_disc" in q["sql"] for q in ctx.captured_queries)
     assert not any("ROW_NUMBER" in q["sql"] for q in ctx.captured_queries)
@@ -477,7 +478,7 @@ def test_trend_percentiles_per_bucket_across_a_daylight_saving_change(
                 hour=hour, minute=minute
             )
             fact.lead_seconds = float((k * 7) % 5 * 60 + k % 2)  # ties and no order
-            for name, value in m._buckets(fact.finished_at, "finished").items():
+            for name, value in _buckets(fact.finished_at, "finished").items():
                 setattr(fact, name, value)
         DeliveryFact.objects.bulk_update(
             facts,
