@@ -313,8 +313,9 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
         for state in COLUMNS
     ]
     shown = Q(pk__in=columns_ids[0].union(*columns_ids[1:], all=True))
-    # The cards' releases and gates as values (BoardRelease, BoardGate): no model instance
-    # per card or per gate. A move reads its release as a model (``board_release``).
+    # The cards' releases as values (BoardRelease): no model instance per card (readiness
+    # reads their gates as values too). A move reads its release as a model
+    # (``board_release``).
     values = _owner_values()
     rows = (
         Release.objects.filter(shown)
