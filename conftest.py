@@ -20,7 +20,7 @@ def _f():
 
 
 def _role():
-    from releases.roles import Role
+    from core.roles import Role
 
     return Role
 

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from icalendar import Calendar, Event
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from releases.choices import ReleaseState
 from releases.models import Release, Service
 

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from governance.services import audit_record
-from releases.errors import PermissionDenied
+from core.audit import audit_record
+from core.errors import PermissionDenied
 
 from .models import (
     CalendarFeedToken,

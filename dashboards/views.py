@@ -24,8 +24,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
+from core.errors import DomainError
 from releases import services as release_services
-from releases.errors import DomainError
 from releases.models import Release
 
 from . import charts, ical

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 
 import time_machine
 
+from core.errors import RequirementsNotMet
 from releases import communications, readiness, services
-from releases.errors import RequirementsNotMet
 from releases.models import Service
 from releases.postrelease import services as postrelease
 

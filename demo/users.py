@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from core.roles import ALL_ROLES
 from releases.models import Team
-from releases.roles import ALL_ROLES
 
 DEMO_PASSWORD = "releasegate-demo"
 

@@ -1,7 +1,6 @@
 from django.contrib import admin
 
 from .models import (
-    AuditEvent,
     CABMeeting,
     ChangeRequest,
     FreezeException,
@@ -12,24 +11,6 @@ from .models import (
     RiskAssessment,
     Vote,
 )
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Append-only: readable, never editable or deletable."""
-
-    list_display = ["created_at", "actor_label", "action", "target_repr", "from_state", "to_state"]
-    list_filter = ["action"]
-    search_fields = ["target_repr", "actor_label", "reason"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(GatePolicy)

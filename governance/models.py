@@ -1,25 +1,22 @@
-"""Governance data: the append-only audit trail, gate policies and gate checks, risk
-assessments, change requests with CAB meetings and votes, freeze windows and exceptions.
+"""Governance data: gate policies and gate checks, risk assessments, change requests with
+CAB meetings and votes, freeze windows and exceptions. (The audit trail lives in core.models.)
 
 Lifecycle fields are protected FSM fields changed only by governance.services."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import UTC, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from core.roles import Role
 from releases.choices import ReleaseType, RiskLevel
-from releases.roles import Role
 
 from .choices import (
     GATE_DONE,
@@ -37,150 +34,6 @@ from .choices import (
     VoteChoice,
 )
 from .domain import freeze, quorum
-
-
-class AppendOnlyError(Exception):
-    """Raised when code tries to change or remove an audit event."""
-
-
-class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
-
-    def delete(self):
-        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
-
-    # bulk_update would bypass save(); refuse it as well.
-    def bulk_update(self, objs, fields, batch_size=None):
-        raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
-
-
-class AuditEvent(models.Model):
-    """One decision or change: who did what to which object, why, and what it looked like.
-
-    Written only by ``governance.services.audit_record`` inside the transaction of the
-    change it records. The ORM refuses update and delete; on PostgreSQL a trigger refuses
-    them too (migration 0002), so raw SQL cannot rewrite history either.
-    """
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_constraint=False,
-    )
-    actor_token = models.ForeignKey(
-        "pipelines.ApiToken",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_constraint=False,
-    )
-    actor_label = models.CharField(max_length=150, help_text="Who, as shown at the time.")
-    action = models.CharField(max_length=80, db_index=True)
-    target_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_constraint=False
-    )
-    target_id = models.CharField(max_length=64)
-    target_repr = models.CharField(max_length=300)
-    release = models.ForeignKey(
-        "releases.Release",
-        on_delete=models.DO_NOTHING,
-        null=True,
-        blank=True,
-        related_name="audit_events",
-        db_constraint=False,
-        help_text="The release this event belongs to, for its timeline.",
-    )
-    from_state = models.CharField(max_length=40, blank=True)
-    to_state = models.CharField(max_length=40, blank=True)
-    reason = models.TextField(blank=True)
-    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
-    # Tamper evidence: each event carries the hash of the previous event of its chain (one
-    # chain per release, or per object for events outside a release), so rewriting or
-    # removing any row breaks the links after it. Per-release chains keep unrelated writes
-    # from queueing on one global "last hash".
-    chain_key = models.CharField(max_length=120, default="", editable=False)
-    chain_seq = models.PositiveBigIntegerField(default=0, editable=False)
-    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
-    hash = models.CharField(max_length=64, default="", editable=False)
-
-    objects = AuditEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        indexes = [
-            models.Index(fields=["release", "created_at"]),
-            models.Index(fields=["target_type", "target_id"]),
-        ]
-        constraints = [
-            models.UniqueConstraint(fields=["chain_key", "chain_seq"], name="audit_chain_link")
-        ]
-
-    def __str__(self) -> str:
-        return (
-            f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_repr}"
-        )
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
-
-    def compute_hash(self) -> str:
-        return audit_event_hash(self)
-
-
-def audit_event_hash(event) -> str:
-    """SHA-256 over the event's fields in canonical JSON, in a form that survives a database
-    round trip. A plain function so that migrations can hash historical model instances."""
-    created = event.created_at.astimezone(UTC).isoformat(timespec="microseconds")
-    payload = {
-        "chain": event.chain_key,
-        "seq": event.chain_seq,
-        "prev": event.prev_hash,
-        "created_at": created,
-        "actor": event.actor_id,
-        "actor_token": event.actor_token_id,
-        "actor_label": event.actor_label,
-        "action": event.action,
-        "target_type": f"{event.target_type.app_label}.{event.target_type.model}",
-        "target_id": event.target_id,
-        "target_repr": event.target_repr,
-        "release": event.release_id,
-        "from_state": event.from_state,
-        "to_state": event.to_state,
-        "reason": event.reason,
-        "before": json.loads(json.dumps(event.before, cls=DjangoJSONEncoder)),
-        "after": json.loads(json.dumps(event.after, cls=DjangoJSONEncoder)),
-        "ip_address": event.ip_address,
-        "user_agent": event.user_agent,
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-class AuditChainHead(models.Model):
-    """The last link of each audit chain: lets verification notice events removed from the
-    end of a chain, and serialises writers of the same chain only."""
-
-    key = models.CharField(max_length=120, primary_key=True)
-    seq = models.PositiveBigIntegerField(default=0)
-    hash = models.CharField(max_length=64, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.key} #{self.seq}"
-
 
 # --- gate policies and gate checks -------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Governance events people care about, written to the notification outbox in the same
-transaction as the event (``pipelines.notifications.notification_enqueue``).
+transaction as the event (``core.notifications.notification_enqueue``).
 
 Each producer names the event occurrence in its idempotency key, so producing twice (a
 retried task, a sweep that runs twice) notifies once.
@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from pipelines.notifications import notification_enqueue
+from core.notifications import notification_enqueue
 from releases.models import Release
 
 from .choices import ChangeState, GateStatus

@@ -29,10 +29,10 @@ from typing import Any
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
+from core.roles import Role
 from releases.choices import ReleaseState
 from releases.models import Release, Service
 from releases.readiness import GOVERNED_TRANSITIONS, Blocker, blockers_for
-from releases.roles import Role
 
 from .choices import CHANGE_APPROVED_STATES, GATE_DONE, ChangeState, GateStage, GateStatus
 from .domain import freeze as freeze_domain

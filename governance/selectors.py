@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from core.roles import Role, has_role, user_roles
 from releases.choices import TERMINAL_STATES
 from releases.models import Release
-from releases.roles import Role, has_role, user_roles
 from releases.selectors import visible_releases
 
 from .choices import VOTING_STATES, ChangeState, GateStatus, MeetingState

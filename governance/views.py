@@ -13,9 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from releases.errors import DomainError
+from core.errors import DomainError
+from core.roles import Role, has_role
 from releases.models import Release
-from releases.roles import Role, has_role
 from releases.selectors import visible_releases
 
 from . import selectors, services

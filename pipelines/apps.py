@@ -18,3 +18,10 @@ class PipelinesConfig(AppConfig):
 
         evidence.register()
         panel.register("incidents", release_incidents)
+
+        # Core's notification outbox hands new rows to pipelines' delivery task.
+        from core import notifications
+
+        from .worker_queue import queue_notification_delivery
+
+        notifications.register_delivery(queue_notification_delivery)

@@ -39,16 +39,17 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from governance.services import audit_record
+from core.audit import audit_record
+from core.backoff import backoff_seconds
+from core.models import NotificationEvent
+from core.notifications import notification_enqueue, post_signed
+from core.outbound import outbound_client
 from releases.choices import DeploymentState
 from releases.models import Deployment
 
-from .notifications import notification_enqueue, post_signed
-from .outbound import outbound_client
 from .polling.http import FetchStats, PollError, get_json
 from .worker_models import (
     Comparator,
-    NotificationEvent,
     RollbackAction,
     RollbackPolicy,
     RollbackRequest,
@@ -58,7 +59,7 @@ from .worker_models import (
     VerificationSpec,
     VerificationStatus,
 )
-from .worker_queue import backoff_seconds, enqueue_on_commit
+from .worker_queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -8,13 +8,16 @@ from django.contrib import admin, messages
 from django.db import models
 from django.utils import timezone
 
-from .outbound import OutboundRefused, check_outbound_url
-from .worker_models import (
-    IntegrationPollState,
+from core.models import (
     Notification,
     NotificationAttempt,
     NotificationPreference,
     NotificationStatus,
+)
+from core.outbound import OutboundRefused, check_outbound_url
+
+from .worker_models import (
+    IntegrationPollState,
     RollbackPolicy,
     RollbackRequest,
     VerificationQuery,
@@ -29,7 +32,7 @@ HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
 
 class OutboundURLForm(forms.ModelForm):
     """Refuses a URL field the workers would call when it points at a private address
-    (pipelines/outbound.py): every URLField of these models is such a destination."""
+    (core/outbound.py): every URLField of these models is such a destination."""
 
     def clean(self):
         cleaned = super().clean()

@@ -1,5 +1,6 @@
 """Models of the background workers: polling state of integrations, deployment verification
-against Prometheus with rollback policies, and the notification outbox.
+against Prometheus with rollback policies, and durable markers of tasks whose enqueue failed.
+(The notification outbox lives in core.models.)
 
 Imported at the end of pipelines/models.py so that they belong to the pipelines app and its
 migrations, while living in a module of their own.
@@ -11,18 +12,11 @@ schedulers or two workers never act twice on the same due row.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 __all__ = [
     "Comparator",
-    "Notification",
-    "NotificationAttempt",
-    "NotificationChannel",
-    "NotificationEvent",
-    "NotificationPreference",
-    "NotificationStatus",
     "IntegrationPollState",
     "RollbackAction",
     "RollbackPolicy",
@@ -275,136 +269,7 @@ class RollbackRequest(models.Model):
         return f"Rollback required: {self.deployment}"
 
 
-# --- notification outbox -----------------------------------------------------------------------
-
-
-class NotificationEvent(models.TextChoices):
-    GATE_WAITING = "gate_waiting", "A gate is waiting for you"
-    VOTE_REQUESTED = "vote_requested", "Your vote is requested"
-    DECISION_MADE = "decision_made", "A decision was made"
-    FREEZE_STARTING = "freeze_starting", "A freeze is starting"
-    DEPLOYMENT_FAILED = "deployment_failed", "A deployment failed"
-    VERIFICATION_FAILED = "verification_failed", "A deployment verification failed"
-    REVIEW_OVERDUE = "review_overdue", "A post-implementation review is overdue"
-    RELEASE_COMMUNICATION = "release_communication", "A release communication"
-
-
-class NotificationChannel(models.TextChoices):
-    IN_APP = "in_app", "In the app"
-    EMAIL = "email", "Email"
-    SLACK = "slack", "Slack webhook"
-
-
-class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
-    DELIVERED = "delivered", "Delivered"
-    DEAD = "dead", "Gave up"
-
-
-class Notification(models.Model):
-    """One message to one person on one channel: a row of the outbox.
-
-    Written in the transaction of the event it announces, so it exists if and only if the
-    event committed. Unique on (idempotency_key, recipient, channel): the producer passes a
-    key naming the event (``verification_failed:42``), so producing twice writes once. The
-    key is sent with every delivery, so a receiver can drop the duplicates that at-least-once
-    delivery allows.
-    """
-
-    recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
-        related_name="notifications",
-        null=True,
-        blank=True,
-        help_text="A person; empty for messages to an external destination.",
-    )
-    destination = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text="For messages without a recipient (release communications): email "
-        "addresses, comma-separated, or a webhook URL.",
-    )
-    event = models.CharField(max_length=30, choices=NotificationEvent.choices)
-    channel = models.CharField(max_length=10, choices=NotificationChannel.choices)
-    idempotency_key = models.CharField(max_length=200)
-    subject = models.CharField(max_length=200)
-    body = models.TextField(blank=True)
-    link = models.CharField(max_length=500, blank=True)
-    status = models.CharField(
-        max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["idempotency_key", "recipient", "channel"],
-                name="notification_unique_key",
-            ),
-            # NULL recipients are distinct to a unique index: external messages get their own.
-            models.UniqueConstraint(
-                fields=["idempotency_key", "channel", "destination"],
-                condition=models.Q(recipient__isnull=True),
-                name="notification_unique_external_key",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(recipient__isnull=False) | ~models.Q(destination=""),
-                name="notification_has_recipient_or_destination",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["status", "next_attempt_at"]),
-            models.Index(fields=["recipient", "channel", "read_at"]),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient_id or self.destination}: {self.subject}"
-
-    @property
-    def delivery_key(self) -> str:
-        """The key sent to receivers: one per (event, recipient, channel)."""
-        return f"{self.idempotency_key}:{self.recipient_id or 'external'}:{self.channel}"
-
-
-class NotificationAttempt(models.Model):
-    """One delivery attempt (the delivery record): when, how it went, what the other side said."""
-
-    notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, related_name="delivery_attempts"
-    )
-    attempt = models.PositiveIntegerField()
-    at = models.DateTimeField(default=timezone.now)
-    ok = models.BooleanField(default=False)
-    status_code = models.PositiveIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=500, blank=True)
-
-    class Meta:
-        ordering = ["notification", "attempt"]
-
-    def __str__(self) -> str:
-        return f"Attempt {self.attempt} of {self.notification_id}: {'ok' if self.ok else 'failed'}"
-
-
-class NotificationPreference(models.Model):
-    """What one person wants to receive and where. ``channels`` maps an event to the channels
-    chosen for it; an event missing from the map gets the default (in-app and email)."""
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
-    )
-    channels = models.JSONField(default=dict, blank=True)
-    slack_webhook_url = models.URLField(max_length=500, blank=True)
-
-    def __str__(self) -> str:
-        return f"Notification preferences of {self.user_id}"
+# --- durable task markers ---------------------------------------------------------------------
 
 
 class TaskOutbox(models.Model):

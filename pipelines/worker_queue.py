@@ -1,26 +1,17 @@
 """Queueing helpers shared by the workers: enqueue after commit without ever failing the
-caller, a durable marker when the broker is down, and backoff with full jitter.
+caller, and a durable marker when the broker is down. (Backoff with full jitter is
+core.backoff.)
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
-
-
-def backoff_seconds(attempt: int, *, base: float = 5.0, cap: float = 3600.0) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt)).
-
-    Full jitter spreads retries of many failing rows (a provider outage) over the whole
-    window instead of synchronising them into waves that hit the provider together.
-    """
-    return random.uniform(0, min(cap, base * (2 ** max(0, attempt))))
 
 
 def enqueue_now(task_name: str, *args) -> bool:
@@ -50,6 +41,12 @@ def enqueue_on_commit(task_name: str, *args) -> None:
     """Queue a task once the current transaction commits (never inside one that may roll
     back), robustly: see ``enqueue_now``."""
     transaction.on_commit(lambda: enqueue_now(task_name, *args))
+
+
+def queue_notification_delivery(notification_id: int) -> None:
+    """How core's notification outbox hands a new row to a worker (registered in
+    ``PipelinesConfig.ready``): the ``pipelines.deliver_notification`` task, after commit."""
+    enqueue_on_commit("pipelines.deliver_notification", notification_id)
 
 
 def requeue_task_outbox(limit: int = 500) -> int:

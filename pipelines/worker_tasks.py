@@ -42,7 +42,7 @@ _RETRYING = {
 )
 def deliver_notification(notification_id: int) -> str:
     """Deliver one outbox row (a failed send is rescheduled on the row, not retried here)."""
-    from .notifications import deliver_notification as deliver
+    from core.notifications import deliver_notification as deliver
 
     return deliver(notification_id)
 
@@ -51,7 +51,8 @@ def deliver_notification(notification_id: int) -> str:
 def deliver_due_notifications() -> int:
     """Beat fan-out: due notification rows, due rollback webhooks, and re-sending tasks whose
     enqueue failed while the broker was down."""
-    from .notifications import deliver_due_notifications as sweep
+    from core.notifications import deliver_due_notifications as sweep
+
     from .verification import call_due_rollback_webhooks
     from .worker_queue import requeue_task_outbox
 

@@ -14,18 +14,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.models import NotificationChannel, NotificationEvent, NotificationPreference
+from core.notifications import channels_for, inbox, notifications_mark_read, preferences_update
+from core.outbound import check_outbound_url
 from releases import selectors as release_selectors
 from releases.models import Release
 from releases.rules import has_any_role
 
 from .models import Integration
-from .notifications import channels_for, inbox, notifications_mark_read, preferences_update
-from .outbound import check_outbound_url
 from .verification import chart
 from .worker_models import (
-    NotificationChannel,
-    NotificationEvent,
-    NotificationPreference,
     RollbackRequest,
     VerificationRun,
 )
@@ -97,7 +95,7 @@ class PreferencesForm(forms.Form):
     def clean_slack_webhook_url(self) -> str:
         """Only https: the worker POSTs to this URL, so plain http (or a typo'd internal
         address over http) is refused unless NOTIFICATION_WEBHOOK_ALLOW_HTTP is set; and
-        never a private address (pipelines/outbound.py), unless an administrator allowed it."""
+        never a private address (core/outbound.py), unless an administrator allowed it."""
         url = self.cleaned_data["slack_webhook_url"]
         allow_http = getattr(settings, "NOTIFICATION_WEBHOOK_ALLOW_HTTP", False)
         if url and not url.startswith("https://") and not allow_http:

@@ -12,11 +12,11 @@ from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from governance.services import audit_record
-from pipelines.outbound import OutboundRefused, check_outbound_url
+from core.audit import audit_record
+from core.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
+from core.outbound import OutboundRefused, check_outbound_url
 
 from .choices import TIMED_COMMS_TRIGGERS, CommsChannel, CommsStatus, CommsTrigger, ReleaseState
-from .errors import InvalidInput, PermissionDenied, TransitionNotAllowed
 from .models import Communication, Release
 
 # Transitions that fire (or void) event-triggered messages.
@@ -192,7 +192,7 @@ def communications_send_due(*, now: datetime | None = None, limit: int = 100) ->
     transaction that writes its outbox row, so two workers, or a worker killed and
     restarted, send it once: either both writes committed or neither did.
     """
-    from pipelines.notifications import notification_enqueue_external
+    from core.notifications import notification_enqueue_external
 
     now = now or timezone.now()
     due = list(

@@ -24,10 +24,10 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from governance.models import AuditChainHead, AuditEvent
+from core.errors import PermissionDenied
+from core.models import AuditChainHead, AuditEvent
 
 from .choices import EvidenceTrigger
-from .errors import PermissionDenied
 from .models import EvidencePack, Release
 
 SNAPSHOT_VERSION = 1
@@ -210,7 +210,7 @@ def _impact_assessment(release: Release) -> dict | None:
 
 
 def _audit_events(release: Release) -> list[dict]:
-    events = AuditEvent.objects.filter(release=release).order_by("chain_seq")
+    events = AuditEvent.objects.filter(release_id=release.pk).order_by("chain_seq")
     return [
         {
             "id": e.pk,

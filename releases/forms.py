@@ -11,6 +11,9 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.errors import DomainError
+from core.roles import Role, has_role
+
 from .choices import (
     Likelihood,
     ReleaseState,
@@ -20,9 +23,7 @@ from .choices import (
     ScopeKind,
     ScopeStatus,
 )
-from .errors import DomainError
 from .models import Service
-from .roles import Role, has_role
 from .rules import is_administrator, user_team_ids
 
 User = get_user_model()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import rules
 
-from .roles import Role, has_role, user_roles
+from core.roles import Role, has_role, user_roles
 
 
 def _is_machine(user) -> bool:

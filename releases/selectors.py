@@ -7,7 +7,7 @@ from datetime import date, datetime, time
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 
 from .models import Environment, Release, ReleaseRisk, ScopeItem, Service, Team
 from .risk import governing_level_q, with_risk
@@ -87,8 +87,8 @@ def release_detail(*, viewer, pk: int) -> Release:
 
 def release_audit_events(*, release: Release) -> QuerySet[AuditEvent]:
     return (
-        AuditEvent.objects.filter(release=release)
-        .select_related("actor", "actor_token")
+        AuditEvent.objects.filter(release_id=release.pk)
+        .select_related("actor")
         .order_by("created_at", "id")
     )
 

@@ -15,13 +15,13 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from django_fsm import ConcurrentTransition, can_proceed
 
-from governance.services import audit_record
+from core.audit import audit_record
+from core.errors import InvalidInput, PermissionDenied, RequirementsNotMet, TransitionNotAllowed
+from core.roles import Role, has_role
 
 from . import readiness
 from .choices import TERMINAL_STATES, ReleaseState, ReleaseType, RiskLevel, ScopeKind, ScopeStatus
-from .errors import InvalidInput, PermissionDenied, RequirementsNotMet, TransitionNotAllowed
 from .models import Release, ReleaseRisk, RollbackPlan, ScopeItem, Service
-from .roles import Role, has_role
 from .rules import user_team_ids
 
 # Transitions that need the actor to say why.

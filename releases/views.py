@@ -25,9 +25,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reselect, reswap, retarget
 
+from core.errors import DomainError
+from core.roles import ALL_ROLES
+
 from . import risk, selectors, services
 from .choices import TERMINAL_STATES, ReleaseState, ScopeStatus
-from .errors import DomainError
 from .forms import (
     ReleaseFilterForm,
     ReleaseForm,
@@ -39,7 +41,6 @@ from .forms import (
     users_with_role,
 )
 from .models import Release
-from .roles import ALL_ROLES
 
 PAGE_SIZE = 25
 # Transitions shown as "danger" buttons: they end or undo work.

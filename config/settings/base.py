@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "csp",
     "rules.apps.AutodiscoverRulesConfig",
+    "core",
     "releases",
     "governance",
     "pipelines",
@@ -52,7 +53,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "governance.middleware.AuditContextMiddleware",
+    "core.middleware.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -212,7 +213,7 @@ POLL_PER_HOST = env_int("POLL_PER_HOST", 8)
 NOTIFICATION_SEND_LEASE_SECONDS = env_int("NOTIFICATION_SEND_LEASE_SECONDS", 120)
 NOTIFICATION_WEBHOOK_TIMEOUT = env_int("NOTIFICATION_WEBHOOK_TIMEOUT", 10)
 SITE_URL = env_str("SITE_URL", "http://localhost:8000")
-# Outbound HTTP to URLs people typed (webhooks, CI pollers, Prometheus; pipelines/outbound.py):
+# Outbound HTTP to URLs people typed (webhooks, CI pollers, Prometheus; core/outbound.py):
 # private, loopback and link-local destinations are refused unless allowed here (all of them,
 # or just the listed CIDRs, e.g. the internal Jenkins subnet). local.py and test.py allow them.
 OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", False)

@@ -12,10 +12,10 @@ from django.db.models import F, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.models import AuditEvent
 from dashboards.selectors import metrics as m
 from dashboards.selectors.metrics.facts import _buckets
 from dashboards.services import metrics_facts_refresh, metrics_trend_points_refresh
-from governance.models import AuditEvent
 from pipelines.models import Incident
 from releases.models import Release, Team
 from tests.factories import DeploymentFactory, PipelineRunFactory, ReleaseFactory
@@ -86,7 +86,7 @@ def releases_history(service):
         target_type=ContentType.objects.get_for_model(Release),
         target_id=str(a.pk),
         target_repr=str(a),
-        release=a,
+        release_id=a.pk,
         created_at=at(2, 10),
     )
 

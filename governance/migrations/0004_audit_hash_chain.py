@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 def backfill_chains(apps, schema_editor):
     """Chain the events written before chaining existed, in the order they were written."""
-    from governance.models import audit_event_hash
+    from core.models import audit_event_hash
 
     AuditEvent = apps.get_model("governance", "AuditEvent")
     AuditChainHead = apps.get_model("governance", "AuditChainHead")

@@ -2,14 +2,13 @@
 the acting user).
 
 Every service follows one order: atomic transaction → re-fetch with select_for_update →
-permission and state checks (raising releases.errors.DomainError subclasses a user can
-read) → FSM transition → save → audit_record in the same transaction → on_commit side
-effects. Split by topic; import from here.
+permission and state checks (raising core.errors.DomainError subclasses a user can
+read) → FSM transition → save → core.audit.audit_record in the same transaction → on_commit
+side effects. Split by topic; import from here.
 """
 
 from __future__ import annotations
 
-from .audit import actor_parts, audit_record
 from .cab import (
     agenda_item_add,
     agenda_item_close,
@@ -51,11 +50,9 @@ from .risk import risk_assess, risk_override
 from .votes import vote_cast, vote_withdraw
 
 __all__ = [
-    "actor_parts",
     "agenda_item_add",
     "agenda_item_close",
     "agenda_item_move",
-    "audit_record",
     "change_request_close",
     "change_request_create",
     "change_request_delete",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from core.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
+from core.roles import Role, has_role
 from releases.choices import TERMINAL_STATES
-from releases.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
 from releases.models import Release
-from releases.roles import Role, has_role
 
 
 def is_person(actor) -> bool:

@@ -11,9 +11,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from releases.errors import (
-    TransitionNotAllowed,
-)
+from core.audit import audit_record
+from core.errors import TransitionNotAllowed
 
 from ..choices import (
     VOTING_STATES,
@@ -25,7 +24,6 @@ from ..choices import (
 )
 from ..models import AgendaItem, CABMeeting, ChangeRequest
 from ._common import require_text
-from .audit import audit_record
 from .changes import CAB_ROLES, cr_transition, lock_cr, require_chair, tally
 from .votes import apply_decision
 

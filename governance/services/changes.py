@@ -19,14 +19,10 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
-from releases.errors import (
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    TransitionNotAllowed,
-)
+from core.audit import audit_record
+from core.errors import InvalidInput, NotFound, PermissionDenied, TransitionNotAllowed
+from core.roles import Role, has_role
 from releases.models import Release
-from releases.roles import Role, has_role
 
 from ..choices import (
     AgendaOutcome,
@@ -36,7 +32,6 @@ from ..choices import (
 from ..domain import quorum
 from ..models import AgendaItem, ChangeRequest, QuorumPolicyRecord, Recusal, Vote
 from ._common import is_chair, require_manager, require_person, require_text
-from .audit import audit_record
 
 CR_FIELDS = (
     "title",

@@ -10,15 +10,15 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from releases.errors import InvalidInput, NotFound, PermissionDenied, TransitionNotAllowed
+from core.audit import audit_record
+from core.errors import InvalidInput, NotFound, PermissionDenied, TransitionNotAllowed
+from core.roles import Role, has_role
 from releases.models import Release
-from releases.roles import Role, has_role
 
 from ..choices import ExceptionState
 from ..domain import freeze as freeze_domain
 from ..models import FreezeException, FreezeWindow
 from ._common import lock_release, require_manager, require_person, require_text
-from .audit import audit_record
 
 FREEZE_FIELDS = (
     "name",

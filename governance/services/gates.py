@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from django.db import transaction
 from django_fsm import ConcurrentTransition, can_proceed
 
+from core.audit import audit_record
+from core.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
+from core.roles import Role, has_role
 from releases import services as release_services
 from releases.choices import TERMINAL_STATES, ReleaseState
-from releases.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
 from releases.models import Deployment, Release
-from releases.roles import Role, has_role
 
 from ..choices import GateKind, GateStatus
 from ..models import GateCheck, GatePolicy, PolicySnapshot
@@ -24,7 +25,6 @@ from ._common import (
     require_person,
     require_text,
 )
-from .audit import audit_record
 
 GATE_STATUS_WORDS = {
     GateStatus.PASSED: "signed off",
@@ -42,7 +42,7 @@ def _lock_gate(gate: GateCheck | int) -> GateCheck:
             GateCheck.objects.select_for_update(of=("self",)).select_related("release").get(pk=pk)
         )
     except GateCheck.DoesNotExist:
-        from releases.errors import NotFound
+        from core.errors import NotFound
 
         raise NotFound("No such gate check.") from None
 

@@ -10,15 +10,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.errors import InvalidInput
 from releases.choices import RISK_ORDER, RiskLevel, ScopeStatus
-from releases.errors import InvalidInput
 from releases.models import Deployment, Release
 
 from ..domain import freeze as freeze_domain
 from ..domain import risk as risk_domain
 from ..models import FreezeWindow, RiskAssessment
 from ._common import lock_release, require_live, require_manager, require_person, require_text
-from .audit import audit_record
 
 # How far back the change failure rate of a release's services is measured.
 FAILURE_HISTORY_DAYS = 90

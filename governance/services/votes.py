@@ -12,15 +12,11 @@ import contextlib
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.errors import InvalidInput, PermissionDenied, RequirementsNotMet, TransitionNotAllowed
+from core.roles import has_role, user_roles
 from releases import services as release_services
 from releases.choices import ReleaseState
-from releases.errors import (
-    InvalidInput,
-    PermissionDenied,
-    RequirementsNotMet,
-    TransitionNotAllowed,
-)
-from releases.roles import has_role, user_roles
 
 from ..choices import (
     VOTING_STATES,
@@ -30,7 +26,6 @@ from ..choices import (
 )
 from ..models import AgendaItem, ChangeRequest, Vote
 from ._common import lock_release, require_person
-from .audit import audit_record
 from .changes import CAB_ROLES, cr_transition, lock_cr, quorum_policy_for, tally
 
 # --- decisions --------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.roles import Role
 from governance.models import GatePolicy, QuorumPolicyRecord
 from releases import services as release_services
-from releases.roles import Role
 from tests.factories import ReleaseFactory, UserFactory, force_state, make_ready
 
 REQUIREMENTS = [

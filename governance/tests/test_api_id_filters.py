@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from governance.models import ChangeRequest, FreezeException, FreezeWindow, GateCheck, Vote
 from pipelines.services import api_token_create
-from releases.roles import Role
 from tests.factories import ReleaseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import DomainError, TransitionNotAllowed
+from core.models import AuditEvent
+from core.roles import Role
 from governance import services
-from governance.models import AuditEvent, ChangeRequest, GateCheck, QuorumPolicyRecord, Vote
-from releases.errors import DomainError, TransitionNotAllowed
-from releases.roles import Role
+from governance.models import ChangeRequest, GateCheck, QuorumPolicyRecord, Vote
 from tests.concurrency import race
 from tests.factories import UserFactory
 

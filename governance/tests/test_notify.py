@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.models import Notification
 from governance import notify, services
 from governance.models import ChangeRequest, FreezeWindow, GateCheck
-from pipelines.models import Notification
 from releases import services as release_services
 
 pytestmark = pytest.mark.django_db

@@ -11,12 +11,13 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import TransitionNotAllowed
+from core.models import AuditEvent
+from core.roles import Role
 from governance import services
 from governance.domain import quorum
-from governance.models import AuditEvent, ChangeRequest, QuorumPolicyRecord, Vote
+from governance.models import ChangeRequest, QuorumPolicyRecord, Vote
 from governance.services.changes import quorum_policy_for
-from releases.errors import TransitionNotAllowed
-from releases.roles import Role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

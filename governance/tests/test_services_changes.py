@@ -9,10 +9,11 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
+from core.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
+from core.models import AuditEvent
+from core.roles import Role
 from governance import services
-from governance.models import AgendaItem, AuditEvent, ChangeRequest, Recusal, Vote
-from releases.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
-from releases.roles import Role
+from governance.models import AgendaItem, ChangeRequest, Recusal, Vote
 from tests.factories import UserFactory, force_state
 
 pytestmark = pytest.mark.django_db

@@ -9,12 +9,13 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from core.errors import InvalidInput, PermissionDenied, RequirementsNotMet
+from core.models import AuditEvent
 from governance import services
-from governance.models import AuditEvent, RiskAssessment
+from governance.models import RiskAssessment
 from governance.readiness import release_blockers
 from governance.services.risk import effective_risk_level
 from releases import services as release_services
-from releases.errors import InvalidInput, PermissionDenied, RequirementsNotMet
 from tests.factories import force_state
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from core.roles import Role
 from governance import services
 from governance.models import ChangeRequest, GateCheck
-from releases.roles import Role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

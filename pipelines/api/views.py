@@ -21,7 +21,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from releases.errors import PermissionDenied
+from core.errors import PermissionDenied
 from releases.models import Environment, Service
 
 from .. import selectors, services

@@ -9,7 +9,7 @@
 - The body is streamed and abandoned past ``max_bytes`` (default 5 MB): a 20 MB answer is an
   error, never 20 MB in memory.
 - A host that is (or resolves to) a private address, with a client from
-  ``pipelines.outbound.outbound_client``, is an error at once (not retried).
+  ``core.outbound.outbound_client``, is an error at once (not retried).
 - A body that is not JSON is an error (``PollError``) with a readable message; nothing here
   raises anything else, so one bad integration never crashes the sweep.
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from ..outbound import OutboundRefused
+from core.outbound import OutboundRefused
 
 MAX_ATTEMPTS = 3
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024

@@ -28,9 +28,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from releases.errors import DomainError
+from core.errors import DomainError
+from core.outbound import outbound_client
 
-from ..outbound import outbound_client
 from ..worker_models import IntegrationPollState
 from .clients import CLIENTS, PollResult, PollTarget, resolve_token
 from .http import DEFAULT_TIMEOUT, FetchStats, PollError

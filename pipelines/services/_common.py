@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from releases.errors import (
-    PermissionDenied,
-)
+from core.errors import PermissionDenied
 from releases.models import Service
 
 from .. import tasks

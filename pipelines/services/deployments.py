@@ -8,13 +8,9 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django_fsm import ConcurrentTransition
 
-from governance.services import audit_record
+from core.audit import audit_record
+from core.errors import Conflict, DomainError, TransitionNotAllowed
 from releases.choices import DeploymentState, ReleaseState
-from releases.errors import (
-    Conflict,
-    DomainError,
-    TransitionNotAllowed,
-)
 from releases.models import Deployment, Environment, Release, Service
 
 from ..authentication import DeploymentReporter

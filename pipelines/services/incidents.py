@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance.services import audit_record
+from core.audit import audit_record
 from releases.choices import DeploymentState
 from releases.models import Deployment, Environment
 

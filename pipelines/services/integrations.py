@@ -9,12 +9,8 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance.services import audit_record
-from releases.errors import (
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-)
+from core.audit import audit_record
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from releases.models import Service
 
 from ..adapters.types import RunEvent

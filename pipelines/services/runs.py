@@ -9,12 +9,8 @@ from dataclasses import dataclass, replace
 from django.db import connection, transaction
 from django.utils import timezone
 
-from governance.services import audit_record
-from releases.errors import (
-    Conflict,
-    InvalidInput,
-    TransitionNotAllowed,
-)
+from core.audit import audit_record
+from core.errors import Conflict, InvalidInput, TransitionNotAllowed
 from releases.models import Service
 
 from ..adapters.types import RunEvent

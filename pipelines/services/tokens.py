@@ -7,11 +7,8 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from governance.services import audit_record
-from releases.errors import (
-    InvalidInput,
-    NotFound,
-)
+from core.audit import audit_record
+from core.errors import InvalidInput, NotFound
 from releases.models import Service
 
 from ..authentication import forget_token

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from pipelines.models import Integration, IntegrationSecret
 
 pytestmark = pytest.mark.django_db

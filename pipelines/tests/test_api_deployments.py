@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from pipelines.authentication import TokenPrincipal
 from pipelines.models import ApiToken
 from releases import readiness

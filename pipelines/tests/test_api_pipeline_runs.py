@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from pipelines.models import Artefact, PipelineCheck, PipelineRun
 
 from .conftest import CI, make_token, run_body

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from pipelines.models import ApiToken
 from tests.factories import ReleaseFactory
 

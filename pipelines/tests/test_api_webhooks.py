@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from pipelines.models import Incident, Integration, IntegrationSecret, PipelineRun, WebhookDelivery
 from pipelines.services import integration_create, integration_secret_revoke
 from releases.models import Deployment

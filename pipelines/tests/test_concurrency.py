@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from pipelines.models import Artefact, PipelineCheck, PipelineRun
 
 from .conftest import make_token, run_body

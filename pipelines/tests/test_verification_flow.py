@@ -12,8 +12,9 @@ import pytest
 from django.utils import timezone
 from werkzeug import Response
 
-from governance.models import AuditEvent, GateCheck
-from pipelines.notifications import verify
+from core.models import AuditEvent, Notification
+from core.notifications import verify
+from governance.models import GateCheck
 from pipelines.verification import (
     call_rollback_webhook,
     instant_value,
@@ -21,7 +22,6 @@ from pipelines.verification import (
     verify_due,
 )
 from pipelines.worker_models import (
-    Notification,
     RollbackPolicy,
     RollbackRequest,
     VerificationQuery,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from pipelines.notifications import notification_enqueue
-from pipelines.worker_models import Notification, NotificationAttempt, NotificationPreference
+from core.models import Notification, NotificationAttempt, NotificationPreference
+from core.notifications import notification_enqueue
 
 from .worker_support import WorkerProcess, redis_url_or_skip, use_broker, wait_for
 

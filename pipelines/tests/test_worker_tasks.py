@@ -9,6 +9,7 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from config.celery import app
+from core.backoff import backoff_seconds
 from pipelines import worker_queue
 from pipelines.worker_models import TaskOutbox
 
@@ -47,10 +48,10 @@ def test_settings_are_safe_for_late_acks():
 
 
 def test_backoff_has_full_jitter_and_a_cap():
-    draws = [worker_queue.backoff_seconds(3, base=5, cap=30) for _ in range(200)]
+    draws = [backoff_seconds(3, base=5, cap=30) for _ in range(200)]
     assert all(0 <= d <= 30 for d in draws)
     assert min(draws) < 5 < max(draws)  # spread over the whole window, not a fixed delay
-    assert all(worker_queue.backoff_seconds(50, base=5, cap=60) <= 60 for _ in range(50))
+    assert all(backoff_seconds(50, base=5, cap=60) <= 60 for _ in range(50))
 
 
 def test_enqueue_waits_for_commit_and_never_raises(monkeypatch, django_capture_on_commit_callbacks):
@@ -114,8 +115,22 @@ def test_admin_pages_of_the_workers(client, service):
     for path in (
         "/admin/pipelines/integrationpollstate/",
         "/admin/pipelines/verificationspec/add/",
-        "/admin/pipelines/notification/",
+        "/admin/core/notification/",
         "/admin/pipelines/rollbackpolicy/add/",
         "/admin/django_celery_beat/periodictask/",
     ):
         assert client.get(path).status_code == 200, path
+
+
+def test_integrations_page(client, release_manager, service, outsider):
+    from .worker_support import polled_integration
+
+    state = polled_integration(service, "github", "https://api.github.com", "octo/shop")
+    state.last_error = "HTTP 500 from api.github.com"
+    state.consecutive_failures = 2
+    state.save()
+    client.force_login(release_manager)
+    html = client.get("/pipelines/integrations/").content.decode()
+    assert "octo/shop" in html and "HTTP 500 from api.github.com" in html and "failing" in html
+    client.force_login(outsider)
+    assert client.get("/pipelines/integrations/").status_code == 403

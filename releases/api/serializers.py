@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 
 from ..choices import ReleaseState, RiskLevel
 from ..models import Release, ReleaseRisk, RollbackPlan, ScopeItem, Service

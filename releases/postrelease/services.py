@@ -13,7 +13,8 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from governance.services import audit_record
+from core.audit import audit_record
+from core.errors import Conflict, InvalidInput, PermissionDenied, TransitionNotAllowed
 
 from ..choices import (
     OPEN_ACTION_STATUSES,
@@ -25,7 +26,6 @@ from ..choices import (
     ScopeKind,
     ScopeStatus,
 )
-from ..errors import Conflict, InvalidInput, PermissionDenied, TransitionNotAllowed
 from ..models import (
     ActionItem,
     ImpactAssessment,

@@ -20,6 +20,9 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import DomainError
+from core.roles import ALL_ROLES
+
 from .. import communications, evidence, selectors
 from .. import views as release_views
 from ..choices import (
@@ -29,11 +32,9 @@ from ..choices import (
     NotesState,
     ReleaseState,
 )
-from ..errors import DomainError
 from ..forms import apply_domain_error, users_with_role
 from ..markdown import render_markdown
 from ..models import ActionItem, EvidencePack, Release, ValidationItem
-from ..roles import ALL_ROLES
 from . import panel
 from . import services as postrelease
 from .forms import (

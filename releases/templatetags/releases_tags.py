@@ -7,10 +7,11 @@ from typing import Any
 from django import template
 from django.utils.safestring import mark_safe
 
+from core.roles import Role, user_roles
+
 from ..choices import ReleaseState, RiskLevel
 from ..markdown import render_markdown
 from ..risk import governing_level
-from ..roles import Role, user_roles
 
 register = template.Library()
 

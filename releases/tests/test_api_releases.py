@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from pipelines.services import api_token_create
 from releases.choices import ReleaseState
 from releases.models import Release

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import InvalidInput, PermissionDenied
 from releases import communications, services
 from releases.choices import ReleaseState
-from releases.errors import InvalidInput, PermissionDenied
 from releases.models import Communication
 from tests.factories import ReleaseFactory, force_state, make_ready
 
@@ -105,8 +105,8 @@ def _due_now(release, actor, **kw):
 
 @pytest.mark.django_db
 def test_due_message_goes_through_the_outbox_once(release, release_manager, mailoutbox):
-    from pipelines.models import Notification
-    from pipelines.notifications import deliver_due_notifications
+    from core.models import Notification
+    from core.notifications import deliver_due_notifications
 
     msg = _due_now(release, release_manager)
     assert communications.communications_send_due() == 1
@@ -126,8 +126,8 @@ def test_due_message_goes_through_the_outbox_once(release, release_manager, mail
 def test_a_worker_dying_mid_send_leaves_it_to_the_next_run_which_sends_it_once(
     release, release_manager, monkeypatch
 ):
-    from pipelines import notifications
-    from pipelines.models import Notification
+    from core import notifications
+    from core.models import Notification
 
     msg = _due_now(release, release_manager)
     real = notifications.notification_enqueue_external
@@ -150,7 +150,7 @@ def test_a_worker_dying_mid_send_leaves_it_to_the_next_run_which_sends_it_once(
 
 @pytest.mark.django_db
 def test_slack_message_is_posted_signed_to_its_webhook(release, release_manager, httpserver):
-    from pipelines.notifications import deliver_due_notifications, verify, webhook_secret
+    from core.notifications import deliver_due_notifications, verify, webhook_secret
 
     httpserver.expect_oneshot_request("/hook", method="POST").respond_with_data("ok")
     _due_now(
@@ -174,7 +174,7 @@ def test_slack_message_is_posted_signed_to_its_webhook(release, release_manager,
 
 @pytest.mark.django_db
 def test_voided_messages_are_audited(release, release_manager):
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     msg = schedule(release, release_manager, "window_start")
     services.release_cancel(release=release, actor=release_manager, reason="descoped")

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from governance.models import AuditChainHead
+from core.models import AuditChainHead
 from releases import evidence, services
 from releases.choices import ReleaseState
 from releases.models import EvidencePack

@@ -6,10 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from governance.models import AuditEvent
+from core.errors import Conflict, PermissionDenied, RequirementsNotMet, TransitionNotAllowed
+from core.models import AuditEvent
 from releases import selectors, services
 from releases.choices import ReleaseState
-from releases.errors import Conflict, PermissionDenied, RequirementsNotMet, TransitionNotAllowed
 from releases.postrelease import services as postrelease
 from tests.factories import ReleaseFactory, force_state, make_ready
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from governance.services.risk import effective_risk_level
 from releases.choices import ReleaseState
 from releases.models import Release
@@ -110,7 +110,9 @@ def test_release_manager_plans_starts_and_cancels_a_release(
 
     release = Release.objects.get(name="Wallet top-ups")
     assert release.state == ReleaseState.CANCELLED
-    actions = list(AuditEvent.objects.filter(release=release).values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(release_id=release.pk).values_list("action", flat=True)
+    )
     assert actions == [
         "release.create",
         "scope.add",

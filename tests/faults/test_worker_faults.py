@@ -21,7 +21,8 @@ import pytest
 from django.db import connection, transaction
 from werkzeug import Response
 
-from pipelines.notifications import notification_enqueue
+from core.models import Notification, NotificationAttempt, NotificationPreference
+from core.notifications import notification_enqueue
 from pipelines.polling.sweep import poll_due
 from pipelines.services import api_token_create
 from pipelines.tests.worker_support import (
@@ -33,12 +34,7 @@ from pipelines.tests.worker_support import (
     use_broker,
     wait_for,
 )
-from pipelines.worker_models import (
-    Notification,
-    NotificationAttempt,
-    NotificationPreference,
-    TaskOutbox,
-)
+from pipelines.worker_models import TaskOutbox
 from pipelines.worker_queue import requeue_task_outbox
 
 pytestmark = [

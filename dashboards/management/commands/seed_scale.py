@@ -33,13 +33,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from core.models import AuditChainHead, AuditEvent, audit_event_hash
+from core.roles import Role
 from governance.models import (
-    AuditChainHead,
-    AuditEvent,
     CABMeeting,
     FreezeWindow,
     GateCheck,
-    audit_event_hash,
 )
 from pipelines.models import Incident, PipelineRun
 from releases.models import (
@@ -51,7 +50,6 @@ from releases.models import (
     Service,
     Team,
 )
-from releases.roles import Role
 
 from ...services import metrics_facts_refresh
 
@@ -477,7 +475,7 @@ class Command(BaseCommand):
             _, state, start, _, version, approved_at, planned_at = self.release_rows[pk]
             if approved_at:
                 requested = approved_at - timedelta(minutes=self.rng.randint(30, 60 * 48))
-                # The first link of the release's audit chain (governance.services.audit):
+                # The first link of the release's audit chain (core.audit):
                 # same key, sequence and hash as audit_record would write, so the chain
                 # verifies.
                 event = AuditEvent(

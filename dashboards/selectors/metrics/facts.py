@@ -24,7 +24,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from pipelines.models import PipelineRun
 from releases.choices import DeploymentState
 from releases.models import Deployment, Release

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import DomainError
 from pipelines.models import TokenScope
 from pipelines.services import DEFAULT_SCOPES, api_token_create
-from releases.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import DomainError
 from pipelines.models import Integration, IntegrationProvider
 from pipelines.services import integration_create, integration_secret_add
-from releases.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import DomainError
 from pipelines.services import api_token_revoke
-from releases.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from governance.audit_chain import verify_chains
-from governance.models import AuditChainHead, AuditEvent
+from core.audit_chain import verify_chains
+from core.models import AuditChainHead, AuditEvent
 from releases import services
 from tests.factories import ReleaseFactory, make_ready
 
@@ -45,7 +45,7 @@ def _raw(sql: str, params=()) -> None:
 
 @pytest.mark.django_db
 def test_events_are_chained_per_release(history):
-    first = AuditEvent.objects.filter(release=history[0]).order_by("chain_seq")
+    first = AuditEvent.objects.filter(release_id=history[0].pk).order_by("chain_seq")
     assert [e.chain_seq for e in first] == [1, 2, 3]
     assert first[0].prev_hash == "" and first[1].prev_hash == first[0].hash
     head = AuditChainHead.objects.get(key=f"release:{history[0].pk}")
@@ -61,7 +61,7 @@ def test_an_intact_trail_verifies(history):
 
 @pytest.mark.django_db
 def test_a_row_changed_by_raw_sql_is_named(history):
-    victim = AuditEvent.objects.filter(release=history[1]).order_by("chain_seq")[1]
+    victim = AuditEvent.objects.filter(release_id=history[1].pk).order_by("chain_seq")[1]
     _raw("UPDATE governance_auditevent SET reason = %s WHERE id = %s", ["covered up", victim.pk])
     err = StringIO()
     with pytest.raises(CommandError):
@@ -72,7 +72,7 @@ def test_a_row_changed_by_raw_sql_is_named(history):
 
 @pytest.mark.django_db
 def test_a_removed_row_is_detected(history):
-    victim = AuditEvent.objects.filter(release=history[0]).order_by("chain_seq")[1]
+    victim = AuditEvent.objects.filter(release_id=history[0].pk).order_by("chain_seq")[1]
     _raw("DELETE FROM governance_auditevent WHERE id = %s", [victim.pk])
     report = verify_chains()
     assert not report.ok
@@ -81,7 +81,7 @@ def test_a_removed_row_is_detected(history):
 
 @pytest.mark.django_db
 def test_removing_the_last_event_is_detected_by_the_head(history):
-    last = AuditEvent.objects.filter(release=history[0]).order_by("-chain_seq")[0]
+    last = AuditEvent.objects.filter(release_id=history[0].pk).order_by("-chain_seq")[0]
     _raw("DELETE FROM governance_auditevent WHERE id = %s", [last.pk])
     report = verify_chains(chain=f"release:{history[0].pk}")
     assert "removed from the end" in str(report.problems[0])
@@ -89,7 +89,7 @@ def test_removing_the_last_event_is_detected_by_the_head(history):
 
 @pytest.mark.django_db
 def test_rehashing_a_changed_row_still_breaks_the_next_link(history):
-    events = list(AuditEvent.objects.filter(release=history[0]).order_by("chain_seq"))
+    events = list(AuditEvent.objects.filter(release_id=history[0].pk).order_by("chain_seq"))
     forged = events[0]
     forged.reason = "forged"
     new_hash = forged.compute_hash()

@@ -1,4 +1,4 @@
-"""The outbound guard (pipelines/outbound.py): URLs people typed may not lead the workers to
+"""The outbound guard (core/outbound.py): URLs people typed may not lead the workers to
 private addresses, neither when the URL is saved nor when the worker sends (the name may
 resolve differently by then), nor through a redirect. The test settings allow private
 addresses (stub servers on 127.0.0.1); these tests turn that off."""
@@ -14,23 +14,21 @@ from django.test import override_settings
 from django.utils import timezone
 from werkzeug import Response
 
-from pipelines import notifications as outbox
-from pipelines.outbound import OutboundRefused, check_outbound_url, outbound_client
+from core import notifications as outbox
+from core.errors import InvalidInput
+from core.models import Notification, NotificationAttempt, NotificationPreference
+from core.outbound import OutboundRefused, check_outbound_url, outbound_client
 from pipelines.polling.http import FetchStats, PollError, get_json
 from pipelines.verification import call_rollback_webhook, query_prometheus
 from pipelines.worker_admin import OutboundURLForm
 from pipelines.worker_models import (
     IntegrationPollState,
-    Notification,
-    NotificationAttempt,
-    NotificationPreference,
     RollbackPolicy,
     RollbackRequest,
     VerificationQuery,
     VerificationSpec,
 )
 from releases import communications
-from releases.errors import InvalidInput
 from releases.models import Deployment
 from tests.factories import ReleaseFactory, UserFactory, make_ready
 

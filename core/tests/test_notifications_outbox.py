@@ -13,12 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 from werkzeug import Response
 
-from pipelines import notifications as outbox
-from pipelines.worker_models import (
-    Notification,
-    NotificationAttempt,
-    NotificationPreference,
-)
+from core import notifications as outbox
+from core.models import Notification, NotificationAttempt, NotificationPreference
+from pipelines import worker_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +52,7 @@ def test_on_commit_queues_delivery(
     release_manager, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(outbox, "enqueue_on_commit", lambda name, *a: sent.append((name, a)))
+    monkeypatch.setattr(worker_queue, "enqueue_on_commit", lambda name, *a: sent.append((name, a)))
     _enqueue([release_manager])
     email = Notification.objects.get(channel="email")
     assert sent == [("pipelines.deliver_notification", (email.pk,))]
@@ -210,20 +207,6 @@ def test_preferences_refuse_plain_http_webhooks(client, release_manager):
     assert response.status_code == 200
     assert "Use an https:// webhook URL." in response.content.decode()
     assert not NotificationPreference.objects.exists()
-
-
-def test_integrations_page(client, release_manager, service, outsider):
-    from .worker_support import polled_integration
-
-    state = polled_integration(service, "github", "https://api.github.com", "octo/shop")
-    state.last_error = "HTTP 500 from api.github.com"
-    state.consecutive_failures = 2
-    state.save()
-    client.force_login(release_manager)
-    html = client.get("/pipelines/integrations/").content.decode()
-    assert "octo/shop" in html and "HTTP 500 from api.github.com" in html and "failing" in html
-    client.force_login(outsider)
-    assert client.get("/pipelines/integrations/").status_code == 403
 
 
 def test_webhook_timeout_is_a_failed_attempt(release_manager, httpserver, settings):

@@ -1,4 +1,5 @@
 """The guard on HTTP the workers send to URLs that people typed (server-side request forgery).
+Imports no project app.
 
 Webhooks (personal Slack-compatible URLs, release communications, rollback policies), CI
 pollers' base URLs and Prometheus URLs are typed by release managers and admins, and the

@@ -5,6 +5,10 @@ notification exists if and only if the event committed. Delivery happens after c
 ``deliver_notification`` (queued on commit) and the beat sweep ``deliver_due_notifications``
 (which catches anything whose enqueue was lost, e.g. while Redis was down).
 
+This module imports no project app. Which worker delivers a new row is registered by the app
+that owns the task queue (``register_delivery``; pipelines registers its Celery task in
+``PipelinesConfig.ready``); without one, the beat sweep still delivers every due row.
+
 Delivery is at least once: a row is claimed (pending → sending, with a lease) by a
 conditional update, sent, then marked delivered. A worker killed between send and mark
 leaves the row "sending"; once the lease expires it is sent again with the same
@@ -19,7 +23,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,10 +33,9 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from releases.errors import InvalidInput
-
-from .outbound import OutboundRefused, check_outbound_url, outbound_client
-from .worker_models import (
+from .backoff import backoff_seconds
+from .errors import InvalidInput
+from .models import (
     Notification,
     NotificationAttempt,
     NotificationChannel,
@@ -40,7 +43,7 @@ from .worker_models import (
     NotificationPreference,
     NotificationStatus,
 )
-from .worker_queue import backoff_seconds, enqueue_on_commit
+from .outbound import OutboundRefused, check_outbound_url, outbound_client
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,23 @@ def _lease_seconds() -> int:
 
 def _webhook_timeout() -> float:
     return float(getattr(settings, "NOTIFICATION_WEBHOOK_TIMEOUT", 10.0))
+
+
+# --- handing rows to a worker ------------------------------------------------------------------
+
+_delivery: Callable[[int], None] | None = None
+
+
+def register_delivery(queue: Callable[[int], None]) -> None:
+    """Set how a new outbox row (by id) is queued for delivery once the producer's
+    transaction commits. Called by the app that owns the workers, in its ``AppConfig.ready``."""
+    global _delivery
+    _delivery = queue
+
+
+def _queue_delivery(notification_id: int) -> None:
+    if _delivery is not None:
+        _delivery(notification_id)
 
 
 # --- preferences -------------------------------------------------------------------------------
@@ -151,7 +171,7 @@ def notification_enqueue(
                 continue
             created.append(row)
             if not in_app:
-                enqueue_on_commit("pipelines.deliver_notification", row.pk)
+                _queue_delivery(row.pk)
     return created
 
 
@@ -186,7 +206,7 @@ def notification_enqueue_external(
             row.save()
     except IntegrityError:
         return None
-    enqueue_on_commit("pipelines.deliver_notification", row.pk)
+    _queue_delivery(row.pk)
     return row
 
 

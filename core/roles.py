@@ -1,4 +1,6 @@
-"""Roles are Django groups with these names. Object-level rules live in releases/rules.py."""
+"""Roles are Django groups with these names. Object-level rules live in releases/rules.py.
+
+Shared by every app; imports no project app."""
 
 from django.db import models
 

@@ -1,4 +1,5 @@
-"""The audit trail: the only writer of AuditEvent rows."""
+"""The audit trail: the only writer of AuditEvent rows. Imports no project app: the acting
+principal, the target and the release are taken as objects and stored by id and label."""
 
 from __future__ import annotations
 
@@ -8,18 +9,18 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from ..context import current_request_meta
-from ..models import AuditChainHead, AuditEvent
+from .context import current_request_meta
+from .models import AuditChainHead, AuditEvent
 
 
 def actor_parts(actor: Any) -> dict[str, Any]:
     """Split an acting principal (a user, an API token principal or None) into audit fields."""
     if actor is None:
-        return {"actor": None, "actor_token": None, "actor_label": "system"}
+        return {"actor": None, "actor_token_id": None, "actor_label": "system"}
     token = getattr(actor, "token", None)
     if getattr(actor, "is_machine", False) and token is not None:
-        return {"actor": None, "actor_token": token, "actor_label": f"token:{token.name}"}
-    return {"actor": actor, "actor_token": None, "actor_label": actor.get_username()}
+        return {"actor": None, "actor_token_id": token.pk, "actor_label": f"token:{token.name}"}
+    return {"actor": actor, "actor_token_id": None, "actor_label": actor.get_username()}
 
 
 def audit_record(
@@ -35,7 +36,8 @@ def audit_record(
     after: dict | None = None,
 ) -> AuditEvent:
     """Append one audit event. Must run inside the transaction of the change it records, so
-    that the change and its record commit or roll back together."""
+    that the change and its record commit or roll back together. ``release`` is the release
+    the event belongs to (any model instance; its pk is stored)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must be called inside the transaction of the change.")
     meta = current_request_meta()
@@ -49,7 +51,7 @@ def audit_record(
         target_type=target_type,
         target_id=str(target.pk),
         target_repr=str(target)[:300],
-        release=release,
+        release_id=release.pk if release is not None else None,
         from_state=from_state,
         to_state=to_state,
         reason=reason,

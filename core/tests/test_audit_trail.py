@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from governance.models import AppendOnlyError, AuditEvent
-from governance.services import audit_record
+from core.audit import audit_record
+from core.errors import InvalidInput
+from core.models import AppendOnlyError, AuditEvent
 from releases import services
-from releases.errors import InvalidInput
 from tests.factories import ReleaseFactory, make_ready
 
 

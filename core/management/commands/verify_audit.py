@@ -1,6 +1,8 @@
+"""``manage.py verify_audit``: walk the audit trail's hash chains (``core.audit_chain``)."""
+
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.audit_chain import verify_chains
+from core.audit_chain import verify_chains
 
 
 class Command(BaseCommand):

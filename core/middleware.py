@@ -1,3 +1,6 @@
+"""Carries the request's IP and user agent to the audit trail (``core.context``) while the
+request runs. Imports no project app."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -1,4 +1,5 @@
-"""Verification of the audit trail's hash chains (read-only).
+"""Verification of the audit trail's hash chains (read-only; ``manage.py verify_audit``).
+Imports no project app.
 
 Every event stores the hash of its own fields and the hash of the previous event of its
 chain; the chain heads store the last link. Rewriting a row changes its hash; removing a

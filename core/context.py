@@ -1,7 +1,8 @@
 """Request metadata (IP, user agent) for the audit trail, carried in a context variable.
 
 The middleware sets it for browser and API requests so that services need not thread the
-request through every call; management commands and workers leave it empty.
+request through every call; management commands and workers leave it empty. Imports no
+project app.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Domain errors raised by services. The API and the pages turn them into 4xx answers."""
+"""Domain errors raised by services. The API and the pages turn them into 4xx answers.
+
+Shared by every app; imports no project app."""
 
 from __future__ import annotations
 
