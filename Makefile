@@ -28,10 +28,11 @@ run: install
 test: install
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-# Lint and check formatting.
+# Lint, check formatting and the app layers (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Format the code.
 format: install
