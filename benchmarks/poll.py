@@ -137,9 +137,8 @@ def main() -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         from django.utils import timezone
 
-        from pipelines.models import Integration, PipelineRun
+        from pipelines.models import Integration, IntegrationPollState, PipelineRun
         from pipelines.polling.sweep import poll_due
-        from pipelines.worker_models import IntegrationPollState
         from releases.models import Service, Team
 
         stubs = [Stub(args.seed + i, args.error_rate, 0.05, 0.5) for i in range(args.hosts)]

@@ -22,6 +22,6 @@ class PipelinesConfig(AppConfig):
         # Core's notification outbox hands new rows to pipelines' delivery task.
         from core import notifications
 
-        from .worker_queue import queue_notification_delivery
+        from .queueing import queue_notification_delivery
 
         notifications.register_delivery(queue_notification_delivery)

@@ -47,8 +47,7 @@ from core.outbound import outbound_client
 from releases.choices import DeploymentState
 from releases.models import Deployment
 
-from .polling.http import FetchStats, PollError, get_json
-from .worker_models import (
+from .models import (
     Comparator,
     RollbackAction,
     RollbackPolicy,
@@ -59,7 +58,8 @@ from .worker_models import (
     VerificationSpec,
     VerificationStatus,
 )
-from .worker_queue import enqueue_on_commit
+from .polling.http import FetchStats, PollError, get_json
+from .queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

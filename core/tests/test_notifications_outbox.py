@@ -15,7 +15,7 @@ from werkzeug import Response
 
 from core import notifications as outbox
 from core.models import Notification, NotificationAttempt, NotificationPreference
-from pipelines import worker_queue
+from pipelines import queueing
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,7 @@ def test_on_commit_queues_delivery(
     release_manager, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(worker_queue, "enqueue_on_commit", lambda name, *a: sent.append((name, a)))
+    monkeypatch.setattr(queueing, "enqueue_on_commit", lambda name, *a: sent.append((name, a)))
     _enqueue([release_manager])
     email = Notification.objects.get(channel="email")
     assert sent == [("pipelines.deliver_notification", (email.pk,))]

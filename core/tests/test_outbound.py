@@ -18,16 +18,16 @@ from core import notifications as outbox
 from core.errors import InvalidInput
 from core.models import Notification, NotificationAttempt, NotificationPreference
 from core.outbound import OutboundRefused, check_outbound_url, outbound_client
-from pipelines.polling.http import FetchStats, PollError, get_json
-from pipelines.verification import call_rollback_webhook, query_prometheus
-from pipelines.worker_admin import OutboundURLForm
-from pipelines.worker_models import (
+from pipelines.admin import OutboundURLForm
+from pipelines.models import (
     IntegrationPollState,
     RollbackPolicy,
     RollbackRequest,
     VerificationQuery,
     VerificationSpec,
 )
+from pipelines.polling.http import FetchStats, PollError, get_json
+from pipelines.verification import call_rollback_webhook, query_prometheus
 from releases import communications
 from releases.models import Deployment
 from tests.factories import ReleaseFactory, UserFactory, make_ready

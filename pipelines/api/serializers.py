@@ -14,8 +14,7 @@ from rest_framework import serializers
 from releases.choices import DeploymentState
 from releases.models import Deployment, Release
 
-from ..models import CheckKind, CheckStatus, PipelineRun, Provider, RunStatus
-from ..worker_models import VerificationStatus
+from ..models import CheckKind, CheckStatus, PipelineRun, Provider, RunStatus, VerificationStatus
 from .validation import DEPLOYMENT_STATUSES, MAX_ARTEFACTS, MAX_ATTEMPT, MAX_CHECKS
 
 

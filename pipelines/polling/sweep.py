@@ -31,7 +31,7 @@ from django.utils import timezone
 from core.errors import DomainError
 from core.outbound import outbound_client
 
-from ..worker_models import IntegrationPollState
+from ..models import IntegrationPollState
 from .clients import CLIENTS, PollResult, PollTarget, resolve_token
 from .http import DEFAULT_TIMEOUT, FetchStats, PollError
 

@@ -16,8 +16,7 @@ from django.utils import timezone
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.test import APIClient
 
-from pipelines.models import Artefact, PipelineCheck, PipelineRun
-from pipelines.worker_models import VerificationRun, VerificationSpec
+from pipelines.models import Artefact, PipelineCheck, PipelineRun, VerificationRun, VerificationSpec
 from releases.models import Deployment
 from tests.factories import DeploymentFactory, PipelineRunFactory, ReleaseFactory
 

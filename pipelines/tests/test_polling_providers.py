@@ -13,11 +13,10 @@ from django.utils import timezone
 from werkzeug import Response
 
 from pipelines.adapters import parse_workflow_run
-from pipelines.models import PipelineRun
+from pipelines.models import IntegrationPollState, PipelineRun
 from pipelines.polling import http as poll_http
 from pipelines.polling.sweep import claim_due, poll_due, poll_states
 from pipelines.services import pipeline_run_upsert
-from pipelines.worker_models import IntegrationPollState
 
 from .worker_support import (
     github_run,

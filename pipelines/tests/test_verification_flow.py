@@ -15,19 +15,19 @@ from werkzeug import Response
 from core.models import AuditEvent, Notification
 from core.notifications import verify
 from governance.models import GateCheck
-from pipelines.verification import (
-    call_rollback_webhook,
-    instant_value,
-    parse_sample_value,
-    verify_due,
-)
-from pipelines.worker_models import (
+from pipelines.models import (
     RollbackPolicy,
     RollbackRequest,
     VerificationQuery,
     VerificationRun,
     VerificationSample,
     VerificationSpec,
+)
+from pipelines.verification import (
+    call_rollback_webhook,
+    instant_value,
+    parse_sample_value,
+    verify_due,
 )
 from releases.models import Deployment
 from tests.factories import ReleaseFactory, force_state

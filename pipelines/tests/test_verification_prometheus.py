@@ -17,13 +17,13 @@ import pytest
 from django.utils import timezone
 
 from governance.models import GateCheck
-from pipelines.verification import verify_due
-from pipelines.worker_models import (
+from pipelines.models import (
     VerificationQuery,
     VerificationRun,
     VerificationSample,
     VerificationSpec,
 )
+from pipelines.verification import verify_due
 from releases.models import Deployment
 from tests.factories import ReleaseFactory, force_state
 

@@ -10,8 +10,8 @@ from django_celery_beat.models import PeriodicTask
 
 from config.celery import app
 from core.backoff import backoff_seconds
-from pipelines import worker_queue
-from pipelines.worker_models import TaskOutbox
+from pipelines import queueing
+from pipelines.models import TaskOutbox
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def test_enqueue_waits_for_commit_and_never_raises(monkeypatch, django_capture_o
 
     monkeypatch.setattr(app, "send_task", broken)
     with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
-        worker_queue.enqueue_on_commit("pipelines.deliver_notification", 7)
+        queueing.enqueue_on_commit("pipelines.deliver_notification", 7)
         assert sent == []  # nothing leaves before commit
     assert len(callbacks) == 1 and sent == ["pipelines.deliver_notification"]
     marker = TaskOutbox.objects.get()
@@ -76,7 +76,7 @@ def test_rolled_back_work_is_never_queued(django_capture_on_commit_callbacks):
         pytest.raises(RuntimeError),
         transaction.atomic(),
     ):
-        worker_queue.enqueue_on_commit("pipelines.deliver_notification", 7)
+        queueing.enqueue_on_commit("pipelines.deliver_notification", 7)
         raise RuntimeError
     assert callbacks == []
 
@@ -86,22 +86,22 @@ def test_the_sweep_resends_markers_once(monkeypatch):
     TaskOutbox.objects.create(task_name="pipelines.deliver_notification", args=[2])
     sent = []
     monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
-    assert worker_queue.requeue_task_outbox() == 2
-    assert worker_queue.requeue_task_outbox() == 0
+    assert queueing.requeue_task_outbox() == 2
+    assert queueing.requeue_task_outbox() == 0
     assert sorted(a for _, a in sent) == [[1], [2]]
     assert not TaskOutbox.objects.exists()
 
 
 def test_beat_tasks_run_as_thin_wrappers(monkeypatch):
     """Each beat task only calls its service (run eagerly here, no broker)."""
-    from pipelines import worker_tasks
+    from pipelines import tasks
 
     monkeypatch.setattr(app, "send_task", lambda *a, **k: None)
-    assert worker_tasks.poll_due_integrations.apply().get() == 0
-    assert worker_tasks.verify_running_deployments.apply().get() == 0
-    assert worker_tasks.deliver_due_notifications.apply().get() == 0
-    assert worker_tasks.deliver_notification.apply(args=[123456]).get() == "skipped"
-    assert worker_tasks.poll_integration.apply(args=[123456]).get() == "skipped"
+    assert tasks.poll_due_integrations.apply().get() == 0
+    assert tasks.verify_running_deployments.apply().get() == 0
+    assert tasks.deliver_due_notifications.apply().get() == 0
+    assert tasks.deliver_notification.apply(args=[123456]).get() == "skipped"
+    assert tasks.poll_integration.apply(args=[123456]).get() == "skipped"
 
 
 def test_admin_pages_of_the_workers(client, service):

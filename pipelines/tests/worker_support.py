@@ -10,8 +10,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from pipelines.models import Integration
-from pipelines.worker_models import IntegrationPollState
+from pipelines.models import Integration, IntegrationPollState
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

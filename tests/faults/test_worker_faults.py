@@ -23,7 +23,9 @@ from werkzeug import Response
 
 from core.models import Notification, NotificationAttempt, NotificationPreference
 from core.notifications import notification_enqueue
+from pipelines.models import TaskOutbox
 from pipelines.polling.sweep import poll_due
+from pipelines.queueing import requeue_task_outbox
 from pipelines.services import api_token_create
 from pipelines.tests.worker_support import (
     WorkerProcess,
@@ -34,8 +36,6 @@ from pipelines.tests.worker_support import (
     use_broker,
     wait_for,
 )
-from pipelines.worker_models import TaskOutbox
-from pipelines.worker_queue import requeue_task_outbox
 
 pytestmark = [
     pytest.mark.faults,

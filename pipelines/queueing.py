@@ -23,7 +23,7 @@ def enqueue_now(task_name: str, *args) -> bool:
     """
     from celery import current_app
 
-    from .worker_models import TaskOutbox
+    from .models import TaskOutbox
 
     try:
         current_app.send_task(task_name, args=list(args))
@@ -52,7 +52,7 @@ def queue_notification_delivery(notification_id: int) -> None:
 def requeue_task_outbox(limit: int = 500) -> int:
     """Re-send the tasks whose enqueue failed. Each marker is claimed by deleting it (only the
     sweep that deleted the row sends it); a send that fails again writes a new marker."""
-    from .worker_models import TaskOutbox
+    from .models import TaskOutbox
 
     sent = 0
     for marker in TaskOutbox.objects.order_by("id")[:limit]:

@@ -1,9 +1,5 @@
-"""Models of the background workers: polling state of integrations, deployment verification
-against Prometheus with rollback policies, and durable markers of tasks whose enqueue failed.
-(The notification outbox lives in core.models.)
-
-Imported at the end of pipelines/models.py so that they belong to the pipelines app and its
-migrations, while living in a module of their own.
+"""Deployment verification against Prometheus (specs, queries, runs, samples) and the
+rollback policies and requests a failed verification triggers.
 
 Every worker that acts on a row first *claims* it with a conditional UPDATE (compare the
 column it read, write the new value, go on only when one row changed), so two beat
@@ -14,85 +10,6 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
-
-__all__ = [
-    "Comparator",
-    "IntegrationPollState",
-    "RollbackAction",
-    "RollbackPolicy",
-    "RollbackRequest",
-    "TaskOutbox",
-    "VerificationQuery",
-    "VerificationRun",
-    "VerificationSample",
-    "VerificationSpec",
-    "VerificationStatus",
-]
-
-
-# --- polling ----------------------------------------------------------------------------------
-
-
-class IntegrationPollState(models.Model):
-    """How and when to poll one integration (a CI system that cannot reach us), and its health.
-
-    ``next_poll_at`` is both the schedule and the claim: the sweep moves it forward with a
-    conditional update before polling, so a second sweep sees the row as not due.
-    Credentials: ``token`` set in the admin, or the name of an environment variable in
-    ``token_env`` (preferred: the secret then never enters the database); never in code.
-    """
-
-    integration = models.OneToOneField(
-        "pipelines.Integration", on_delete=models.CASCADE, related_name="poll_state"
-    )
-    service = models.ForeignKey(
-        "releases.Service",
-        on_delete=models.CASCADE,
-        related_name="+",
-        help_text="The service the polled runs are recorded for.",
-    )
-    enabled = models.BooleanField(default=True)
-    base_url = models.URLField(
-        max_length=300,
-        help_text="https://api.github.com, https://gitlab.example.com, https://jenkins.example.com",
-    )
-    target = models.CharField(
-        max_length=300,
-        help_text="GitHub owner/repo, GitLab project path or id, Jenkins job (folder/job).",
-    )
-    branch = models.CharField(max_length=255, blank=True, help_text="Only runs of this branch.")
-    username = models.CharField(max_length=150, blank=True, help_text="Jenkins user (basic auth).")
-    token = models.CharField(max_length=300, blank=True, help_text="API token (prefer token_env).")
-    token_env = models.CharField(
-        max_length=100, blank=True, help_text="Name of the environment variable holding the token."
-    )
-    interval_seconds = models.PositiveIntegerField(default=300)
-    next_poll_at = models.DateTimeField(default=timezone.now, db_index=True)
-    cursor = models.CharField(
-        max_length=64,
-        blank=True,
-        help_text="ISO time: GitHub created>= / GitLab updated_after of the next poll.",
-    )
-    last_polled_at = models.DateTimeField(null=True, blank=True)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    consecutive_failures = models.PositiveIntegerField(default=0)
-    last_duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    last_run_count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ["next_poll_at", "id"]
-
-    def __str__(self) -> str:
-        return f"Polling of {self.integration_id}"
-
-    @property
-    def healthy(self) -> bool:
-        return self.consecutive_failures == 0 and self.last_success_at is not None
-
-
-# --- deployment verification -------------------------------------------------------------------
 
 
 class Comparator(models.TextChoices):
@@ -267,22 +184,3 @@ class RollbackRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Rollback required: {self.deployment}"
-
-
-# --- durable task markers ---------------------------------------------------------------------
-
-
-class TaskOutbox(models.Model):
-    """A durable marker for a task whose enqueue failed after commit (the broker was down):
-    the beat sweep re-sends it, so nothing committed is left without its follow-up work."""
-
-    task_name = models.CharField(max_length=200)
-    args = models.JSONField(default=list)
-    created_at = models.DateTimeField(default=timezone.now)
-    error = models.CharField(max_length=500, blank=True)
-
-    class Meta:
-        ordering = ["id"]
-
-    def __str__(self) -> str:
-        return f"{self.task_name}{tuple(self.args)}"

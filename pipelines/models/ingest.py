@@ -343,6 +343,3 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alertname or self.fingerprint} on {self.deployment}"
-
-
-from .worker_models import *  # noqa: E402, F403  (polling, verification, outbox)

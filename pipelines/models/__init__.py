@@ -1,0 +1,82 @@
+"""The pipelines app's models, one module per purpose:
+
+- ingest: API tokens, pipeline runs with checks and artefacts, integrations and their webhook
+  deliveries, incidents (what CI/CD and monitoring systems report);
+- polling: the poll state of integrations that cannot reach us;
+- verification: deployment verification against Prometheus and rollback policies;
+- outbox: durable markers of tasks whose enqueue failed.
+"""
+
+from __future__ import annotations
+
+from .ingest import (
+    FINISHED_RUN_STATUSES,
+    TOKEN_PREFIX,
+    ApiToken,
+    ApiTokenQuerySet,
+    Artefact,
+    CheckKind,
+    CheckStatus,
+    Incident,
+    IncidentStatus,
+    Integration,
+    IntegrationProvider,
+    IntegrationSecret,
+    PipelineCheck,
+    PipelineRun,
+    Provider,
+    RunStatus,
+    TokenScope,
+    WebhookDelivery,
+    hash_token,
+)
+from .outbox import (
+    TaskOutbox,
+)
+from .polling import (
+    IntegrationPollState,
+)
+from .verification import (
+    Comparator,
+    RollbackAction,
+    RollbackPolicy,
+    RollbackRequest,
+    VerificationQuery,
+    VerificationRun,
+    VerificationSample,
+    VerificationSpec,
+    VerificationStatus,
+)
+
+__all__ = [
+    "ApiToken",
+    "ApiTokenQuerySet",
+    "Artefact",
+    "CheckKind",
+    "CheckStatus",
+    "Comparator",
+    "FINISHED_RUN_STATUSES",
+    "Incident",
+    "IncidentStatus",
+    "Integration",
+    "IntegrationPollState",
+    "IntegrationProvider",
+    "IntegrationSecret",
+    "PipelineCheck",
+    "PipelineRun",
+    "Provider",
+    "RollbackAction",
+    "RollbackPolicy",
+    "RollbackRequest",
+    "RunStatus",
+    "TOKEN_PREFIX",
+    "TaskOutbox",
+    "TokenScope",
+    "VerificationQuery",
+    "VerificationRun",
+    "VerificationSample",
+    "VerificationSpec",
+    "VerificationStatus",
+    "WebhookDelivery",
+    "hash_token",
+]
