@@ -23,7 +23,8 @@ from django.utils import timezone
 from icalendar import Calendar, Event
 
 from core.models import AuditEvent
-from releases.choices import ReleaseState
+from governance.services.risk import governing_risk_level
+from releases.choices import ReleaseState, RiskLevel
 from releases.models import Release, Service
 
 from .selectors.calendar import CalendarFilters, cab_meetings, calendar_queryset, freeze_bands
@@ -145,8 +146,6 @@ def _release_event(release: Release, *, host: str, base_url: str) -> Event:
 
 def _risk_label(release) -> str:
     """The governing risk (what gates and the CAB use), as the release page header shows."""
-    from governance.services.risk import governing_risk_level
-    from releases.choices import RiskLevel
 
     level = governing_risk_level(release, getattr(release, "risk_assessment", None))
     return str(RiskLevel(level).label)

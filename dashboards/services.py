@@ -24,6 +24,7 @@ from .models import (
     TrendPoint,
     hash_feed_token,
 )
+from .selectors.metrics import delivery_fact_rows, release_fact_rows, trend_point_rows
 
 
 def calendar_feed_token_regenerate(*, actor) -> str:
@@ -85,8 +86,6 @@ def metrics_facts_refresh(*, full: bool = False, max_age: timedelta | None = Non
     With ``max_age``, a refresh that another request finished while this one waited for
     the lock is not repeated. Returns the number of deployment facts written.
     """
-    from .selectors.metrics import delivery_fact_rows, release_fact_rows
-
     now = timezone.now()
     with transaction.atomic():
         mark = FactsWatermark.objects.select_for_update().filter(key="metrics").first()
@@ -141,8 +140,6 @@ def _trend_points_write(*, since: datetime | None) -> None:
     """Replace the TrendPoint rows of the buckets from the one holding ``since`` on (all of
     them when None) with a ranking of their facts. Runs in the caller's transaction, under
     the watermark's lock, so points and facts change together."""
-    from .selectors.metrics import trend_point_rows
-
     firsts, rows = trend_point_rows(since=since)
     for interval, first in firsts.items():
         stale = TrendPoint.objects.filter(interval=interval)

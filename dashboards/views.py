@@ -26,10 +26,17 @@ from django_htmx.http import reswap, retarget
 
 from core.errors import DomainError
 from releases import services as release_services
+from releases.choices import ReleaseState
 from releases.models import Release
 
 from . import charts, ical
-from .forms import BoardFilterForm, CalendarFilterForm, MetricsFilterForm, MoveForm
+from .forms import (
+    BoardFilterForm,
+    CalendarFilterForm,
+    MetricsFilterForm,
+    MoveForm,
+    filters_from_query,
+)
 from .models import CalendarFeedToken, hash_feed_token
 from .selectors import board as board_selectors
 from .selectors import calendar as cal
@@ -39,6 +46,7 @@ from .services import (
     calendar_feed_token_touch,
     metrics_facts_ensure_fresh,
 )
+from .templatetags.board_html import card_html
 
 MONTH_PER_DAY = 3
 WEEK_PER_DAY = 12
@@ -273,8 +281,6 @@ def calendar_download(request: HttpRequest) -> HttpResponse:
 
 
 def _feed_filters(request: HttpRequest) -> cal.CalendarFilters:
-    from .forms import filters_from_query
-
     return filters_from_query(request.GET)
 
 
@@ -331,8 +337,6 @@ def _moves(release: Release, names: list[str]) -> list[dict[str, Any]]:
 
 
 def _state_label(state: str | None) -> str:
-    from releases.choices import ReleaseState
-
     try:
         return ReleaseState(state).label
     except ValueError:
@@ -398,8 +402,6 @@ def board_move(request: HttpRequest, pk: int) -> HttpResponse:
         )
         # The same card markup as the board's (board_html.card_html), with the move form.
         from django.template.loader import render_to_string
-
-        from .templatetags.board_html import card_html
 
         form_context = {
             "release": release,

@@ -16,7 +16,9 @@ from core.notifications import notification_enqueue
 from releases.models import Release
 
 from .choices import ChangeState, GateStatus
+from .domain.freeze import describe, occurrences
 from .models import ChangeRequest, GateCheck
+from .selectors import active_freeze_rules
 
 CAB_GROUPS = ("cab_member", "cab_chair")
 
@@ -111,8 +113,6 @@ def reviews_overdue(*, now=None) -> int:
 def freezes_starting(*, now=None, horizon: timedelta = timedelta(hours=24)) -> int:
     """Sweep: freeze windows starting within the horizon, to release managers and operations
     (once per occurrence)."""
-    from .domain.freeze import describe, occurrences
-    from .selectors import active_freeze_rules
 
     now = now or timezone.now()
     people = list(_holders("release_manager", "operations"))

@@ -13,8 +13,10 @@ from core.roles import Role, has_role, user_roles
 from releases.choices import TERMINAL_STATES
 from releases.models import Release
 from releases.selectors import visible_releases
+from releases.services import TRANSITION_LABELS
 
 from .choices import VOTING_STATES, ChangeState, GateStatus, MeetingState
+from .domain import freeze as freeze_domain
 from .models import (
     AgendaItem,
     CABMeeting,
@@ -23,10 +25,13 @@ from .models import (
     FreezeWindow,
     GateCheck,
     GatePolicy,
+    QuorumPolicyRecord,
     Recusal,
     Vote,
 )
+from .readiness import release_blockers
 from .services.changes import CAB_ROLES, quorum_policy_for, tally
+from .services.risk import governing_risk_level
 
 
 def gate_checks(*, viewer) -> QuerySet[GateCheck]:
@@ -221,8 +226,6 @@ def workbench_meetings(*, viewer, now: datetime | None = None) -> list[CABMeetin
 
 
 def _policy_cache():
-    from .models import QuorumPolicyRecord
-
     records = list(QuorumPolicyRecord.objects.all())
     cache: dict[str, object] = {}
 
@@ -247,8 +250,6 @@ def unscheduled_change_requests() -> QuerySet[ChangeRequest]:
 
 def release_governance(*, release: Release) -> dict:
     """Everything the release page's governance panel shows."""
-    from .readiness import release_blockers
-    from .services.risk import governing_risk_level
 
     assessment = getattr(release, "risk_assessment", None)
     return {
@@ -273,8 +274,6 @@ def release_governance(*, release: Release) -> dict:
 
 def active_freeze_rules() -> list[tuple[FreezeWindow, object, set[int], bool]]:
     """(window, rule, service ids, covers production) for every valid active freeze."""
-    from .domain import freeze as freeze_domain
-
     found = []
     for window in FreezeWindow.objects.filter(is_active=True).prefetch_related(
         "services", "environments"
@@ -291,8 +290,6 @@ def active_freeze_rules() -> list[tuple[FreezeWindow, object, set[int], bool]]:
 
 def freeze_conflicts(release: Release, rules) -> list[str]:
     """Freezes that overlap the release's deployment window, in words (services prefetched)."""
-    from .domain import freeze as freeze_domain
-
     if not (release.window_start and release.window_end):
         return []
     service_ids = {s.pk for s in release.services.all()}
@@ -308,8 +305,6 @@ def freeze_conflicts(release: Release, rules) -> list[str]:
 
 def _readable(answer: dict) -> dict:
     """The blockers answer with datetimes and transition labels, for templates."""
-    from releases.services import TRANSITION_LABELS
-
     for step in answer["transitions"]:
         step["label"] = TRANSITION_LABELS.get(step["transition"], step["transition"])
         step["earliest"] = (

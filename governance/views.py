@@ -29,6 +29,7 @@ from .forms import (
     VoteForm,
 )
 from .models import AgendaItem, ChangeRequest, FreezeException
+from .readiness import active_freezes
 
 
 def _error_text(form) -> str:
@@ -373,8 +374,6 @@ def _release_panel(request: HttpRequest, pk: int, status: int = 200, **extra) ->
 
 
 def _release_freezes(release: Release):
-    from .readiness import active_freezes
-
     if not release.window_start:
         return []
     return active_freezes(release, release.window_start)

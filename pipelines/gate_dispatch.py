@@ -18,6 +18,8 @@ import time
 
 from django.conf import settings
 
+from . import tasks
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,8 +65,6 @@ class GateDispatcher:
 
 def publish(run_ids: list[int]) -> None:
     """Queue one evaluation task for these runs; never raises (the flag keeps the work)."""
-    from . import tasks
-
     try:
         tasks.evaluate_gates_for_runs.delay(run_ids)
     except Exception:  # noqa: BLE001 - broker down: the beat sweep finds the flagged runs

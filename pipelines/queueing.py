@@ -11,6 +11,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from .models import TaskOutbox
+
 logger = logging.getLogger(__name__)
 
 
@@ -22,8 +24,6 @@ def enqueue_now(task_name: str, *args) -> bool:
     (``requeue_task_outbox``) re-sends the marker once the broker answers again.
     """
     from celery import current_app
-
-    from .models import TaskOutbox
 
     try:
         current_app.send_task(task_name, args=list(args))
@@ -52,8 +52,6 @@ def queue_notification_delivery(notification_id: int) -> None:
 def requeue_task_outbox(limit: int = 500) -> int:
     """Re-send the tasks whose enqueue failed. Each marker is claimed by deleting it (only the
     sweep that deleted the row sends it); a send that fails again writes a new marker."""
-    from .models import TaskOutbox
-
     sent = 0
     for marker in TaskOutbox.objects.order_by("id")[:limit]:
         deleted, _ = TaskOutbox.objects.filter(pk=marker.pk).delete()

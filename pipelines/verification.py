@@ -44,6 +44,9 @@ from core.backoff import backoff_seconds
 from core.models import NotificationEvent
 from core.notifications import notification_enqueue, post_signed
 from core.outbound import outbound_client
+from governance.choices import GateKind, GateStage, GateStatus
+from governance.models import GateCheck
+from governance.services import gate_record_result
 from releases.choices import DeploymentState
 from releases.models import Deployment
 
@@ -373,8 +376,6 @@ def post_deployment_gates(release):
     """SEAM: the automated gates a verification decides — the release's post-deployment
     gates that are not manual sign-offs. Governance may narrow this to a dedicated
     "deployment verified" gate kind; this is the one place to change."""
-    from governance.choices import GateKind, GateStage
-    from governance.models import GateCheck
 
     if release is None:
         return GateCheck.objects.none()
@@ -384,8 +385,6 @@ def post_deployment_gates(release):
 
 
 def _record_gates(run: VerificationRun, *, passed: bool) -> None:
-    from governance.choices import GateStatus
-    from governance.services import gate_record_result
 
     status = GateStatus.PASSED if passed else GateStatus.FAILED
     detail = f"Deployment verification {'passed' if passed else 'failed'}: {run.detail}"

@@ -12,6 +12,7 @@ from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from core import notifications
 from core.audit import audit_record
 from core.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
 from core.outbound import OutboundRefused, check_outbound_url
@@ -192,8 +193,6 @@ def communications_send_due(*, now: datetime | None = None, limit: int = 100) ->
     transaction that writes its outbox row, so two workers, or a worker killed and
     restarted, send it once: either both writes committed or neither did.
     """
-    from core.notifications import notification_enqueue_external
-
     now = now or timezone.now()
     due = list(
         Communication.objects.filter(status=CommsStatus.SCHEDULED, due_at__lte=now)
@@ -209,7 +208,7 @@ def communications_send_due(*, now: datetime | None = None, limit: int = 100) ->
             if not won:
                 continue  # another worker sent it, or it was cancelled meanwhile
             comm = Communication.objects.select_related("release").get(pk=pk)
-            notification_enqueue_external(
+            notifications.notification_enqueue_external(
                 channel=comm.channel,
                 destination=comm.destination,
                 subject=comm.subject,

@@ -20,6 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from . import models as m
+from .choices import ScopeStatus
+from .models import Release, Retrospective, ScopeItem, ValidationItem
+from .postrelease.services import close_blockers_from
+from .risk import governing_level, with_risk
+
 if TYPE_CHECKING:
     from .models import Release
 
@@ -112,10 +118,6 @@ def intrinsic_facts(
     one read of the releases' rollback plans, risk assessments and retrospectives."""
     from django.db.models import Exists, F, OuterRef
 
-    from .choices import ScopeStatus
-    from .models import Release, Retrospective, ScopeItem, ValidationItem
-    from .risk import governing_level, with_risk
-
     planned = [r.pk for r in releases if transitions.get(r.pk) == "plan"]
     closing = [r.pk for r in releases if transitions.get(r.pk) == "close"]
     facts: dict[int, dict] = {pk: {} for pk in (*planned, *closing)}
@@ -157,11 +159,7 @@ def intrinsic_facts(
 
 def intrinsic_rule(release: Release, transition: str, facts: IntrinsicFacts) -> list[Blocker]:
     """The intrinsic blockers of one release from its row and its facts (no query)."""
-    from . import models as m
-
     if transition == "close":
-        from .postrelease.services import close_blockers_from
-
         return [
             Blocker(b["code"], b["message"], "the release manager")
             for b in close_blockers_from(

@@ -9,7 +9,17 @@ from django.utils import timezone
 
 from core.models import AuditEvent
 
-from .models import Environment, Release, ReleaseRisk, ScopeItem, Service, Team
+from .choices import OPEN_ACTION_STATUSES
+from .models import (
+    ActionItem,
+    Environment,
+    Release,
+    ReleaseRisk,
+    Retrospective,
+    ScopeItem,
+    Service,
+    Team,
+)
 from .risk import governing_level_q, with_risk
 
 
@@ -109,9 +119,6 @@ def open_action_items(*, viewer, team_slug: str | None = None, today: date | Non
     to the release that raised them; earliest due first."""
     from django.db.models import BooleanField, Case, Value, When
 
-    from .choices import OPEN_ACTION_STATUSES
-    from .models import ActionItem
-
     today = today or timezone.localdate()
     qs = ActionItem.objects.filter(
         status__in=OPEN_ACTION_STATUSES, release__in=visible_releases(viewer=viewer)
@@ -137,8 +144,6 @@ def lessons_learned_search(*, viewer, query: str, limit: int = 50):
     On PostgreSQL this could be a full-text index; plain containment keeps SQLite and
     PostgreSQL identical and is fast enough for thousands of retrospectives."""
     from django.db.models import Q
-
-    from .models import Retrospective
 
     words = [w for w in query.split() if w][:8]
     qs = Retrospective.objects.filter(release__in=visible_releases(viewer=viewer))

@@ -30,10 +30,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dates import MONTHS_3
 
+from governance.choices import GATE_DONE
+from governance.models import GateCheck
 from releases import readiness
-from releases.choices import ReleaseState
-from releases.models import Release
+from releases.choices import ReleaseState, ScopeStatus
+from releases.models import Release, ScopeItem, has_rollback_plan, has_scope
 from releases.selectors import visible_releases
+from releases.services import available_transitions
 
 from .calendar import ServiceLink
 
@@ -199,8 +202,6 @@ def _board_queryset(*, viewer, filters: BoardFilters, recent: datetime) -> Query
 
 
 def _gate_count(done_only: bool) -> Coalesce:
-    from governance.choices import GATE_DONE
-    from governance.models import GateCheck
 
     gates = GateCheck.objects.filter(release_id=OuterRef("pk"))
     if done_only:
@@ -211,8 +212,6 @@ def _gate_count(done_only: bool) -> Coalesce:
 
 def _gate_progress(release_ids: list[int]) -> dict[int, tuple[int, int]]:
     """release id → (gates, gates done), for the given releases, in one query."""
-    from governance.choices import GATE_DONE
-    from governance.models import GateCheck
 
     rows = (
         GateCheck.objects.filter(release_id__in=release_ids)
@@ -261,8 +260,6 @@ def _owner_values() -> dict[str, Any]:
 
 
 def _has_included_scope() -> Exists:
-    from releases.choices import ScopeStatus
-    from releases.models import ScopeItem
 
     return Exists(ScopeItem.objects.filter(release_id=OuterRef("pk"), status=ScopeStatus.INCLUDED))
 
@@ -437,11 +434,7 @@ def board_moves(*, release: Release, actor) -> list[str]:
     ``has_included_scope`` and ``rollback_steps`` (the readiness facts the board read for
     all its drafts, or ``board_release``'s annotations), so a column of drafts costs no
     query per card. The move itself always goes through the service, which re-checks all."""
-    from releases.models import has_rollback_plan, has_scope
-
     if not hasattr(release, "has_included_scope"):
-        from releases.services import available_transitions
-
         return available_transitions(release=release, actor=actor)
     transitions = _transitions_from(release.state)
     if not transitions or not actor.has_perm("releases.transition_release", release):

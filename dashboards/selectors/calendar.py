@@ -34,6 +34,8 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from governance.domain import freeze as freeze_rules
+from governance.models import CABMeeting, FreezeWindow
 from releases.choices import ReleaseState
 from releases.models import Deployment, Environment, Release, Service, Team
 from releases.selectors import visible_releases
@@ -324,8 +326,6 @@ def freeze_bands(*, start: datetime, end: datetime, filters: CalendarFilters) ->
     is cheap and bounded; the rows themselves are read in one query plus two prefetches.
     A freeze scoped to other services/teams than the filter asks for is left out.
     """
-    from governance.domain import freeze as freeze_rules
-    from governance.models import FreezeWindow
 
     windows = FreezeWindow.objects.filter(is_active=True).prefetch_related(
         Prefetch("services", queryset=Service.objects.select_related("team")), "environments"
@@ -374,8 +374,6 @@ def freeze_bands(*, start: datetime, end: datetime, filters: CalendarFilters) ->
 
 def cab_meetings(*, start: datetime, end: datetime) -> list[Any]:
     """CAB meetings scheduled in [start, end), with their agenda size (one query)."""
-    from governance.models import CABMeeting
-
     return list(
         CABMeeting.objects.filter(scheduled_at__gte=start, scheduled_at__lt=end)
         .annotate(agenda_size=Count("items"))

@@ -24,14 +24,18 @@ from core.errors import InvalidInput, NotFound, PermissionDenied, TransitionNotA
 from core.roles import Role, has_role
 from releases.models import Release
 
+from .. import notify  # late: notify imports the outbox, which imports services
 from ..choices import (
+    GATE_DONE,
     AgendaOutcome,
     ChangeState,
     ChangeType,
+    GateStage,
 )
 from ..domain import quorum
 from ..models import AgendaItem, ChangeRequest, QuorumPolicyRecord, Recusal, Vote
 from ._common import is_chair, require_manager, require_person, require_text
+from .risk import effective_risk_level
 
 CR_FIELDS = (
     "title",
@@ -226,8 +230,6 @@ def change_request_create(
 
 
 def _release_risk(release: Release) -> str:
-    from .risk import effective_risk_level
-
     return effective_risk_level(release)
 
 
@@ -294,7 +296,6 @@ def _record_recusals(cr: ChangeRequest) -> None:
 def _pre_approved_ready(cr: ChangeRequest) -> bool:
     if cr.release is None:
         return True
-    from ..choices import GATE_DONE, GateStage
 
     return (
         not cr.release.gate_checks.filter(stage=GateStage.PRE_APPROVAL)
@@ -338,8 +339,6 @@ def change_request_submit(*, change_request: ChangeRequest | int, actor) -> Chan
                 reason="Standard change: pre-approved model, no CAB needed.",
             )
         else:
-            from .. import notify  # late: notify imports the outbox, which imports services
-
             notify.vote_requested(change_request=cr)
     return cr
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from django_fsm import ConcurrentTransition, can_proceed
 
 from core.audit import audit_record
-from core.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
+from core.errors import InvalidInput, NotFound, PermissionDenied, TransitionNotAllowed
 from core.roles import Role, has_role
 from releases import services as release_services
 from releases.choices import TERMINAL_STATES, ReleaseState
@@ -25,6 +25,8 @@ from ._common import (
     require_person,
     require_text,
 )
+from .changes import change_requests_withdraw_approval
+from .risk import effective_risk_level, risk_assess
 
 GATE_STATUS_WORDS = {
     GateStatus.PASSED: "signed off",
@@ -42,8 +44,6 @@ def _lock_gate(gate: GateCheck | int) -> GateCheck:
             GateCheck.objects.select_for_update(of=("self",)).select_related("release").get(pk=pk)
         )
     except GateCheck.DoesNotExist:
-        from core.errors import NotFound
-
         raise NotFound("No such gate check.") from None
 
 
@@ -89,8 +89,6 @@ def gates_instantiate(*, release: Release, actor=None) -> PolicySnapshot:
     locked); the plan's own audit event records the decision, so nothing is audited here.
     Idempotent: an existing snapshot is returned unchanged.
     """
-    from .risk import effective_risk_level, risk_assess
-
     existing = PolicySnapshot.objects.filter(release=release).first()
     if existing:
         return existing
@@ -349,8 +347,6 @@ def gates_invalidate(*, release: Release, actor, what: str, reason: str) -> int:
             reason=f"Invalidated: {reason}",
         )
     if what in ("scope", "build", "rollback_plan"):
-        from .changes import change_requests_withdraw_approval
-
         change_requests_withdraw_approval(release=release, actor=actor, reason=reason)
     if (
         release.state == ReleaseState.APPROVED

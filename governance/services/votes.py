@@ -18,6 +18,7 @@ from core.roles import has_role, user_roles
 from releases import services as release_services
 from releases.choices import ReleaseState
 
+from .. import notify
 from ..choices import (
     VOTING_STATES,
     AgendaOutcome,
@@ -47,7 +48,6 @@ def apply_decision(cr: ChangeRequest, *, outcome: str, reasons: list[str], actor
     AgendaItem.objects.filter(change_request=cr, outcome=AgendaOutcome.OPEN).update(
         outcome=outcome, closed_at=timezone.now(), closed_by=actor
     )
-    from .. import notify
 
     notify.decision_made(change_request=cr, outcome=outcome)
     if cr.release_id is None:

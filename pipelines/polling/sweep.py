@@ -32,6 +32,7 @@ from core.errors import DomainError
 from core.outbound import outbound_client
 
 from ..models import IntegrationPollState
+from ..services import pipeline_run_upsert
 from .clients import CLIENTS, PollResult, PollTarget, resolve_token
 from .http import DEFAULT_TIMEOUT, FetchStats, PollError
 
@@ -265,8 +266,6 @@ def poll_one_now(integration_id: int) -> str:
 def record_outcome(state: IntegrationPollState, outcome: FetchOutcome) -> None:
     """Upsert the runs (each in its own transaction: one refused run does not lose the
     others), then write health and the next poll time — only if our claim still stands."""
-    from ..services import pipeline_run_upsert
-
     now = timezone.now()
     errors: list[str] = []
     count = 0

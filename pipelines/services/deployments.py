@@ -10,6 +10,7 @@ from django_fsm import ConcurrentTransition
 
 from core.audit import audit_record
 from core.errors import Conflict, DomainError, TransitionNotAllowed
+from releases import services as release_services
 from releases.choices import DeploymentState, ReleaseState
 from releases.models import Deployment, Environment, Release, Service
 
@@ -178,8 +179,6 @@ def _deployment_upsert(actor, service_id, environment, report) -> DeploymentResu
 def _sync_release(actor, deployment, environment, *, record_refusal: bool) -> DomainError | None:
     """Move the release along with its production deployment, through the release services
     (which check permission, readiness and governance: freeze windows, the window)."""
-    from releases import services as release_services
-
     release = deployment.release
     if release is None or not environment.is_production or actor is None:
         return None

@@ -9,6 +9,7 @@ from core.models import AuditEvent
 from ..choices import ReleaseState, RiskLevel
 from ..models import Release, ReleaseRisk, RollbackPlan, ScopeItem, Service
 from ..risk import governing_level
+from ..services import available_transitions
 
 User = get_user_model()
 
@@ -99,8 +100,6 @@ class ReleaseDetailSerializer(ReleaseListSerializer):
         ]
 
     def get_available_transitions(self, release) -> list[str]:
-        from ..services import available_transitions
-
         return available_transitions(release=release, actor=self.context["request"].user)
 
 

@@ -8,7 +8,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from .. import risk, selectors, services
+from .. import readiness, risk, selectors, services
 from ..choices import ReleaseState, ReleaseType, RiskLevel
 from ..models import Release
 from .filters import UtcIsoDateTimeFilter
@@ -141,8 +141,6 @@ class ReleaseViewSet(
     @extend_schema(responses={200: OpenApiResponse(description="Blockers per transition")})
     @action(detail=True, methods=["get"], url_path="blockers")
     def blockers(self, request, pk=None):
-        from .. import readiness
-
         release = self.get_object()
         names = [t.name for t in release.get_available_state_transitions()]
         return Response(

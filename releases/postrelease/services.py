@@ -18,11 +18,13 @@ from core.errors import Conflict, InvalidInput, PermissionDenied, TransitionNotA
 
 from ..choices import (
     OPEN_ACTION_STATUSES,
+    RISK_ORDER,
     ActionStatus,
     CustomerImpact,
     NotesAudience,
     NotesState,
     ReleaseState,
+    RiskLevel,
     ScopeKind,
     ScopeStatus,
 )
@@ -401,8 +403,6 @@ def close_blockers_from(
     """``close_blockers`` from data already read (the board reads it for all its cards at
     once): the titles of the validation steps not done, the governing risk level, and
     whether a retrospective exists."""
-    from ..choices import RISK_ORDER, RiskLevel
-
     found = []
     if pending:
         found.append(

@@ -12,6 +12,7 @@ from core.roles import Role, user_roles
 from ..choices import ReleaseState, RiskLevel
 from ..markdown import render_markdown
 from ..risk import governing_level
+from ..services import TRANSITION_LABELS
 
 register = template.Library()
 
@@ -77,8 +78,6 @@ def state_label(state: str) -> str:
 @register.filter
 def action_label(action: str) -> str:
     """'release.start_work' → 'Start work'; 'scope.add' → 'Scope add'."""
-    from ..services import TRANSITION_LABELS
-
     prefix, _, name = action.partition(".")
     if prefix == "release" and name in TRANSITION_LABELS:
         return TRANSITION_LABELS[name]

@@ -25,10 +25,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.models import AuditEvent
-from pipelines.models import PipelineRun
+from pipelines.models import Incident, PipelineRun
 from releases.choices import DeploymentState
 from releases.models import Deployment, Release
 
+from ...models import DeliveryFact, ReleaseFact
 from ..calendar import ServiceLink
 from .definitions import FAILED, FINISHED, SHIPPED, MetricsScope
 
@@ -59,8 +60,6 @@ def _scoped_releases(scope: MetricsScope, time_field: str) -> QuerySet[Release]:
 
 
 def _has_incident() -> Exists:
-    from pipelines.models import Incident
-
     return Exists(Incident.objects.filter(deployment_id=OuterRef("pk")))
 
 
@@ -99,8 +98,6 @@ def lead_time_rows(scope: MetricsScope) -> QuerySet[Deployment]:
 
 def restore_rows(scope: MetricsScope) -> QuerySet[Deployment]:
     """Failed production deployments annotated with ``duration`` (time to restore)."""
-    from pipelines.models import Incident
-
     incidents = (
         Incident.objects.filter(deployment_id=OuterRef("pk")).order_by().values("deployment_id")
     )
@@ -207,8 +204,6 @@ def _span(start: Any, end: Any) -> float | None:
 
 def delivery_fact_rows(*, since: datetime | None) -> Iterator[list[Any]]:
     """DeliveryFact rows (unsaved, in batches) for deployments finished since ``since``."""
-    from ...models import DeliveryFact
-
     scope = MetricsScope(date(1970, 1, 1), date(2999, 12, 31))
     base = Deployment.objects.filter(state__in=FINISHED, finished_at__isnull=False)
     if since is not None:
@@ -267,8 +262,6 @@ def delivery_fact_rows(*, since: datetime | None) -> Iterator[list[Any]]:
 
 def release_fact_rows(*, since: datetime | None) -> Iterator[list[Any]]:
     """ReleaseFact rows for releases deployed or approved since ``since``."""
-    from ...models import ReleaseFact
-
     requested = (
         AuditEvent.objects.filter(
             release_id=OuterRef("pk"),
@@ -310,8 +303,6 @@ def release_fact_rows(*, since: datetime | None) -> Iterator[list[Any]]:
 
 def delivery_facts(scope: MetricsScope, *, production: bool = True) -> QuerySet:
     """Deployment facts of the period (finished_at), narrowed to a service or team."""
-    from ...models import DeliveryFact
-
     qs = DeliveryFact.objects.filter(finished_at__gte=scope.start, finished_at__lt=scope.end)
     if production:
         qs = qs.filter(is_production=True)
@@ -328,8 +319,6 @@ def delivery_facts(scope: MetricsScope, *, production: bool = True) -> QuerySet:
 
 
 def release_facts(scope: MetricsScope, time_field: str) -> QuerySet:
-    from ...models import ReleaseFact
-
     qs = ReleaseFact.objects.filter(
         **{f"{time_field}__gte": scope.start, f"{time_field}__lt": scope.end}
     )

@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from ...models import TrendPoint
 from .definitions import MetricsScope
 from .facts import delivery_facts, release_facts
 from .percentiles import (
@@ -195,8 +196,6 @@ def duration_trends(
     team, or over the whole period: ranked live (``percentile_by``). Both give the figures
     of ranking the period's facts per bucket (tests hold them equal).
     """
-    from ...models import TrendPoint
-
     metrics = list(metrics)
     out: dict[str, dict[date, float]] = {metric: {} for metric in metrics}
     if scope.service or scope.team or interval not in TREND_INTERVALS:
@@ -225,8 +224,6 @@ def trend_point_rows(*, since: datetime | None) -> tuple[dict[str, date | None],
     the one holding ``since`` on (every bucket when None), ranked over all their facts
     (3 intervals × 4 rankings, grouped by the stored bucket columns). Returns
     ({interval: first bucket ranked, None for all}, unsaved rows)."""
-    from ...models import TrendPoint
-
     firsts: dict[str, date | None] = {}
     rows: list[Any] = []
     for interval in TREND_INTERVALS:
