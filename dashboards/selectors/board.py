@@ -294,11 +294,11 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
     # (state, window_start) index that stops after ``per_column`` rows, where a ROW_NUMBER()
     # over every release on the board sorted thousands of closed ones at 100× data.
     # UNION ALL of the columns' LIMIT sub-queries, not an OR of IN (…) filters: PostgreSQL
-    # planned the OR as a scan of every release (9 ms at 100×), the union as 54 row reads.
+    # planned the OR as a scan of every release, the union as a few row reads per column.
     # (Each LIMIT sits one level down: SQLite refuses LIMIT in a compound's own parts.)
     # A finished column also says its recency as a range (the base's exclusion is a NOT(…)
     # no index serves): PostgreSQL then reads the recent closed releases from the (state,
-    # updated_at) index instead of scanning every release (2 ms at 100×).
+    # updated_at) index instead of scanning every release. (Figures: docs/benchmarks-pages.md.)
     columns_ids = [
         Release.objects.filter(
             pk__in=base.filter(state=state, **_recent_range(state, recent)).order_by(

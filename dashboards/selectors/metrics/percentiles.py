@@ -53,8 +53,8 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
 
     The facts' own query (filters, a covering index range) is compiled by Django and
     ranked by one hand-written query around it. On PostgreSQL: percentile_disc(p) WITHIN
-    GROUP (ORDER BY duration) per group, the nearest rank by definition (at 100× ~6 ms
-    less a page than the window query). On SQLite, which has no ordered-set aggregates: a
+    GROUP (ORDER BY duration) per group, the nearest rank by definition (cheaper than the
+    window query; docs/benchmarks-pages.md). On SQLite, which has no ordered-set aggregates: a
     window query, ROW_NUMBER() and COUNT() over each group's partition once, instead of
     Django's QUALIFY emulation, which repeats the COUNT window in every rank condition. Both
     give the same figures (tests and the old-vs-new comparisons). ``group`` is
@@ -100,7 +100,7 @@ def percentiles_by(qs: QuerySet, group: Any, ps: Iterable[float]) -> dict[float,
         # ORDER BY … LIMIT 1 OFFSET, for which SQLite's sorter keeps only the rows up to
         # that rank (counted from the nearer end: ceil(p·n) − 1 rows skipped from the
         # smallest, or n − ceil(p·n) from the largest), with n from one COUNT of the same
-        # rows. At 100× ~0.3 ms for the median of ~1,000 facts, ~0.75 ms as a window.
+        # rows: less than half the cost of a window (docs/benchmarks-pages.md).
         rank = "(CAST(c.n * %s AS INTEGER) + (c.n * %s > CAST(c.n * %s AS INTEGER)))"
         columns, column_params = [], []
         for p in ps:
