@@ -320,7 +320,7 @@ def calendar_list_releases(
 
 def freeze_bands(*, start: datetime, end: datetime, filters: CalendarFilters) -> list[FreezeBand]:
     """Freeze occurrences overlapping [start, end), expanded from each window's rule by
-    governance/domain/freeze.py (the same definition the deployment guard uses).
+    governance/domain/freeze/ (the same definition the deployment guard uses).
 
     Freeze windows are configuration (a handful of rows), so expanding their rules in Python
     is cheap and bounded; the rows themselves are read in one query plus two prefetches.

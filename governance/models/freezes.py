@@ -20,7 +20,7 @@ class FreezeWindow(models.Model):
     """A one-off or recurring period in which production deployments of the covered services
     and environments are refused (unless an approved exception exists). No environments =
     every production environment; no services = every service. Recurrence is evaluated in
-    local wall time of ``tz`` (governance/domain/freeze.py), so it is right across DST."""
+    local wall time of ``tz`` (governance/domain/freeze/), so it is right across DST."""
 
     name = models.CharField(max_length=200)
     reason = models.TextField(blank=True)
