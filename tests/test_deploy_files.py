@@ -1,13 +1,22 @@
-"""docker-compose.yml and the env example stay consistent with the settings.
+"""docker-compose.yml and the env example stay consistent with the settings, and the probes
+answer as docs/operations.md says.
 
 No Docker engine runs on the CI machines, so this checks the file's structure (the part
-`docker compose config` would reject) rather than running it."""
+`docker compose config` would reject) rather than running it; tests/test_reverse_proxy.py
+runs the nginx and gunicorn configurations for real."""
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 import yaml
+from django.db import OperationalError
+from django.db.migrations import Migration
+from django.db.migrations.executor import MigrationExecutor
+
+from config import health
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +41,81 @@ def test_env_example_names_the_required_production_variables():
         assert f"{name}=" in text
 
 
-def test_healthz_answers(client, db):
+def test_healthz_answers_without_touching_the_database(client):
+    """Liveness only: no `db` fixture, so any database access here would fail the test."""
     resp = client.get("/healthz/")
     assert resp.status_code == 200 and resp.json() == {"status": "ok"}
+    assert "no-cache" in resp["Cache-Control"]
+
+
+def test_readyz_is_ok_when_every_dependency_answers(client, db):
+    resp = client.get("/readyz/")
+    body = resp.json()
+    assert resp.status_code == 200, body
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "cache", "broker", "migrations"}
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["migrations"]["status"] == "ok"
+    for check in body["checks"].values():
+        assert check["status"] in ("ok", "skipped"), body
+
+
+def _closed_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_readyz_is_degraded_but_200_when_the_broker_is_down(client, db, settings):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_closed_loopback_port()}/0"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    started = time.monotonic()
+    resp = client.get("/readyz/")
+    assert time.monotonic() - started < 3
+    body = resp.json()
+    assert resp.status_code == 200, body
+    assert body["status"] == "degraded"
+    assert body["checks"]["broker"]["status"] == "failed"
+    assert body["checks"]["database"]["status"] == "ok"
+
+
+def test_readyz_is_503_when_a_migration_is_pending(client, db, monkeypatch):
+    pending = Migration("0999_not_applied", "releases")
+    monkeypatch.setattr(
+        MigrationExecutor, "migration_plan", lambda self, targets: [(pending, False)]
+    )
+    resp = client.get("/readyz/")
+    body = resp.json()
+    assert resp.status_code == 503
+    assert body["status"] == "unavailable"
+    assert body["checks"]["migrations"]["status"] == "failed"
+    assert body["checks"]["migrations"]["pending"] == ["releases.0999_not_applied"]
+    assert body["checks"]["database"]["status"] == "ok"
+
+
+def test_readyz_is_503_when_the_database_is_down(client, db, monkeypatch):
+    def refuse():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(health, "_check_database_and_migrations", refuse)
+    resp = client.get("/readyz/")
+    body = resp.json()
+    assert resp.status_code == 503 and body["status"] == "unavailable"
+    assert body["checks"]["database"] == {
+        "status": "failed",
+        "error": "OperationalError",
+        "ms": body["checks"]["database"]["ms"],
+    }
+    assert body["checks"]["migrations"]["status"] == "failed"
+
+
+def test_a_hung_check_never_hangs_the_probe(client, db, monkeypatch):
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(health, "_check_cache", lambda: time.sleep(5))
+    started = time.monotonic()
+    resp = client.get("/readyz/")
+    assert time.monotonic() - started < 2
+    body = resp.json()
+    assert resp.status_code == 200 and body["status"] == "degraded"
+    assert body["checks"]["cache"]["status"] == "failed"
+    assert body["checks"]["cache"]["error"] == "timeout"
