@@ -7,6 +7,8 @@ runs the nginx and gunicorn configurations for real."""
 
 from __future__ import annotations
 
+import re
+import runpy
 import socket
 import time
 from pathlib import Path
@@ -27,12 +29,68 @@ def test_compose_has_every_service_with_health_checks():
     assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
     for name in ("postgres", "redis", "web", "worker"):
         assert "healthcheck" in services[name], name
-    assert "gunicorn" in " ".join(services["web"]["command"])
+    assert services["web"]["command"] == [
+        "gunicorn",
+        "-c",
+        "deploy/gunicorn.conf.py",
+        "config.wsgi:application",
+    ]
+    assert "/healthz/" in " ".join(services["web"]["healthcheck"]["test"])
     for name in ("web", "worker", "beat"):
         env = services[name]["environment"]
         assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
         assert env["DATABASE_URL"].startswith("postgres://")
         assert env["REDIS_URL"].startswith("redis://")
+
+
+def test_the_proxy_is_the_only_published_service():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"proxy"}
+    proxy, web = services["proxy"], services["web"]
+    assert proxy["image"].startswith("nginx")
+    assert "./deploy/nginx/releasegate.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    assert web["expose"] == ["8000"]
+
+
+def test_the_nginx_config_guards_gunicorn():
+    conf = (ROOT / "deploy" / "nginx" / "releasegate.conf").read_text()
+    for directive in (
+        "server_tokens off;",
+        "client_header_timeout ",
+        "client_body_timeout ",
+        "send_timeout ",
+        "keepalive_timeout ",
+        "client_max_body_size 1m;",
+        "proxy_request_buffering on;",
+        "proxy_read_timeout ",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "server web:8000;",
+    ):
+        assert directive in conf, directive
+
+
+def test_nginx_accepts_a_little_more_than_the_app(settings):
+    """The app's own 413 (JSON, naming the limit) is what CI sees first; nginx's is a backstop."""
+    conf = (ROOT / "deploy" / "nginx" / "releasegate.conf").read_text()
+    limit = re.search(r"client_max_body_size (\d+)m;", conf)
+    assert int(limit.group(1)) * 1024 * 1024 > settings.INGEST_MAX_BODY_BYTES
+
+
+def test_gunicorn_config_uses_threads_and_reads_the_environment(monkeypatch):
+    path = ROOT / "deploy" / "gunicorn.conf.py"
+    monkeypatch.setenv("GUNICORN_WORKERS", "3")
+    monkeypatch.delenv("GUNICORN_THREADS", raising=False)
+    monkeypatch.delenv("GUNICORN_BIND", raising=False)
+    conf = runpy.run_path(str(path))
+    assert conf["worker_class"] == "gthread"
+    assert (conf["workers"], conf["threads"]) == (3, 4)
+    assert conf["bind"] == "0.0.0.0:8000"
+    assert conf["max_requests"] > 0 and conf["max_requests_jitter"] > 0
+    assert conf["graceful_timeout"] > 0 and conf["keepalive"] > 0
+    assert conf["timeout"] < 60  # below nginx's proxy_read_timeout
 
 
 def test_env_example_names_the_required_production_variables():
