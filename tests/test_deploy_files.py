@@ -99,6 +99,18 @@ def test_env_example_names_the_required_production_variables():
         assert f"{name}=" in text
 
 
+def test_env_example_and_docs_name_every_gunicorn_knob():
+    knobs = set(
+        re.findall(r'_env_int\("(\w+)"', (ROOT / "deploy" / "gunicorn.conf.py").read_text())
+    )
+    assert "GUNICORN_WORKERS" in knobs
+    env_example = (ROOT / ".env.example").read_text()
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for knob in knobs:
+        assert f"# {knob}=" in env_example, knob
+        assert knob in operations, knob
+
+
 def test_healthz_answers_without_touching_the_database(client):
     """Liveness only: no `db` fixture, so any database access here would fail the test."""
     resp = client.get("/healthz/")
