@@ -1,10 +1,10 @@
 """Server-rendered SVG charts: geometry computed here, drawn by
 templates/dashboards/partials/chart.html.
 
-Why not a JavaScript chart library: `make run` must need only Python, every asset is served by the app (no CDN),
-and an SVG in the HTML prints, works without JavaScript and can carry its own accessible
-name. Every chart is paired with a data table in the template, so the numbers are
-available to screen readers and to people who want exact values.
+Why not a JavaScript chart library: `make run` must need only Python, every asset is served
+by the app (no CDN), and an SVG in the HTML prints, works without JavaScript and can carry
+its own accessible name. Every chart is paired with a data table in the template, so the
+numbers are available to screen readers and to people who want exact values.
 """
 
 from __future__ import annotations

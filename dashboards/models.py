@@ -1,9 +1,10 @@
 """The one thing the dashboards app stores: personal calendar-feed tokens.
 
-The dashboards app holds read models only (docs/architecture.md). The iCal feed is the exception: calendar
-clients (Outlook, Google Calendar, Apple Calendar) subscribe to a URL and cannot log in,
-so the URL itself must carry a secret that identifies the subscriber. That secret needs a
-row; it is written only by ``dashboards.services`` and every (re)generation is audited.
+The dashboards app holds read models only (docs/architecture.md). The iCal feed is the
+exception: calendar clients (Outlook, Google Calendar, Apple Calendar) subscribe to a URL
+and cannot log in, so the URL itself must carry a secret that identifies the subscriber.
+That secret needs a row; it is written only by ``dashboards.services`` and every
+(re)generation is audited.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ window function, with the per-day total from one aggregate), so a busy day at 10
 costs the same to render as a quiet one; the list view is paginated. Conflicts are found
 with two self-joins and one annotated predicate, only for the windows on screen.
 
-A release's deployment window is its *production* window (starting a deployment needs
-the release inside its window and outside any freeze: docs/architecture.md). The environment filter therefore keeps, for a
-production environment, every release, and otherwise the releases with a deployment to
-that environment.
+A release's deployment window is its *production* window (starting a deployment needs the
+release inside its window and outside any freeze: docs/architecture.md). The environment
+filter therefore keeps, for a production environment, every release, and otherwise the
+releases with a deployment to that environment.
 """
 
 from __future__ import annotations

@@ -325,8 +325,8 @@ def gates_invalidate(*, release: Release, actor, what: str, reason: str) -> int:
     the release's approval (approved → in_progress) when its evidence changed.
 
     Runs inside the caller's transaction with the release locked (the change listener of
-    releases.readiness, or pipelines.verdicts.gates_evaluate_for_run). Scope changes after approval are sent
-    back by the releases app itself, so they are not reopened here.
+    releases.readiness, or pipelines.verdicts.gates_evaluate_for_run). Scope changes after
+    approval are sent back by the releases app itself, so they are not reopened here.
     """
     affected = [
         g
