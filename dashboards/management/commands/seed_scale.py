@@ -64,6 +64,15 @@ TEAMS = {
 }
 ENVIRONMENTS = [("dev", 1, False), ("staging", 2, False), ("production", 3, True)]
 HISTORY = timedelta(days=730)
+# One release per live state, with a window where that state belongs (see _releases).
+SHAPE = (
+    ("planned", timedelta(days=9)),
+    ("in_progress", timedelta(days=6)),
+    ("awaiting_approval", timedelta(days=4)),
+    ("approved", timedelta(days=1)),
+    ("deploying", -timedelta(minutes=30)),
+    ("deployed", -timedelta(days=1)),
+)
 AHEAD = timedelta(days=60)
 GATES = [
     ("ci", "pre_approval", "ci_green", "CI build green", ""),
@@ -267,6 +276,12 @@ class Command(BaseCommand):
                 service = self.services[(i * 7 + self.rng.randint(0, 2)) % len(self.services)]
                 counters[service.pk] = counters.get(service.pk, 0) + 1
                 state = self._state_for(start)
+                if i < len(SHAPE):
+                    # Every scale has a release in each live state near now, so the pages
+                    # run the same code paths (and queries) at 1× as at 100×.
+                    state, offset = SHAPE[i]
+                    start = (self.now + offset).replace(minute=0, second=0, microsecond=0)
+                    end = start + timedelta(hours=2)
                 index = ORDER.index(state) if state in ORDER else len(ORDER)
                 shipped = state in ("deployed", "closed", "rolled_back")
                 release = Release(
