@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from .adapters.types import RunEvent
+from .adapters.types import Ignored, RunEvent
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class DeploymentReport:
     url: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # Keys of the body the contract does not know, named in the answer (not stored).
+    ignored: tuple[Ignored, ...] = field(default=(), compare=False)
 
 
 def _default(value: Any) -> str:
@@ -50,7 +52,7 @@ def _default(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-_RUN_FIELDS = tuple(f.name for f in fields(RunEvent))
+_RUN_FIELDS = tuple(f.name for f in fields(RunEvent) if f.name != "ignored")
 
 
 def report_hash(

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from releases.models import Deployment, Environment, Release
 
-from .models import Artefact, Incident, PipelineCheck, PipelineRun, TokenScope
+from .models import Artefact, ArtefactTag, Incident, PipelineCheck, PipelineRun, TokenScope
 
 RUNS_SHOWN = 15
 
@@ -89,16 +89,30 @@ def _visible(qs: QuerySet, *, viewer, scopes: tuple[str, ...]) -> QuerySet:
 
 
 def visible_pipeline_runs(*, viewer) -> QuerySet[PipelineRun]:
-    """Pipeline runs for the API, newest first, with their service, checks and the artefacts
-    they first recorded: four queries whatever the page size (count, page, two prefetches)."""
+    """Pipeline runs for the API, newest first, with their service, checks and the artefact
+    versions they first reported (with every version of each digest): five queries whatever
+    the page size (count, page, checks, versions with their artefacts, all their versions)."""
     qs = (
         PipelineRun.objects.select_related("service")
         .prefetch_related(
             Prefetch("checks", queryset=PipelineCheck.objects.order_by("kind", "name", "id")),
-            Prefetch("artefacts", queryset=Artefact.objects.order_by("name", "version", "id")),
+            Prefetch(
+                "artefact_tags",
+                queryset=ArtefactTag.objects.select_related("artefact")
+                .prefetch_related("artefact__tags")
+                .order_by("name", "version", "id"),
+            ),
         )
         .order_by("-created_at", "-id")
     )
+    return _visible(qs, viewer=viewer, scopes=RUN_READ_SCOPES)
+
+
+def visible_artefacts(*, viewer) -> QuerySet[Artefact]:
+    """Artefacts for the API, newest first (by id: the primary key's order, no sort), each
+    with its versions: three queries whatever the page size (count, page, versions). Read
+    like the runs that report them."""
+    qs = Artefact.objects.select_related("service").prefetch_related("tags").order_by("-id")
     return _visible(qs, viewer=viewer, scopes=RUN_READ_SCOPES)
 
 

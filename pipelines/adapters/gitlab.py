@@ -39,6 +39,7 @@ from typing import Any
 from .timeparse import parse_gitlab_time
 from .types import (
     AdapterError,
+    Ignored,
     RunEvent,
     RunStatus,
     get_bool,
@@ -118,6 +119,7 @@ def parse_pipeline_hook(payload: Any) -> RunEvent | None:
         ref=ref,
         repository=repository,
         version=_version(attrs, ref_name, is_tag),
+        ignored=_unread_versions(attrs),
         url=url,
         started_at=started_at,
         finished_at=finished_at,
@@ -145,6 +147,24 @@ def verify_token(expected_tokens: Iterable[str], header: str | None) -> bool:
         candidate = hashlib.sha256(token.encode("utf-8", "replace")).digest()
         matched |= hmac.compare_digest(candidate, presented)
     return matched
+
+
+def _unread_versions(attrs: dict[str, Any]) -> tuple[Ignored, ...]:
+    """VERSION variables the version is not read from (not a non-empty string), named in
+    the answer rather than dropped in silence."""
+    variables = attrs.get("variables")
+    if not isinstance(variables, list):
+        return ()
+    return tuple(
+        Ignored(
+            f"object_attributes.variables[{index}]",
+            "Not a non-empty string: the version is not read from it.",
+        )
+        for index, variable in enumerate(variables)
+        if isinstance(variable, dict)
+        and variable.get("key") in _VERSION_VARIABLES
+        and not (isinstance(variable.get("value"), str) and variable["value"])
+    )
 
 
 def _full_ref(ref_name: str, is_tag: bool) -> str:

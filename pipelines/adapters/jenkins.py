@@ -46,6 +46,7 @@ from .gitlab import verify_token
 from .timeparse import parse_epoch_millis, parse_iso8601
 from .types import (
     AdapterError,
+    Ignored,
     RunEvent,
     RunStatus,
     get_dict,
@@ -87,6 +88,14 @@ def parse_notification(payload: Any) -> RunEvent | None:
     number = get_id(build, "number", where)
     scm = get_dict(build, "scm", where, required=False)
     parameters = _parameters(build.get("parameters"))
+    # A version parameter that is not a string is not guessed at; the answer names it.
+    ignored = tuple(
+        Ignored(f"build.parameters.{key}", "Not a string: the version is not read from it.")
+        for key in _VERSION_PARAMETERS
+        if isinstance(build.get("parameters"), dict)
+        and key in build["parameters"]
+        and key not in parameters
+    )
 
     event_time = _event_time(build.get("timestamp"))
     duration_ms = get_int(build, "duration", where, required=False)
@@ -110,6 +119,7 @@ def parse_notification(payload: Any) -> RunEvent | None:
         name=job,
         waiting_approval=False,
         raw_status=f"{phase}/{result}" if result else phase,
+        ignored=ignored,
     )
 
 
@@ -155,7 +165,8 @@ def _parameters(value: Any) -> dict[str, str]:
     """String-valued build parameters (the plugin sends an env-var map).
 
     Non-string values from hand-rolled senders are skipped rather than
-    rejecting the whole run over a parameter we do not need.
+    rejecting the whole run over a parameter we do not need (a version
+    parameter skipped so is named in the answer's ``ignored``).
     """
     if value is None:
         return {}

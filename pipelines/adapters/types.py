@@ -28,6 +28,18 @@ class AdapterError(ValueError):
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A reported value that was not stored, and why: a 2xx answer lists these (``ignored``)
+    so that it never acknowledges more than was recorded (docs/ingestion.md)."""
+
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class RunEvent:
     """One state of one CI run attempt, keyed by (provider, external_id, attempt).
 
@@ -50,6 +62,9 @@ class RunEvent:
     name: str
     waiting_approval: bool
     raw_status: str
+    # What the adapter or the validation could not map (an unknown key, a parameter of the
+    # wrong type): not part of the run, only of the answer.
+    ignored: tuple[Ignored, ...] = field(default=(), compare=False)
 
     @property
     def is_finished(self) -> bool:

@@ -12,7 +12,7 @@ from releases.api.filters import IdFilter, UtcIsoDateTimeFilter
 from releases.choices import DeploymentState
 from releases.models import Deployment
 
-from ..models import PipelineRun, Provider, RunStatus
+from ..models import Artefact, PipelineRun, Provider, RunStatus
 
 
 class _Finished(django_filters.FilterSet):
@@ -58,3 +58,16 @@ class DeploymentFilter(_Finished):
     class Meta:
         model = Deployment
         fields = ["release", "service", "environment", "status", "version", "provider"]
+
+
+class ArtefactFilter(django_filters.FilterSet):
+    service = django_filters.CharFilter(field_name="service__slug", help_text="Service slug.")
+    name = django_filters.CharFilter(max_length=200)
+    digest = django_filters.CharFilter(max_length=100)
+    version = django_filters.CharFilter(
+        field_name="tags__version", max_length=64, help_text="Any version or tag naming it."
+    )
+
+    class Meta:
+        model = Artefact
+        fields = ["service", "name", "digest", "version"]

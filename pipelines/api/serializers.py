@@ -14,7 +14,16 @@ from rest_framework import serializers
 from releases.choices import DeploymentState
 from releases.models import Deployment, Release
 
-from ..models import CheckKind, CheckStatus, PipelineRun, Provider, RunStatus, VerificationStatus
+from ..models import (
+    Artefact,
+    ArtefactTag,
+    CheckKind,
+    CheckStatus,
+    PipelineRun,
+    Provider,
+    RunStatus,
+    VerificationStatus,
+)
 from .validation import DEPLOYMENT_STATUSES, MAX_ARTEFACTS, MAX_ATTEMPT, MAX_CHECKS
 
 
@@ -75,6 +84,20 @@ class ArtefactOutputSerializer(serializers.Serializer):
     uri = serializers.CharField(allow_blank=True)
 
 
+class IgnoredSerializer(serializers.Serializer):
+    field = serializers.CharField(
+        help_text="The reported field, as a path: status, checks[tests], "
+        "artefacts[img 2.0.1].uri, artefacts[0].tag, build.parameters.VERSION…"
+    )
+    reason = serializers.CharField(help_text="Why it was not stored.")
+
+
+IGNORED_HELP = (
+    "What the report held that is not stored, and why (unknown fields, a late status, a time "
+    "already known, a shortened text…); empty when everything reported is stored."
+)
+
+
 class PipelineRunOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     service = serializers.CharField()
@@ -93,6 +116,7 @@ class PipelineRunOutputSerializer(serializers.Serializer):
     changed = serializers.BooleanField(help_text="False when the post changed nothing.")
     checks = CheckOutputSerializer(many=True)
     artefacts = ArtefactOutputSerializer(many=True)
+    ignored = IgnoredSerializer(many=True, help_text=IGNORED_HELP)
 
 
 class DeploymentInputSerializer(serializers.Serializer):
@@ -124,6 +148,7 @@ class DeploymentOutputSerializer(serializers.Serializer):
     release_state = serializers.CharField(allow_null=True)
     created = serializers.BooleanField()
     changed = serializers.BooleanField()
+    ignored = IgnoredSerializer(many=True, help_text=IGNORED_HELP)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -140,6 +165,7 @@ class WebhookResultSerializer(serializers.Serializer):
     status = serializers.CharField(required=False)
     incidents_opened = serializers.IntegerField(required=False)
     incidents_resolved = serializers.IntegerField(required=False)
+    ignored = IgnoredSerializer(many=True, required=False, help_text=IGNORED_HELP)
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -155,18 +181,40 @@ class PipelineRunLinksSerializer(serializers.Serializer):
     self = serializers.URLField()
 
 
+class ArtefactTagSerializer(serializers.ModelSerializer):
+    """A version (or tag) naming an artefact's digest, with its first report."""
+
+    reported_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = ArtefactTag
+        fields = ["version", "uri", "run", "reported_by", "reported_at"]
+        read_only_fields = fields
+
+
+class RunArtefactSerializer(serializers.Serializer):
+    """An artefact version a run reported first, with every version naming its digest."""
+
+    name = serializers.CharField(read_only=True)
+    version = serializers.CharField(read_only=True)
+    digest = serializers.CharField(source="artefact.digest", read_only=True)
+    uri = serializers.CharField(allow_blank=True, read_only=True)
+    tags = ArtefactTagSerializer(source="artefact.tags", many=True, read_only=True)
+
+
 class PipelineRunSerializer(serializers.ModelSerializer):
     """A recorded run as the read endpoints show it (the POST answer without created and
-    changed, with its timestamps). ``artefacts`` are those this run first recorded: an
-    artefact is one immutable record, and a later attempt reporting the same digest does not
-    record it again."""
+    changed, with its timestamps). ``artefacts`` are the versions this run reported first,
+    each with its digest and ``tags`` (every version naming that digest): a version is one
+    immutable record, so a later attempt reporting the same one lists none — it reads back
+    through ``/api/v1/artefacts/``."""
 
     service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     provider = serializers.ChoiceField(choices=Provider.choices, read_only=True)
     status = serializers.ChoiceField(choices=RunStatus.choices, read_only=True)
     url = serializers.CharField(read_only=True, help_text="The run on the CI system.")
     checks = CheckOutputSerializer(many=True, read_only=True)
-    artefacts = ArtefactOutputSerializer(many=True, read_only=True)
+    artefacts = RunArtefactSerializer(source="artefact_tags", many=True, read_only=True)
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -197,6 +245,35 @@ class PipelineRunSerializer(serializers.ModelSerializer):
     @extend_schema_field(PipelineRunLinksSerializer)
     def get_links(self, run: PipelineRun) -> dict:
         return {"self": _absolute(self, "pipeline-run-detail", run.pk)}
+
+
+class ArtefactSerializer(serializers.ModelSerializer):
+    """An artefact: one immutable digest of a service's build output. ``version`` is the one
+    it was first reported under; ``tags`` are all the versions naming it, oldest first."""
+
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tags = ArtefactTagSerializer(many=True, read_only=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Artefact
+        fields = [
+            "id",
+            "service",
+            "name",
+            "version",
+            "digest",
+            "uri",
+            "first_run",
+            "created_at",
+            "tags",
+            "links",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(PipelineRunLinksSerializer)
+    def get_links(self, artefact: Artefact) -> dict:
+        return {"self": _absolute(self, "artefact-detail", artefact.pk)}
 
 
 class ReleaseReferenceSerializer(serializers.ModelSerializer):

@@ -19,6 +19,8 @@ urlpatterns = [
     path(
         "deployments/<int:pk>/", views.DeploymentViewSet.as_view(DETAIL), name="deployment-detail"
     ),
+    path("artefacts/", views.ArtefactViewSet.as_view({"get": "list"}), name="artefact-list"),
+    path("artefacts/<int:pk>/", views.ArtefactViewSet.as_view(DETAIL), name="artefact-detail"),
     path("webhooks/github/", webhooks.GitHubWebhookView.as_view(), name="webhook-github"),
     path("webhooks/gitlab/", webhooks.GitLabWebhookView.as_view(), name="webhook-gitlab"),
     path("webhooks/jenkins/", webhooks.JenkinsWebhookView.as_view(), name="webhook-jenkins"),

@@ -22,7 +22,7 @@ from typing import Any
 from rest_framework.exceptions import ParseError, ValidationError
 
 from ..adapters.timeparse import parse_iso8601
-from ..adapters.types import AdapterError, RunEvent
+from ..adapters.types import AdapterError, Ignored, RunEvent
 from ..models import CheckKind, CheckStatus, Provider, RunStatus
 from ..reports import ArtefactReport, CheckReport, DeploymentReport
 
@@ -37,6 +37,39 @@ _PROVIDERS = frozenset(Provider.values)
 _CHECK_KINDS = frozenset(CheckKind.values)
 _CHECK_STATUSES = frozenset(CheckStatus.values)
 _CHECK_KEYS = frozenset({"kind", "status", "name"})
+_ARTEFACT_KEYS = frozenset({"name", "version", "digest", "uri"})
+_RUN_KEYS = frozenset(
+    {
+        "service",
+        "provider",
+        "external_id",
+        "attempt",
+        "status",
+        "commit_sha",
+        "ref",
+        "version",
+        "url",
+        "name",
+        "repository",
+        "started_at",
+        "finished_at",
+        "checks",
+        "artefacts",
+    }
+)
+_DEPLOYMENT_KEYS = frozenset(
+    {
+        "service",
+        "environment",
+        "version",
+        "status",
+        "provider",
+        "external_id",
+        "url",
+        "started_at",
+        "finished_at",
+    }
+)
 # OCI digest grammar: algorithm ":" encoded (sha256:…, sha512:…).
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{8,}$")
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -225,7 +258,18 @@ def _checks(data: dict, errors: _Errors) -> tuple[CheckReport, ...]:
     return tuple(checks)
 
 
-def _artefacts(data: dict, errors: _Errors) -> tuple[ArtefactReport, ...]:
+def unknown_keys(data: dict, known: frozenset[str], prefix: str = "") -> list[Ignored]:
+    """Keys the contract does not know: not an error (a CI script may send more than we
+    read), but never silently dropped — the answer lists them as ignored (a misspelt
+    ``artifacts`` would otherwise answer 201 and lose the artefacts)."""
+    return [
+        Ignored(prefix + str(key)[:100], "Unknown field: not part of the contract, not stored.")
+        for key in data
+        if key not in known
+    ]
+
+
+def _artefacts(data: dict, errors: _Errors, ignored: list[Ignored]) -> tuple[ArtefactReport, ...]:
     raw = data.get("artefacts")
     if raw is None:
         return ()
@@ -235,12 +279,13 @@ def _artefacts(data: dict, errors: _Errors) -> tuple[ArtefactReport, ...]:
     if len(raw) > MAX_ARTEFACTS:
         errors.add("artefacts", f"At most {MAX_ARTEFACTS} artefacts per run.")
         return ()
-    artefacts = []
+    artefacts, seen = [], set()
     for index, item in enumerate(raw):
         prefix = f"artefacts[{index}]."
         if not isinstance(item, dict):
             errors.add(f"artefacts[{index}]", "Must be an object.")
             continue
+        ignored += unknown_keys(item, _ARTEFACT_KEYS, prefix)
         artefacts.append(
             ArtefactReport(
                 name=_string(item, "name", errors, max_length=200, required=True, prefix=prefix),
@@ -259,6 +304,11 @@ def _artefacts(data: dict, errors: _Errors) -> tuple[ArtefactReport, ...]:
                 uri=_string(item, "uri", errors, max_length=500, prefix=prefix),
             )
         )
+        # One version names one digest: twice in a body, one of them could not be stored.
+        key = (artefacts[-1].name, artefacts[-1].version)
+        if key in seen:
+            errors.add(f"artefacts[{index}]", f"Duplicate artefact {key[0]!r} {key[1]!r}.")
+        seen.add(key)
     return tuple(artefacts)
 
 
@@ -299,7 +349,8 @@ def run_report(
     if started_at and finished_at and finished_at < started_at:
         errors.add("finished_at", "Must not be before started_at.")
     checks = _checks(data, errors)
-    artefacts = _artefacts(data, errors)
+    ignored = unknown_keys(data, _RUN_KEYS)
+    artefacts = _artefacts(data, errors, ignored)
     errors.raise_if_any()
     event = RunEvent(
         provider=provider,  # type: ignore[arg-type]
@@ -310,6 +361,7 @@ def run_report(
         finished_at=finished_at,
         waiting_approval=False,
         raw_status="",
+        ignored=tuple(ignored),
         **event_fields,
     )
     return service, event, checks, artefacts
@@ -341,4 +393,4 @@ def deployment_report(data: Any) -> DeploymentReport:
     ):
         errors.add("finished_at", "Must not be before started_at.")
     errors.raise_if_any()
-    return DeploymentReport(**report)
+    return DeploymentReport(**report, ignored=tuple(unknown_keys(data, _DEPLOYMENT_KEYS)))

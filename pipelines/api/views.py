@@ -25,11 +25,14 @@ from core.errors import PermissionDenied
 from releases.models import Environment, Service
 
 from .. import selectors, services
+from ..adapters.types import Ignored
 from ..authentication import BearerTokenAuthentication
 from ..models import TokenScope
+from ..reports import DeploymentReport
 from . import validation
-from .filters import DeploymentFilter, PipelineRunFilter
+from .filters import ArtefactFilter, DeploymentFilter, PipelineRunFilter
 from .serializers import (
+    ArtefactSerializer,
     DeploymentInputSerializer,
     DeploymentOutputSerializer,
     DeploymentSerializer,
@@ -206,6 +209,7 @@ def run_body(result: services.RunUpsertResult, slug: str, artefacts) -> dict:
             {"name": a.name, "version": a.version, "digest": a.digest, "uri": a.uri}
             for a in artefacts
         ],
+        "ignored": [i.as_dict() for i in result.ignored],
     }
 
 
@@ -271,12 +275,14 @@ class PipelineRunViewSet(ReadOrIngestViewSet):
         )
 
 
-def deployment_body(result: services.DeploymentResult, slug: str, environment) -> dict:
+def deployment_body(
+    result: services.DeploymentResult, report: DeploymentReport, environment
+) -> dict:
     deployment = result.deployment
     release = deployment.release
     return {
         "id": deployment.pk,
-        "service": slug,
+        "service": report.service,
         "environment": environment.slug,
         "version": deployment.version,
         "status": deployment.state,
@@ -289,7 +295,34 @@ def deployment_body(result: services.DeploymentResult, slug: str, environment) -
         "release_state": release.state if release else None,
         "created": result.created,
         "changed": result.changed,
+        "ignored": [i.as_dict() for i in deployment_ignored(result.deployment, report)],
     }
+
+
+def deployment_ignored(deployment, report: DeploymentReport) -> list[Ignored]:
+    """What of a deployment report the recorded deployment does not hold, and why (the
+    deployment's merge rules, docs/ingestion.md): it never moves back, and a URL or a time
+    once recorded is kept."""
+    ignored = list(report.ignored)
+    if report.status != deployment.state:
+        ignored.append(
+            Ignored(
+                "status",
+                f"The deployment is {deployment.state}; a late {report.status} never moves "
+                "it back.",
+            )
+        )
+    if report.url and report.url != deployment.url:
+        ignored.append(Ignored("url", "A recorded URL is kept."))
+    for name in ("started_at", "finished_at"):
+        value, stored = getattr(report, name), getattr(deployment, name)
+        if value is not None and value != stored:
+            if stored is None:
+                reason = f"Kept only once the deployment is finished; it is {deployment.state}."
+            else:
+                reason = f"Times, once known, are kept: recorded {stored.isoformat()}."
+            ignored.append(Ignored(name, reason))
+    return ignored
 
 
 @extend_schema_view(
@@ -355,7 +388,7 @@ class DeploymentViewSet(ReadOrIngestViewSet):
         result = services.deployment_report_upsert(
             actor=request.user, service=service_id, environment=environment, report=report
         )
-        body = deployment_body(result, report.service, environment)
+        body = deployment_body(result, report, environment)
         if result.refusal is not None:
             error = result.refusal
             refused = {
@@ -371,3 +404,31 @@ class DeploymentViewSet(ReadOrIngestViewSet):
         return Response(
             body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="artefacts_list",
+        summary="List artefacts (one per digest, with all their versions), newest first",
+        responses={200: ArtefactSerializer(many=True), **LIST_ERRORS},
+    ),
+    retrieve=extend_schema(
+        operation_id="artefacts_retrieve",
+        summary="One artefact, with every version naming its digest",
+        responses={
+            200: ArtefactSerializer,
+            401: READ_ERRORS[401],
+            404: _error("No such artefact, or not visible to the caller."),
+        },
+    ),
+)
+class ArtefactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Artefacts as the runs reported them: where every reported (name, version, digest)
+    reads back, whichever run reported it. Read like the runs (the same viewers and token
+    scopes); written only through ``POST /api/v1/pipeline-runs/``."""
+
+    serializer_class = ArtefactSerializer
+    filterset_class = ArtefactFilter
+
+    def get_queryset(self):
+        return selectors.visible_artefacts(viewer=self.request.user)

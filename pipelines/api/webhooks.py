@@ -84,6 +84,7 @@ class WebhookView(APIView):
                 "duplicate": False,
                 "run": result.run.pk,
                 "status": result.run.status,
+                "ignored": [i.as_dict() for i in result.ignored],
             }
         )
 
@@ -228,6 +229,7 @@ class AlertmanagerWebhookView(WebhookView):
                 "detail": f"{len(alerts)} alert(s) received.",
                 "incidents_opened": result.opened,
                 "incidents_resolved": result.resolved,
+                "ignored": [i.as_dict() for i in result.ignored],
             },
             status=status.HTTP_200_OK,
         )

@@ -197,8 +197,10 @@ class PipelineCheck(models.Model):
 
 
 class Artefact(models.Model):
-    """An immutable build output: (service, name, digest) is one record, and a name+version
-    never changes digest."""
+    """An immutable build output, one per (service, name, digest). The versions and tags that
+    name it are ``ArtefactTag`` rows: the same digest under a new version (an rc promoted, an
+    image tagged twice) is one more tag, never a second artefact. ``version`` is the one it
+    was first reported under."""
 
     service = models.ForeignKey(
         "releases.Service", on_delete=models.PROTECT, related_name="artefacts"
@@ -217,13 +219,46 @@ class Artefact(models.Model):
             models.UniqueConstraint(
                 fields=["service", "name", "digest"], name="artefact_unique_digest"
             ),
-            models.UniqueConstraint(
-                fields=["service", "name", "version"], name="artefact_unique_version"
-            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.name}:{self.version} ({self.digest[:19]})"
+
+
+class ArtefactTag(models.Model):
+    """A version or tag naming an artefact, with its first report: when, by which run, by
+    whom. Unique per (service, name, version): once bound to a digest it never moves to
+    another (the ingest refuses that with a 409, audited). ``service`` and ``name`` repeat
+    the artefact's so that the database enforces it."""
+
+    artefact = models.ForeignKey(Artefact, on_delete=models.CASCADE, related_name="tags")
+    service = models.ForeignKey("releases.Service", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=64)
+    uri = models.CharField(max_length=500, blank=True)
+    run = models.ForeignKey(
+        PipelineRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="artefact_tags",
+        help_text="The run that first reported this version.",
+    )
+    reported_by = models.CharField(
+        max_length=120, blank=True, help_text="Who first reported it (token:…, integration:…)."
+    )
+    created_at = models.DateTimeField(default=timezone.now, help_text="First reported at.")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "name", "version"], name="artefact_tag_unique_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}"
 
 
 class IntegrationProvider(models.TextChoices):

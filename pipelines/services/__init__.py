@@ -2,6 +2,7 @@
 
 - tokens: API tokens (created, shown once, revoked);
 - runs: pipeline runs with their checks and artefacts (the idempotent upsert);
+- artefacts: artefacts and the versions naming them, recorded with runs;
 - deployments: deployments reported by CD systems, moving their release along;
 - integrations: integrations, their secrets and the runs their webhooks report;
 - incidents: incidents opened and resolved by Alertmanager.
@@ -12,6 +13,7 @@ side effects on commit.
 
 from __future__ import annotations
 
+from .artefacts import ArtefactTampered
 from .deployments import DeploymentResult, deployment_report_upsert
 from .incidents import AlertsResult, alerts_receive
 from .integrations import (
@@ -25,7 +27,7 @@ from .integrations import (
     service_for_repository,
     webhook_run_receive,
 )
-from .runs import ArtefactTampered, RunUpsertResult, pipeline_run_upsert
+from .runs import RunUpsertResult, pipeline_run_upsert
 from .tokens import DEFAULT_SCOPES, api_token_create, api_token_revoke
 
 __all__ = [

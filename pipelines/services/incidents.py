@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -11,7 +11,7 @@ from core.audit import audit_record
 from releases.choices import DeploymentState
 from releases.models import Deployment, Environment
 
-from ..adapters.types import AlertEvent
+from ..adapters.types import AlertEvent, Ignored
 from ..models import (
     Incident,
     IncidentStatus,
@@ -24,7 +24,8 @@ from ._common import via_integration
 class AlertsResult:
     opened: int = 0
     resolved: int = 0
-    ignored: int = 0
+    # One entry per alert that changed nothing, with the reason (the answer lists them).
+    ignored: list[Ignored] = field(default_factory=list)
 
 
 def alerts_receive(*, integration: Integration, alerts: list[AlertEvent]) -> AlertsResult:
@@ -33,33 +34,61 @@ def alerts_receive(*, integration: Integration, alerts: list[AlertEvent]) -> Ale
     A firing alert for a service (of this integration) and a production environment opens an
     incident on the latest deployment of that service there that started before the alert
     (the alert fired during or after it); resolved closes it. One incident per alert
-    occurrence (fingerprint + startsAt), so repeated notifications change nothing. Alerts
-    without such a deployment are ignored (counted). Audited; incidents feed change failure
-    rate and time to restore.
+    occurrence (fingerprint + startsAt), so repeated notifications change nothing. An alert
+    that changes nothing (no such service or deployment, already recorded, nothing open to
+    resolve) is listed in ``ignored`` with the reason, as is a text stored shortened.
+    Audited; incidents feed change failure rate and time to restore.
     """
     result = AlertsResult()
     services = dict(integration.services.values_list("slug", "id"))
     environments = {e.slug: e for e in Environment.objects.filter(is_production=True)}
-    for alert in alerts:
+    for index, alert in enumerate(alerts):
+        where = f"alerts[{index}]"
         service_id = services.get(alert.service)
         if alert.environment:
             environment = environments.get(alert.environment)
             env_ids = [environment.pk] if environment else []
         else:
             env_ids = [e.pk for e in environments.values()]
-        if service_id is None or not env_ids:
-            result.ignored += 1
+        if service_id is None:
+            result.ignored.append(
+                Ignored(
+                    where,
+                    f"Its service label ({alert.service!r}) names no service of integration "
+                    f"{integration.name!r}.",
+                )
+            )
+            continue
+        if not env_ids:
+            result.ignored.append(
+                Ignored(where, f"{alert.environment!r} is not a production environment.")
+            )
             continue
         with transaction.atomic():
             if alert.status == "firing":
-                opened = _incident_open(integration, service_id, env_ids, alert)
-                result.opened += opened
-                result.ignored += 1 - opened
+                outcome = _incident_open(integration, service_id, env_ids, alert)
+                result.opened += outcome is None
             else:
-                resolved = _incident_resolve(integration, alert)
-                result.resolved += resolved
-                result.ignored += 1 - resolved
+                outcome = _incident_resolve(integration, alert)
+                result.resolved += outcome is None
+        if outcome is not None:
+            result.ignored.append(Ignored(where, outcome))
+        result.ignored += _shortened(where, alert)
     return result
+
+
+def _shortened(where: str, alert: AlertEvent) -> list[Ignored]:
+    """The alert's texts that do not fit their column whole (stored shortened)."""
+    return [
+        Ignored(f"{where}.{name}", f"Shortened to {limit} characters.")
+        for name, value, limit in (
+            ("fingerprint", alert.fingerprint, 64),
+            ("labels.alertname", alert.alertname, 200),
+            ("annotations.summary", alert.annotations.get("summary", ""), 500),
+            ("generatorURL", alert.generator_url, 500),
+        )
+        if len(value) > limit
+    ]
 
 
 def _text(value: str, limit: int) -> str:
@@ -67,7 +96,8 @@ def _text(value: str, limit: int) -> str:
     return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:limit]
 
 
-def _incident_open(integration, service_id, env_ids, alert: AlertEvent) -> int:
+def _incident_open(integration, service_id, env_ids, alert: AlertEvent) -> str | None:
+    """Open the incident; None when opened, else why nothing changed."""
     started = alert.starts_at or timezone.now()
     deployment = (
         Deployment.objects.filter(
@@ -84,7 +114,7 @@ def _incident_open(integration, service_id, env_ids, alert: AlertEvent) -> int:
         .first()
     )
     if deployment is None:
-        return 0
+        return "No deployment of its service to production started before the alert."
     try:
         with transaction.atomic():
             incident = Incident.objects.create(
@@ -97,7 +127,7 @@ def _incident_open(integration, service_id, env_ids, alert: AlertEvent) -> int:
                 started_at=started,
             )
     except IntegrityError:
-        return 0  # this occurrence is already open (or resolved)
+        return "This occurrence (fingerprint and start) is already recorded."
     audit_record(
         actor=None,
         action="incident.open",
@@ -108,10 +138,11 @@ def _incident_open(integration, service_id, env_ids, alert: AlertEvent) -> int:
         f"{via_integration(integration)}",
         after={"fingerprint": incident.fingerprint, "deployment": deployment.pk},
     )
-    return 1
+    return None
 
 
-def _incident_resolve(integration, alert: AlertEvent) -> int:
+def _incident_resolve(integration, alert: AlertEvent) -> str | None:
+    """Resolve the incident; None when resolved, else why nothing changed."""
     incident = (
         Incident.objects.select_for_update()
         .select_related("deployment")
@@ -120,7 +151,7 @@ def _incident_resolve(integration, alert: AlertEvent) -> int:
         .first()
     )
     if incident is None:
-        return 0
+        return "No open incident for this alert (never opened, or resolved already)."
     incident.status = IncidentStatus.RESOLVED
     incident.resolved_at = alert.ends_at or timezone.now()
     incident.save(update_fields=["status", "resolved_at"])
@@ -134,4 +165,4 @@ def _incident_resolve(integration, alert: AlertEvent) -> int:
         reason=f"Alert {_text(alert.alertname or alert.fingerprint, 200)} resolved. "
         f"{via_integration(integration)}",
     )
-    return 1
+    return None

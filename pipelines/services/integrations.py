@@ -4,7 +4,7 @@ runs their webhooks report."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -13,7 +13,7 @@ from core.audit import audit_record
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from releases.models import Service
 
-from ..adapters.types import RunEvent
+from ..adapters.types import Ignored, RunEvent
 from ..authentication import IntegrationPrincipal
 from ..models import (
     Integration,
@@ -223,6 +223,7 @@ class DeliveryResult:
     run: PipelineRun | None = None
     created: bool = False
     changed: bool = False
+    ignored: list[Ignored] = field(default_factory=list)
 
 
 def webhook_run_receive(
@@ -257,5 +258,9 @@ def webhook_run_receive(
         if delivery is not None:
             WebhookDelivery.objects.filter(pk=delivery.pk).update(run=result.run.pk)
     return DeliveryResult(
-        duplicate=False, run=result.run, created=result.created, changed=result.changed
+        duplicate=False,
+        run=result.run,
+        created=result.created,
+        changed=result.changed,
+        ignored=result.ignored,
     )

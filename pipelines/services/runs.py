@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, replace
 
@@ -13,11 +14,12 @@ from core.audit import audit_record
 from core.errors import Conflict, InvalidInput, TransitionNotAllowed
 from releases.models import Service
 
-from ..adapters.types import RunEvent
+from ..adapters.types import Ignored, RunEvent
 from ..gate_dispatch import dispatcher
 from ..models import (
     FINISHED_RUN_STATUSES,
     Artefact,
+    ArtefactTag,
     PipelineCheck,
     PipelineRun,
     RunStatus,
@@ -25,6 +27,15 @@ from ..models import (
 )
 from ..reports import ArtefactReport, CheckReport, report_hash
 from ._common import audit_actor, authorise_report, service_id_of, via
+from .artefacts import (
+    ArtefactTampered,
+    artefacts_register,
+    artefacts_verify,
+    audit_tampering,
+    reporter_label,
+    run_key,
+    uri_ignored,
+)
 
 # --- pipeline runs ----------------------------------------------------------------------------
 
@@ -47,21 +58,9 @@ class RunUpsertResult:
     created: bool
     changed: bool
     checks: list[PipelineCheck | CheckReport] | None = None
-
-
-class ArtefactTampered(Conflict):
-    """An artefact name+version arrived with another digest than the recorded one."""
-
-    def __init__(self, *, existing: Artefact, offered: ArtefactReport, run_key: str):
-        super().__init__(
-            f"Artefact {offered.name} {offered.version} is recorded with digest "
-            f"{existing.digest}; a different digest ({offered.digest}) was reported. "
-            "Artefacts are immutable: publish the rebuild under a new version.",
-            details={"artefacts": [f"{offered.name} {offered.version}: digest mismatch."]},
-        )
-        self.existing = existing
-        self.offered = offered
-        self.run_key = run_key
+    # What the report held that the run does not (docs/ingestion.md, "Nothing acknowledged
+    # is lost"): the answer names each value and why.
+    ignored: list[Ignored] = dataclasses.field(default_factory=list)
 
 
 # Identity fields must fit (a truncated id would merge different runs); descriptive ones are
@@ -119,53 +118,6 @@ def _insert_run_if_absent(values: dict) -> int | None:
     return row[0] if row else None
 
 
-def _register_artefacts(
-    *, service_id: int, run: PipelineRun, artefacts: tuple[ArtefactReport, ...]
-) -> None:
-    """Record the run's artefacts. The same (name, digest) is one record; the same (name,
-    version) with another digest is refused (ArtefactTampered). Insert first and verify after,
-    so a concurrent post of a different digest cannot slip between a read and a write."""
-    if not artefacts:
-        return
-    Artefact.objects.bulk_create(
-        [
-            Artefact(
-                service_id=service_id,
-                name=a.name,
-                version=a.version,
-                digest=a.digest,
-                uri=a.uri,
-                first_run_id=run.pk,
-            )
-            for a in artefacts
-        ],
-        ignore_conflicts=True,
-    )
-    _verify_artefacts(service_id=service_id, run=run, artefacts=artefacts)
-
-
-def _verify_artefacts(
-    *, service_id: int, run: PipelineRun, artefacts: tuple[ArtefactReport, ...]
-) -> None:
-    """Refuse an artefact whose name+version is recorded with another digest."""
-    stored = Artefact.objects.filter(
-        service_id=service_id,
-        name__in={a.name for a in artefacts},
-        version__in={a.version for a in artefacts},
-    ).only("id", "name", "version", "digest")
-    by_version = {(s.name, s.version): s for s in stored}
-    for offered in artefacts:
-        existing = by_version.get((offered.name, offered.version))
-        if existing is not None and existing.digest != offered.digest:
-            raise ArtefactTampered(
-                existing=existing,
-                offered=offered,
-                run_key=f"{run.provider}#{run.external_id}.{run.attempt}",
-            )
-        # existing None: the digest was already recorded under another version tag; the
-        # (service, name, digest) record stands and the extra tag is not an artefact of its own.
-
-
 _run_columns_sql: dict[tuple[str, ...], str] = {}
 
 
@@ -181,34 +133,50 @@ def _run_columns(names: tuple[str, ...]) -> str:
 
 
 def _insert_run_tree_postgresql(
-    values: dict, checks: tuple[CheckReport, ...], artefacts: tuple[ArtefactReport, ...]
-) -> tuple[int | None, int, bool]:
-    """The create path in one statement (PostgreSQL): the run, its checks and its artefacts
-    through data-modifying CTEs, guarded so that nothing is inserted when an artefact name and
-    version is already recorded with another digest. Returns (run id or None when the run
-    exists or was refused, artefacts inserted, refused for a digest mismatch).
+    values: dict,
+    checks: tuple[CheckReport, ...],
+    artefacts: tuple[ArtefactReport, ...],
+    reporter: str,
+) -> tuple[int | None, int, list]:
+    """The create path in one statement (PostgreSQL): the run, its checks, its artefacts and
+    their versions through data-modifying CTEs, guarded so that nothing is inserted when a
+    reported artefact version is already recorded with another digest. Returns (run id or
+    None when the run exists or was refused, versions inserted, the reported versions that
+    were recorded already as [name, version, digest, uri]).
+
+    A digest recorded already (under another version) is found by reading the table; one a
+    concurrent post inserts after this statement's snapshot is not, and its version is then
+    missing from the count: the caller completes it through the ORM path.
 
     This is the hottest write of the application; being one statement it needs no explicit
     transaction either (one round trip instead of six: see docs/benchmarks-ingest.md).
     """
     qn = connection.ops.quote_name
     columns = _run_columns(tuple(values))
+    artefact_table = qn(Artefact._meta.db_table)
+    tag_table = qn(ArtefactTag._meta.db_table)
+    service = values["service"]
     params: list = []
     sql = ["WITH "]
     if artefacts:
-        rows = ", ".join(["(%s, %s, %s, %s)"] * len(artefacts))
+        rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(artefacts))
         sql.append(
-            f"v(name, version, digest, uri) AS (VALUES {rows}), "
-            f"bad AS (SELECT 1 FROM {qn(Artefact._meta.db_table)} a JOIN v "
-            "ON a.service_id = %s AND a.name = v.name AND a.version = v.version "
-            "AND a.digest <> v.digest LIMIT 1), "
+            f"v(i, name, version, digest, uri) AS (VALUES {rows}), "
+            f"known AS (SELECT t.name, t.version, a.digest, t.uri FROM {tag_table} t "
+            f"JOIN {artefact_table} a ON a.id = t.artefact_id "
+            "JOIN v ON t.service_id = %s AND t.name = v.name AND t.version = v.version), "
         )
-        for a in artefacts:
-            params += [a.name, a.version, a.digest, a.uri]
-        params.append(values["service"])
+        for i, a in enumerate(artefacts):
+            params += [i, a.name, a.version, a.digest, a.uri]
+        params.append(service)
     sql.append(
         f"run AS (INSERT INTO {qn(PipelineRun._meta.db_table)} {columns} "
-        + ("WHERE NOT EXISTS (SELECT 1 FROM bad) " if artefacts else "")
+        + (
+            "WHERE NOT EXISTS (SELECT 1 FROM known JOIN v ON known.name = v.name "
+            "AND known.version = v.version AND known.digest <> v.digest) "
+            if artefacts
+            else ""
+        )
         + "ON CONFLICT (provider, external_id, attempt) DO NOTHING RETURNING id)"
     )
     # Plain Python values (str, int, bool, None, aware datetime): psycopg2 adapts them as the
@@ -225,38 +193,32 @@ def _insert_run_tree_postgresql(
         for c in checks:
             params += [c.kind, c.name, c.status, json.dumps(c.metrics)]
     if artefacts:
+        # A digest reported under several versions is one artefact, carrying the first one.
         sql.append(
-            f", art AS (INSERT INTO {qn(Artefact._meta.db_table)} "
+            f", art AS (INSERT INTO {artefact_table} "
             "(service_id, name, version, digest, uri, first_run_id, created_at) "
-            "SELECT %s, v.name, v.version, v.digest, v.uri, run.id, %s FROM run, v "
-            "ON CONFLICT DO NOTHING RETURNING 1)"
-            " SELECT (SELECT id FROM run), (SELECT count(*) FROM art), "
-            "EXISTS (SELECT 1 FROM bad)"
+            "SELECT DISTINCT ON (v.name, v.digest) %s, v.name, v.version, v.digest, v.uri, "
+            "run.id, %s FROM run, v ORDER BY v.name, v.digest, v.i "
+            "ON CONFLICT (service_id, name, digest) DO NOTHING RETURNING id, name, digest), "
+            "ids AS (SELECT id, name, digest FROM art UNION "
+            f"SELECT a.id, a.name, a.digest FROM {artefact_table} a JOIN v "
+            "ON a.service_id = %s AND a.name = v.name AND a.digest = v.digest), "
+            f"tag AS (INSERT INTO {tag_table} "
+            "(artefact_id, service_id, name, version, uri, run_id, reported_by, created_at) "
+            "SELECT ids.id, %s, v.name, v.version, v.uri, run.id, %s, %s "
+            "FROM run, v JOIN ids ON ids.name = v.name AND ids.digest = v.digest "
+            "ON CONFLICT (service_id, name, version) DO NOTHING RETURNING 1)"
+            " SELECT (SELECT id FROM run), (SELECT count(*) FROM tag), "
+            "(SELECT json_agg(json_build_array(name, version, digest, uri)) FROM known)"
         )
-        params += [values["service"], values["created_at"]]
+        created_at = values["created_at"]
+        params += [service, created_at, service, service, reporter, created_at]
     else:
-        sql.append(" SELECT (SELECT id FROM run), 0, false")
+        sql.append(" SELECT (SELECT id FROM run), 0, NULL")
     with connection.cursor() as cursor:
         cursor.execute("".join(sql), params)
-        run_id, inserted, refused = cursor.fetchone()
-    return run_id, inserted, refused
-
-
-def _audit_tampering(actor, exc: ArtefactTampered) -> None:
-    """Record a refused artefact in its own transaction, so the record survives the refusal."""
-    with transaction.atomic():
-        audit_record(
-            actor=audit_actor(actor),
-            action="artefact.digest_mismatch",
-            target=exc.existing,
-            reason=(
-                f"Refused: {exc.offered.name} {exc.offered.version} reported with digest "
-                f"{exc.offered.digest} by run {exc.run_key}; recorded digest is "
-                f"{exc.existing.digest}. {via(actor)}"
-            ).strip(),
-            before={"digest": exc.existing.digest},
-            after={"digest": exc.offered.digest, "uri": exc.offered.uri, "run": exc.run_key},
-        )
+        run_id, inserted, known = cursor.fetchone()
+    return run_id, inserted, known or []
 
 
 def _queue_gate_evaluation(run_id: int) -> None:
@@ -297,18 +259,64 @@ def pipeline_run_upsert(
     """
     service_id = service_id_of(service)
     authorise_report(actor, service_id, TokenScope.RUNS_WRITE, getattr(service, "slug", ""))
-    event = _storable(event)
+    reported, event = event, _storable(event)
     digest = report_hash(event, checks, artefacts)
+    reporter = reporter_label(actor)
     try:
+        result = None
         if connection.vendor == "postgresql":
-            created = _run_create_postgresql(actor, service_id, event, checks, artefacts, digest)
-            if created is not None:
-                return created
-        with transaction.atomic():
-            return _run_upsert(actor, service_id, event, checks, artefacts, digest)
+            result = _run_create_postgresql(
+                actor, service_id, event, checks, artefacts, digest, reporter
+            )
+        if result is None:
+            with transaction.atomic():
+                result = _run_upsert(actor, service_id, event, checks, artefacts, digest, reporter)
     except ArtefactTampered as exc:
-        _audit_tampering(actor, exc)
+        audit_tampering(actor, exc)
         raise
+    result.ignored = [*_run_ignored(reported, result.run, checks, result.checks), *result.ignored]
+    return result
+
+
+def _run_ignored(
+    reported: RunEvent, run: PipelineRun, checks: tuple[CheckReport, ...], stored_checks
+) -> list[Ignored]:
+    """What of this report the recorded run does not hold, and why: the report compared with
+    the run as it stands after the upsert, so every path (created, merged, the same report
+    again) answers alike. The merge rules that keep a recorded value are docs/ingestion.md's:
+    statuses never move back, an out-of-order report only fills blanks, times once known
+    are kept, a descriptive text too long for its column is shortened."""
+    ignored = list(reported.ignored)
+    out_of_order = (
+        f"Out-of-order report: {reported.status} ranks below the recorded status "
+        f"({run.status}); it only fills in details that are still blank."
+    )
+    if reported.status != run.status:
+        ignored.append(Ignored("status", out_of_order))
+    if reported.waiting_approval and not run.waiting_approval:
+        ignored.append(Ignored("waiting_approval", out_of_order))
+    for name in (*_RUN_TEXT_FIELDS, "raw_status"):
+        value, stored = getattr(reported, name), getattr(run, name)
+        if value and value != stored:
+            limit = PipelineRun._meta.get_field(name).max_length
+            shortened = len(value) > limit and stored == value[:limit]
+            reason = f"Shortened to {limit} characters." if shortened else out_of_order
+            ignored.append(Ignored(name, reason))
+    for name in ("started_at", "finished_at"):
+        value, stored = getattr(reported, name), getattr(run, name)
+        if value is not None and value != stored:
+            if stored is None and name == "finished_at":
+                reason = f"Kept only once the run is finished; it is {run.status}."
+            else:
+                reason = f"Times, once known, are kept: recorded {stored.isoformat()}."
+            ignored.append(Ignored(name, reason))
+    by_key = {(c.kind, c.name): c for c in stored_checks or ()}
+    for c in checks:
+        stored = by_key.get((c.kind, c.name))
+        if stored is not None and (stored.status, stored.metrics) != (c.status, c.metrics):
+            label = f"{c.kind}:{c.name}".rstrip(":")
+            ignored.append(Ignored(f"checks[{label}]", out_of_order))
+    return ignored
 
 
 def _run_values(actor, service_id: int, event: RunEvent, digest: str, now) -> dict:
@@ -348,32 +356,50 @@ def _created_run(run_id: int, values: dict) -> PipelineRun:
 
 
 def _run_create_postgresql(
-    actor, service_id, event, checks, artefacts, digest
+    actor, service_id, event, checks, artefacts, digest, reporter
 ) -> RunUpsertResult | None:
     """Try the create path as one autocommitted statement; None when the run exists."""
     now = timezone.now()
     values = _run_values(actor, service_id, event, digest, now)
-    run_id, inserted, refused = _insert_run_tree_postgresql(values, checks, artefacts)
-    if refused:
-        probe = PipelineRun(
-            provider=event.provider, external_id=event.external_id, attempt=event.attempt
-        )
-        _verify_artefacts(service_id=service_id, run=probe, artefacts=artefacts)
+    run_id, inserted, known = _insert_run_tree_postgresql(values, checks, artefacts, reporter)
+    recorded = {(name, version): (digest, uri) for name, version, digest, uri in known}
+    key = f"{event.provider}#{event.external_id}.{event.attempt}"
+    _refuse_tampering(service_id, key, artefacts, recorded)
     if run_id is None:
         return None
     run = _created_run(run_id, values)
-    if inserted < len(artefacts):
-        # Recorded already: the same digest (one record, fine) — or, if a concurrent post
-        # slipped a different digest in after our guard read, refused: undo the run.
+    ignored = [
+        uri_ignored(a, recorded[(a.name, a.version)][1])
+        for a in artefacts
+        if (a.name, a.version) in recorded and a.uri and a.uri != recorded[(a.name, a.version)][1]
+    ]
+    if inserted + len(recorded) < len(artefacts):
+        # A digest or a version a concurrent post inserted after the statement's snapshot:
+        # complete (or refuse) through the ORM path, and undo the run if it is refused.
         try:
-            _verify_artefacts(service_id=service_id, run=run, artefacts=artefacts)
+            with transaction.atomic():
+                ignored = artefacts_register(
+                    service_id=service_id, run=run, artefacts=artefacts, reporter=reporter, now=now
+                ).ignored
         except ArtefactTampered:
             with transaction.atomic():
                 PipelineRun.objects.filter(pk=run_id).delete()
             raise
     _queue_gate_evaluation(run_id)
     # The checks as reported are the checks stored (same kind, name, status, metrics).
-    return RunUpsertResult(run=run, created=True, changed=True, checks=list(checks))
+    return RunUpsertResult(
+        run=run, created=True, changed=True, checks=list(checks), ignored=ignored
+    )
+
+
+def _refuse_tampering(service_id: int, key: str, artefacts, recorded: dict) -> None:
+    """Raise ArtefactTampered for the first reported version recorded with another digest
+    (reading that artefact, the audit event's target)."""
+    for offered in artefacts:
+        digest = recorded.get((offered.name, offered.version), (offered.digest,))[0]
+        if digest != offered.digest:
+            existing = Artefact.objects.get(service_id=service_id, name=offered.name, digest=digest)
+            raise ArtefactTampered(existing=existing, offered=offered, run_key=key)
 
 
 def _run_upsert(
@@ -383,6 +409,7 @@ def _run_upsert(
     checks: tuple[CheckReport, ...],
     artefacts: tuple[ArtefactReport, ...],
     digest: str,
+    reporter: str,
 ) -> RunUpsertResult:
     now = timezone.now()
     if connection.vendor != "postgresql":
@@ -398,9 +425,13 @@ def _run_upsert(
                     for c in checks
                 ]
             )
-            _register_artefacts(service_id=service_id, run=run, artefacts=artefacts)
+            recorded = artefacts_register(
+                service_id=service_id, run=run, artefacts=artefacts, reporter=reporter, now=now
+            )
             _queue_gate_evaluation(run_id)
-            return RunUpsertResult(run=run, created=True, changed=True, checks=new_checks)
+            return RunUpsertResult(
+                run=run, created=True, changed=True, checks=new_checks, ignored=recorded.ignored
+            )
 
     key = {"provider": event.provider, "external_id": event.external_id, "attempt": event.attempt}
     run = PipelineRun.objects.filter(**key).first()
@@ -412,15 +443,21 @@ def _run_upsert(
             "for another service.",
             details={"external_id": ["Already used by a run of another service."]},
         )
-    if run.report_hash == digest:
-        return RunUpsertResult(run=run, created=False, changed=False)
-    run = PipelineRun.objects.select_for_update().get(pk=run.pk)
-    if run.report_hash == digest:  # an identical report committed while we waited
-        return RunUpsertResult(run=run, created=False, changed=False)
-    return _run_merge(actor, run, event, checks, artefacts, digest, now)
+    if run.report_hash != digest:
+        run = PipelineRun.objects.select_for_update().get(pk=run.pk)
+        if run.report_hash != digest:  # not an identical report committed while we waited
+            return _run_merge(actor, run, event, checks, artefacts, digest, reporter, now)
+    # The same report again: nothing to write; its answer still names what it did not store.
+    return RunUpsertResult(
+        run=run,
+        created=False,
+        changed=False,
+        checks=list(run.checks.all()),
+        ignored=artefacts_verify(service_id=service_id, run_key=run_key(run), artefacts=artefacts),
+    )
 
 
-def _run_merge(actor, run, event, checks, artefacts, digest, now) -> RunUpsertResult:
+def _run_merge(actor, run, event, checks, artefacts, digest, reporter, now) -> RunUpsertResult:
     stale = RUN_STATUS_RANK[event.status] < RUN_STATUS_RANK[run.status]
     before: dict = {}
     after: dict = {}
@@ -464,13 +501,19 @@ def _run_merge(actor, run, event, checks, artefacts, digest, now) -> RunUpsertRe
             current.status, current.metrics = c.status, c.metrics
             to_update.append(current)
             check_changes[label] = c.status
-    _register_artefacts(service_id=run.service_id, run=run, artefacts=artefacts)
+    recorded = artefacts_register(
+        service_id=run.service_id, run=run, artefacts=artefacts, reporter=reporter, now=now
+    )
 
-    if not after and not check_changes:
+    if not after and not check_changes and not recorded.new_tags:
         # A different body that adds nothing (for instance a late "running" event for a
         # finished run that repeats what is known): no write, no audit, no re-evaluation.
         return RunUpsertResult(
-            run=run, created=False, changed=False, checks=list(existing.values())
+            run=run,
+            created=False,
+            changed=False,
+            checks=list(existing.values()),
+            ignored=recorded.ignored,
         )
     if to_create:
         PipelineCheck.objects.bulk_create(to_create)
@@ -482,6 +525,8 @@ def _run_merge(actor, run, event, checks, artefacts, digest, now) -> RunUpsertRe
     run.save(update_fields=[*after.keys(), "report_hash", "gates_pending", "updated_at"])
     if check_changes:
         after["checks"] = check_changes
+    if recorded.new_tags:
+        after["artefacts"] = recorded.new_tags
     reason = " ".join(
         part
         for part in (
@@ -501,4 +546,10 @@ def _run_merge(actor, run, event, checks, artefacts, digest, now) -> RunUpsertRe
         after=after,
     )
     _queue_gate_evaluation(run.pk)
-    return RunUpsertResult(run=run, created=False, changed=True, checks=list(existing.values()))
+    return RunUpsertResult(
+        run=run,
+        created=False,
+        changed=True,
+        checks=list(existing.values()),
+        ignored=recorded.ignored,
+    )

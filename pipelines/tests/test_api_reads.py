@@ -16,7 +16,14 @@ from django.utils import timezone
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.test import APIClient
 
-from pipelines.models import Artefact, PipelineCheck, PipelineRun, VerificationRun, VerificationSpec
+from pipelines.models import (
+    Artefact,
+    ArtefactTag,
+    PipelineCheck,
+    PipelineRun,
+    VerificationRun,
+    VerificationSpec,
+)
 from releases.models import Deployment
 from tests.factories import DeploymentFactory, PipelineRunFactory, ReleaseFactory
 
@@ -51,7 +58,7 @@ def make_run(service, **fields) -> PipelineRun:
         run=run, kind="tests", status="passed", metrics={"passed": 10, "failed": 0}
     )
     PipelineCheck.objects.create(run=run, kind="coverage", status="passed", metrics={"percent": 90})
-    Artefact.objects.create(
+    artefact = Artefact.objects.create(
         service=service,
         name=service.slug,
         version=run.version,
@@ -59,6 +66,10 @@ def make_run(service, **fields) -> PipelineRun:
         uri=f"registry.example/{service.slug}:{run.version}",
         first_run=run,
     )
+    for tag in (f"{run.version}-{run.pk}", f"latest-{run.pk}"):
+        ArtefactTag.objects.create(
+            artefact=artefact, service=service, name=artefact.name, version=tag, run=run
+        )
     return run
 
 
@@ -126,7 +137,13 @@ def test_a_run_reads_back_as_it_was_posted(ci):
     for key in ("id", "service", "provider", "external_id", "attempt", "status", "commit_sha"):
         assert body[key] == posted.json()[key]
     assert {c["kind"] for c in body["checks"]} == {"tests", "security_scan", "coverage"}
-    assert body["artefacts"] == posted.json()["artefacts"]
+    (artefact,) = body["artefacts"]
+    assert {k: artefact[k] for k in ("name", "version", "digest", "uri")} == (
+        posted.json()["artefacts"][0]
+    )
+    assert [t["version"] for t in artefact["tags"]] == ["2.4.0"]
+    assert artefact["tags"][0]["run"] == body["id"]
+    assert artefact["tags"][0]["reported_by"] == "token:ci-payments"
     assert body["links"]["self"].endswith(f"{RUNS}{body['id']}/")
 
 
@@ -259,7 +276,8 @@ def test_run_list_queries_do_not_grow_with_the_rows(viewer, service, django_asse
     assert body["count"] == 2
     for _ in range(20):
         make_run(service)
-    # session, user, roles, count, page, checks, artefacts: the same at 2 rows and at 22.
+    # session, user, roles, count, page, checks, artefact versions, all versions of their
+    # digests: the same at 2 rows and at 22.
     with django_assert_num_queries(small):
         body = client.get(RUNS).json()
     assert body["count"] == 22 and len(body["results"]) == 22
