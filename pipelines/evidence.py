@@ -12,16 +12,19 @@ from .models import Artefact, Incident, VerificationSample
 
 
 def artefacts(release: Release) -> list[dict]:
+    """The artefacts the release's version names, each with every version naming its
+    digest (``tags``: an rc promoted to the release keeps both)."""
     found = Artefact.objects.filter(
-        service_id__in=release.services.values("pk"), version=release.version
-    )
+        service_id__in=release.services.values("pk"), tags__version=release.version
+    ).prefetch_related("tags")
     return [
         {
             "service_id": a.service_id,
             "name": a.name,
-            "version": a.version,
+            "version": release.version,
             "digest": a.digest,
             "uri": a.uri,
+            "tags": [t.version for t in a.tags.all()],
         }
         for a in found
     ]

@@ -33,8 +33,9 @@ class ReleaseDelivery:
 
 def release_delivery(*, release: Release) -> ReleaseDelivery:
     """What CI/CD reported for a release: the runs of its services for its version (or a
-    commit its gates saw), the artefacts of that version with their digests, and the
-    deployments per environment (newest first) with their incidents. Five queries."""
+    commit its gates saw), the artefacts of that version with their digests and all their
+    versions, and the deployments per environment (newest first) with their incidents. Six
+    queries."""
     service_ids = [s.pk for s in release.services.all()]
     runs = list(
         PipelineRun.objects.filter(service_id__in=service_ids, version=release.version)
@@ -42,9 +43,11 @@ def release_delivery(*, release: Release) -> ReleaseDelivery:
         .prefetch_related(Prefetch("checks", queryset=PipelineCheck.objects.order_by("kind")))
         .order_by("-created_at", "-id")[:RUNS_SHOWN]
     )
+    # Named by the release's version, shown with every version naming the same digest.
     artefacts = list(
-        Artefact.objects.filter(service_id__in=service_ids, version=release.version)
+        Artefact.objects.filter(service_id__in=service_ids, tags__version=release.version)
         .select_related("service", "first_run")
+        .prefetch_related("tags")
         .order_by("service__name", "name")
     )
     deployments = (

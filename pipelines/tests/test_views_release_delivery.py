@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from pipelines.models import Artefact, PipelineCheck, PipelineRun
+from pipelines.models import Artefact, ArtefactTag, PipelineCheck, PipelineRun
 from releases.models import Deployment
 from tests.factories import ReleaseFactory
 
@@ -29,9 +29,13 @@ def add_run(service, n: int) -> PipelineRun:
         url=f"https://ci.example/run/{9000 + n}",
     )
     PipelineCheck.objects.create(run=run, kind="tests", status="passed", metrics={"passed": 8})
-    Artefact.objects.create(
+    artefact = Artefact.objects.create(
         service=service, name=f"img{n}", version="2.4.0", digest=f"sha256:{n:064x}", first_run=run
     )
+    for version in ("2.4.0", f"2.4.0-rc.{n}"):
+        ArtefactTag.objects.create(
+            artefact=artefact, service=service, name=artefact.name, version=version, run=run
+        )
     return run
 
 
@@ -56,6 +60,7 @@ def test_the_panel_shows_runs_artefacts_and_deployments(
     html = response.content.decode()
     assert "https://ci.example/run/9001" in html
     assert "sha256:" + f"{1:064x}" in html
+    assert "img1:2.4.0" in html and "2.4.0, 2.4.0-rc.1" in html  # every version of the digest
     assert "production" in html and "Pending" in html
 
 
