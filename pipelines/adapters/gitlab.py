@@ -65,6 +65,10 @@ _STATUS_MAP: dict[str, RunStatus] = {
 }
 
 _VERSION_VARIABLES = ("VERSION", "version", "RELEASE_VERSION")
+_JOBS_NOT_RECORDED = (
+    "Jobs are not recorded: the pipeline is one run. Test results and artefacts are "
+    "recorded through POST /api/v1/pipeline-runs/."
+)
 # "v2.4.0" / "2.4.0-rc.1" are versions; "nightly" or "deploy-prod" tags are not.
 _VERSION_TAG = re.compile(r"^[vV]?(?P<version>[0-9][0-9A-Za-z.+_-]*)$")
 
@@ -119,7 +123,12 @@ def parse_pipeline_hook(payload: Any) -> RunEvent | None:
         ref=ref,
         repository=repository,
         version=_version(attrs, ref_name, is_tag),
-        ignored=_unread_versions(attrs),
+        ignored=_unread_versions(attrs)
+        + (
+            (Ignored("builds", _JOBS_NOT_RECORDED),)
+            if isinstance(body.get("builds"), list) and body["builds"]
+            else ()
+        ),
         url=url,
         started_at=started_at,
         finished_at=finished_at,
@@ -153,14 +162,12 @@ def _unread_versions(attrs: dict[str, Any]) -> tuple[Ignored, ...]:
     """VERSION variables the version is not read from (not a non-empty string), named in
     the answer rather than dropped in silence."""
     variables = attrs.get("variables")
-    if not isinstance(variables, list):
-        return ()
     return tuple(
         Ignored(
             f"object_attributes.variables[{index}]",
             "Not a non-empty string: the version is not read from it.",
         )
-        for index, variable in enumerate(variables)
+        for index, variable in enumerate(variables if isinstance(variables, list) else ())
         if isinstance(variable, dict)
         and variable.get("key") in _VERSION_VARIABLES
         and not (isinstance(variable.get("value"), str) and variable["value"])

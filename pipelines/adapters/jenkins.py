@@ -65,6 +65,19 @@ _RESULT_MAP: dict[str, RunStatus] = {
 }
 _MAX_DURATION_MS = 366 * 24 * 3600 * 1000  # a build longer than a year is garbage
 _PHASES = ("QUEUED", "STARTED", "COMPLETED", "FINALIZED")
+# What a notification may carry that the webhook does not record, and why.
+_UNMAPPED = (
+    (
+        "artifacts",
+        "Archived files carry no content digest: artefacts are recorded with their digest "
+        "through POST /api/v1/pipeline-runs/.",
+    ),
+    (
+        "test_summary",
+        "Test results are recorded as checks through POST /api/v1/pipeline-runs/; the "
+        "webhook records the run.",
+    ),
+)
 _VERSION_PARAMETERS = ("VERSION", "version", "RELEASE_VERSION")
 # Old plugin versions print milliseconds unpadded ("...:05.7+00:00" is 7 ms).
 _UNPADDED_MILLIS = re.compile(r"(T\d{2}:\d{2}:\d{2})\.(\d{1,3})(?=[+-]|Z|$)")
@@ -88,14 +101,15 @@ def parse_notification(payload: Any) -> RunEvent | None:
     number = get_id(build, "number", where)
     scm = get_dict(build, "scm", where, required=False)
     parameters = _parameters(build.get("parameters"))
-    # A version parameter that is not a string is not guessed at; the answer names it.
+    # A version parameter that is not a string is not guessed at; the answer names it, and
+    # the evidence the plugin sends that a run does not hold.
     ignored = tuple(
         Ignored(f"build.parameters.{key}", "Not a string: the version is not read from it.")
         for key in _VERSION_PARAMETERS
         if isinstance(build.get("parameters"), dict)
         and key in build["parameters"]
         and key not in parameters
-    )
+    ) + tuple(Ignored(f"build.{key}", reason) for key, reason in _UNMAPPED if build.get(key))
 
     event_time = _event_time(build.get("timestamp"))
     duration_ms = get_int(build, "duration", where, required=False)

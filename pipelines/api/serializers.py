@@ -49,7 +49,8 @@ class ArtefactInputSerializer(serializers.Serializer):
 
 class PipelineRunInputSerializer(serializers.Serializer):
     """A CI run (one attempt). Extra keys of a check are its metrics (passed, failed,
-    skipped, critical, high, percent…). Unknown top-level keys are ignored."""
+    skipped, critical, high, percent…). Unknown keys are not stored; the answer lists them
+    in ``ignored``."""
 
     service = serializers.RegexField(r"^[-a-zA-Z0-9_]+$", max_length=100)
     provider = serializers.ChoiceField(choices=Provider.choices)

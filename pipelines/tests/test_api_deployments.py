@@ -171,3 +171,13 @@ def test_a_plain_token_still_cannot_transition_releases(ci, approved_release):
 def test_bad_deployment_input_is_a_400(ci, production, overrides):
     assert ci.deployment(deployment_body(**overrides)).status_code == 400
     assert not Deployment.objects.exists()
+
+
+def test_a_deployment_answer_names_what_it_did_not_store(ci, production):
+    first = ci.deployment(deployment_body(status="succeeded", colour="blue"))
+    assert first.status_code == 201
+    assert [i["field"] for i in first.json()["ignored"]] == ["colour"]
+    late = ci.deployment(deployment_body(url="https://cd.example/other"))
+    assert late.status_code == 200
+    assert {i["field"] for i in late.json()["ignored"]} == {"status", "url"}
+    assert Deployment.objects.get().state == "succeeded"

@@ -205,3 +205,45 @@ def test_a_replay_does_not_re_evaluate_gates(ci, django_capture_on_commit_callba
     with django_capture_on_commit_callbacks() as callbacks:
         ci.run(run_body())
     assert callbacks == []
+
+
+# --- what an answer acknowledges it did not store ---------------------------------------------
+
+
+def ignored(response) -> dict[str, str]:
+    assert response.status_code in (200, 201), response.json()
+    return {i["field"]: i["reason"] for i in response.json()["ignored"]}
+
+
+def test_unknown_fields_are_named_not_silently_dropped(ci):
+    body = run_body(artifacts=[{"name": "img"}])  # misspelt: not the contract's artefacts
+    body["artefacts"][0]["tag"] = "latest"
+    named = ignored(ci.run(body))
+    assert set(named) == {"artifacts", "artefacts[0].tag"}
+    assert "Unknown field" in named["artifacts"]
+
+
+def test_a_late_report_names_what_it_did_not_change(ci):
+    ci.run(run_body())
+    late = run_body(
+        status="running",
+        finished_at=None,
+        started_at="2026-11-20T09:59:00Z",
+        checks=[{"kind": "tests", "status": "running"}],
+    )
+    named = ignored(ci.run(late))
+    assert set(named) == {"status", "started_at", "checks[tests]"}
+    assert "Out-of-order" in named["status"] and "Times, once known" in named["started_at"]
+    # The same late report again is answered alike.
+    assert set(ignored(ci.run(late))) == set(named)
+
+
+def test_a_finish_time_for_a_running_run_is_named(ci):
+    response = ci.run(run_body(status="running"))
+    assert "Kept only once the run is finished" in ignored(response)["finished_at"]
+    assert PipelineRun.objects.get().finished_at is None
+
+
+def test_a_complete_report_ignores_nothing(ci):
+    assert ignored(ci.run(run_body())) == {}
+    assert ignored(ci.run(run_body())) == {}

@@ -358,3 +358,62 @@ def test_nul_in_alert_labels_is_stored_cleanly(alertmanager, production_deployme
     payload["alerts"][0]["labels"]["alertname"] = "High\u0000Errors"
     assert post_alerts(payload).status_code == 200
     assert Incident.objects.filter(alertname="HighErrors").exists()
+
+
+# --- what a delivery acknowledges it did not store ---------------------------------------------
+
+
+def ignored_fields(response) -> set[str]:
+    assert response.status_code == 200, response.json()
+    return {i["field"] for i in response.json()["ignored"]}
+
+
+def test_a_shortened_workflow_name_is_named_in_the_answer(github):
+    payload = fixture("github_workflow_run_completed")
+    payload["workflow_run"]["name"] = "n" * 500
+    (ignored,) = post_github(payload).json()["ignored"]
+    assert ignored == {"field": "name", "reason": "Shortened to 200 characters."}
+
+
+def test_a_late_github_delivery_names_the_status_it_did_not_apply(github):
+    assert ignored_fields(post_github(fixture("github_workflow_run_completed"), delivery="1")) == (
+        set()
+    )
+    late = post_github(fixture("github_workflow_run_in_progress"), delivery="2")
+    assert ignored_fields(late) >= {"status", "raw_status"}
+    assert PipelineRun.objects.get().status == "succeeded"
+
+
+def test_jenkins_names_the_evidence_and_parameters_it_does_not_record(jenkins):
+    payload = fixture("jenkins_finalized")
+    payload["build"]["parameters"]["VERSION"] = 240  # a hand-rolled sender's number
+    response = Client().post(
+        "/api/v1/webhooks/jenkins/?token=j", json.dumps(payload), content_type="application/json"
+    )
+    assert ignored_fields(response) == {
+        "build.artifacts",
+        "build.test_summary",
+        "build.parameters.VERSION",
+    }
+    assert PipelineRun.objects.get().version == ""
+
+
+def test_gitlab_names_its_jobs_and_a_version_variable_it_cannot_read(gitlab):
+    payload = fixture("gitlab_pipeline_success")
+    payload["object_attributes"]["variables"] = [{"key": "VERSION", "value": None}]
+    assert ignored_fields(post_gitlab(payload)) == {"object_attributes.variables[0]", "builds"}
+
+
+def test_alerts_that_change_nothing_are_named_with_the_reason(alertmanager, production):
+    payload = fixture("alertmanager_firing")
+    response = post_alerts(payload)
+    assert response.status_code == 200 and response.json()["incidents_opened"] == 0
+    ignored = response.json()["ignored"]
+    assert [i["field"] for i in ignored] == [f"alerts[{n}]" for n in range(len(payload["alerts"]))]
+    assert all("deployment" in i["reason"] or "service" in i["reason"] for i in ignored)
+
+
+def test_an_alert_seen_before_is_named_as_already_recorded(alertmanager, production_deployment):
+    post_alerts(fixture("alertmanager_firing"))
+    again = post_alerts(fixture("alertmanager_firing")).json()["ignored"]
+    assert any("already recorded" in i["reason"] for i in again)
