@@ -84,7 +84,8 @@ def artefacts_register(
                 first_run_id=run.pk,
                 created_at=now,
             )
-            for a in first_of_digest.values()
+            # In one order for every post, so that concurrent posts lock rows alike.
+            for _, a in sorted(first_of_digest.items())
         ],
         ignore_conflicts=True,
     )
@@ -104,7 +105,8 @@ def _insert_tags(
 ) -> set[tuple[str, str]]:
     """INSERT the versions not recorded yet, each pointing at its digest's artefact; returns
     the (name, version) pairs inserted. One statement on PostgreSQL and SQLite alike (a CTE
-    names the VALUES' columns; ``WHERE true`` lets SQLite parse the upsert clause)."""
+    names the VALUES' columns; ``WHERE true`` lets SQLite parse the upsert clause), in
+    (name, version) order like every post, so concurrent posts cannot deadlock on them."""
     qn = connection.ops.quote_name
     tag_table = qn(ArtefactTag._meta.db_table)
     artefact_table = qn(Artefact._meta.db_table)
@@ -115,7 +117,7 @@ def _insert_tags(
         "(artefact_id, service_id, name, version, uri, run_id, reported_by, created_at) "
         "SELECT a.id, a.service_id, v.name, v.version, v.uri, %s, %s, %s "
         f"FROM v JOIN {artefact_table} a ON a.service_id = %s AND a.name = v.name "
-        "AND a.digest = v.digest WHERE true "
+        "AND a.digest = v.digest WHERE true ORDER BY v.name, v.version "
         "ON CONFLICT (service_id, name, version) DO NOTHING RETURNING name, version"
     )
     params: list = []

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, replace
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.audit import audit_record
@@ -142,11 +142,8 @@ def _insert_run_tree_postgresql(
     their versions through data-modifying CTEs, guarded so that nothing is inserted when a
     reported artefact version is already recorded with another digest. Returns (run id or
     None when the run exists or was refused, versions inserted, the reported versions that
-    were recorded already as [name, version, digest, uri]).
-
-    A digest recorded already (under another version) is found by reading the table; one a
-    concurrent post inserts after this statement's snapshot is not, and its version is then
-    missing from the count: the caller completes it through the ORM path.
+    were recorded already as [name, version, digest, uri]). Raises IntegrityError, having
+    written nothing, when a concurrent post inserted one of its digests or versions.
 
     This is the hottest write of the application; being one statement it needs no explicit
     transaction either (one round trip instead of six: see docs/benchmarks-ingest.md).
@@ -193,30 +190,43 @@ def _insert_run_tree_postgresql(
         for c in checks:
             params += [c.kind, c.name, c.status, json.dumps(c.metrics)]
     if artefacts:
-        # A digest reported under several versions is one artefact, carrying the first one.
+        # New digests and new versions are plain INSERTs of what the snapshot does not hold:
+        # one a concurrent post inserts meanwhile fails the whole statement (IntegrityError),
+        # and the caller records the report through the transactional path instead. A digest
+        # reported under several versions is one artefact, carrying the first one.
         sql.append(
             f", art AS (INSERT INTO {artefact_table} "
             "(service_id, name, version, digest, uri, first_run_id, created_at) "
             "SELECT DISTINCT ON (v.name, v.digest) %s, v.name, v.version, v.digest, v.uri, "
-            "run.id, %s FROM run, v ORDER BY v.name, v.digest, v.i "
-            "ON CONFLICT (service_id, name, digest) DO NOTHING RETURNING id, name, digest), "
-            "ids AS (SELECT id, name, digest FROM art UNION "
-            f"SELECT a.id, a.name, a.digest FROM {artefact_table} a JOIN v "
-            "ON a.service_id = %s AND a.name = v.name AND a.digest = v.digest), "
+            f"run.id, %s FROM run, v WHERE NOT EXISTS (SELECT 1 FROM {artefact_table} a "
+            "WHERE a.service_id = %s AND a.name = v.name AND a.digest = v.digest) "
+            "ORDER BY v.name, v.digest, v.i RETURNING id, name, digest), "
+            "ids AS (SELECT id, name, digest FROM art UNION ALL "
+            f"SELECT a.id, a.name, a.digest FROM {artefact_table} a "
+            "JOIN (SELECT DISTINCT name, digest FROM v) d "
+            "ON a.service_id = %s AND a.name = d.name AND a.digest = d.digest), "
             f"tag AS (INSERT INTO {tag_table} "
             "(artefact_id, service_id, name, version, uri, run_id, reported_by, created_at) "
             "SELECT ids.id, %s, v.name, v.version, v.uri, run.id, %s, %s "
             "FROM run, v JOIN ids ON ids.name = v.name AND ids.digest = v.digest "
-            "ON CONFLICT (service_id, name, version) DO NOTHING RETURNING 1)"
+            "WHERE NOT EXISTS (SELECT 1 FROM known "
+            "WHERE known.name = v.name AND known.version = v.version) "
+            "ORDER BY v.name, v.version RETURNING 1)"
             " SELECT (SELECT id FROM run), (SELECT count(*) FROM tag), "
             "(SELECT json_agg(json_build_array(name, version, digest, uri)) FROM known)"
         )
         created_at = values["created_at"]
-        params += [service, created_at, service, service, reporter, created_at]
+        params += [service, created_at, service, service, service, reporter, created_at]
     else:
         sql.append(" SELECT (SELECT id FROM run), 0, NULL")
     with connection.cursor() as cursor:
-        cursor.execute("".join(sql), params)
+        if connection.in_atomic_block:
+            # Inside a caller's transaction (a webhook), a failed statement must not doom
+            # it: a savepoint. Alone (the REST endpoint) the statement is its own transaction.
+            with transaction.atomic():
+                cursor.execute("".join(sql), params)
+        else:
+            cursor.execute("".join(sql), params)
         run_id, inserted, known = cursor.fetchone()
     return run_id, inserted, known or []
 
@@ -263,14 +273,19 @@ def pipeline_run_upsert(
     digest = report_hash(event, checks, artefacts)
     reporter = reporter_label(actor)
     try:
-        result = None
-        if connection.vendor == "postgresql":
-            result = _run_create_postgresql(
-                actor, service_id, event, checks, artefacts, digest, reporter
-            )
+        result, create = None, connection.vendor != "postgresql"
+        if not create:
+            try:
+                result = _run_create_postgresql(
+                    actor, service_id, event, checks, artefacts, digest, reporter
+                )
+            except IntegrityError:  # a digest or version a concurrent post just inserted
+                create = True
         if result is None:
             with transaction.atomic():
-                result = _run_upsert(actor, service_id, event, checks, artefacts, digest, reporter)
+                result = _run_upsert(
+                    actor, service_id, event, checks, artefacts, digest, reporter, create
+                )
     except ArtefactTampered as exc:
         audit_tampering(actor, exc)
         raise
@@ -358,7 +373,9 @@ def _created_run(run_id: int, values: dict) -> PipelineRun:
 def _run_create_postgresql(
     actor, service_id, event, checks, artefacts, digest, reporter
 ) -> RunUpsertResult | None:
-    """Try the create path as one autocommitted statement; None when the run exists."""
+    """Try the create path as one autocommitted statement; None when the run exists, and
+    IntegrityError (nothing written) when a concurrent post inserted one of its digests or
+    versions."""
     now = timezone.now()
     values = _run_values(actor, service_id, event, digest, now)
     run_id, inserted, known = _insert_run_tree_postgresql(values, checks, artefacts, reporter)
@@ -367,28 +384,20 @@ def _run_create_postgresql(
     _refuse_tampering(service_id, key, artefacts, recorded)
     if run_id is None:
         return None
-    run = _created_run(run_id, values)
+    _queue_gate_evaluation(run_id)
     ignored = [
         uri_ignored(a, recorded[(a.name, a.version)][1])
         for a in artefacts
         if (a.name, a.version) in recorded and a.uri and a.uri != recorded[(a.name, a.version)][1]
     ]
-    if inserted + len(recorded) < len(artefacts):
-        # A digest or a version a concurrent post inserted after the statement's snapshot:
-        # complete (or refuse) through the ORM path, and undo the run if it is refused.
-        try:
-            with transaction.atomic():
-                ignored = artefacts_register(
-                    service_id=service_id, run=run, artefacts=artefacts, reporter=reporter, now=now
-                ).ignored
-        except ArtefactTampered:
-            with transaction.atomic():
-                PipelineRun.objects.filter(pk=run_id).delete()
-            raise
-    _queue_gate_evaluation(run_id)
-    # The checks as reported are the checks stored (same kind, name, status, metrics).
+    # The checks as reported are the checks stored (same kind, name, status, metrics); each
+    # reported version was inserted or is among those recorded already (``known``).
     return RunUpsertResult(
-        run=run, created=True, changed=True, checks=list(checks), ignored=ignored
+        run=_created_run(run_id, values),
+        created=True,
+        changed=True,
+        checks=list(checks),
+        ignored=ignored,
     )
 
 
@@ -410,9 +419,12 @@ def _run_upsert(
     artefacts: tuple[ArtefactReport, ...],
     digest: str,
     reporter: str,
+    create: bool,
 ) -> RunUpsertResult:
+    """The transactional path: create the run (unless the PostgreSQL statement found it
+    recorded already) or merge the report into it."""
     now = timezone.now()
-    if connection.vendor != "postgresql":
+    if create:
         values = _run_values(actor, service_id, event, digest, now)
         run_id = _insert_run_if_absent(values)
         if run_id is not None:
@@ -435,8 +447,11 @@ def _run_upsert(
 
     key = {"provider": event.provider, "external_id": event.external_id, "attempt": event.attempt}
     run = PipelineRun.objects.filter(**key).first()
-    if run is None:  # removed between our insert attempt and this read (a refused artefact)
-        raise TransitionNotAllowed("The run changed while it was being recorded; retry.")
+    if run is None:  # the fast path saw a run this transaction cannot: a concurrent change
+        raise TransitionNotAllowed(
+            "The run changed while it was being recorded; retry.",
+            details={"external_id": ["Being recorded by a concurrent report; retry."]},
+        )
     if run.service_id != service_id:
         raise Conflict(
             f"Run {event.provider} #{event.external_id} attempt {event.attempt} is recorded "
