@@ -20,6 +20,7 @@ from core.outbound import OutboundRefused, check_outbound_url
 from .models import (
     ApiToken,
     Artefact,
+    ArtefactTag,
     Incident,
     Integration,
     IntegrationPollState,
@@ -182,11 +183,24 @@ class PipelineRunAdmin(ReadOnlyAdmin):
     inlines = [PipelineCheckInline]
 
 
+class ArtefactTagInline(admin.TabularInline):
+    model = ArtefactTag
+    fk_name = "artefact"
+    extra = 0
+    can_delete = False
+    readonly_fields = ["version", "uri", "run", "reported_by", "created_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Artefact)
 class ArtefactAdmin(ReadOnlyAdmin):
     list_display = ["name", "version", "digest", "service", "created_at"]
     list_filter = ["service"]
-    search_fields = ["name", "version", "digest"]
+    search_fields = ["name", "version", "digest", "tags__version"]
+    inlines = [ArtefactTagInline]
 
 
 @admin.register(WebhookDelivery)

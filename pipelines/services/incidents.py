@@ -78,16 +78,21 @@ def alerts_receive(*, integration: Integration, alerts: list[AlertEvent]) -> Ale
 
 
 def _shortened(where: str, alert: AlertEvent) -> list[Ignored]:
-    """The alert's texts that do not fit their column whole (stored shortened)."""
+    """The alert's texts not stored as sent: cut to their column, or cleaned of what the
+    database cannot hold (NUL characters, lone surrogates)."""
     return [
-        Ignored(f"{where}.{name}", f"Shortened to {limit} characters.")
+        Ignored(
+            f"{where}.{name}",
+            f"Stored shortened to {limit} characters or without characters the database "
+            "cannot hold (NUL, lone surrogates).",
+        )
         for name, value, limit in (
             ("fingerprint", alert.fingerprint, 64),
             ("labels.alertname", alert.alertname, 200),
             ("annotations.summary", alert.annotations.get("summary", ""), 500),
             ("generatorURL", alert.generator_url, 500),
         )
-        if len(value) > limit
+        if _text(value, limit) != value
     ]
 
 

@@ -356,8 +356,10 @@ def test_a_long_workflow_name_is_shortened_not_refused(github):
 def test_nul_in_alert_labels_is_stored_cleanly(alertmanager, production_deployment):
     payload = fixture("alertmanager_firing")
     payload["alerts"][0]["labels"]["alertname"] = "High\u0000Errors"
-    assert post_alerts(payload).status_code == 200
+    response = post_alerts(payload)
+    assert response.status_code == 200
     assert Incident.objects.filter(alertname="HighErrors").exists()
+    assert "alerts[0].labels.alertname" in {i["field"] for i in response.json()["ignored"]}
 
 
 # --- what a delivery acknowledges it did not store ---------------------------------------------
