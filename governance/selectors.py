@@ -10,13 +10,15 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from core.roles import Role, has_role, user_roles
+from releases import risk as release_risk
 from releases.choices import TERMINAL_STATES
 from releases.models import Release
 from releases.selectors import visible_releases
 from releases.services import TRANSITION_LABELS
 
-from .choices import VOTING_STATES, ChangeState, GateStatus, MeetingState
+from .choices import VOTING_STATES, ChangeState, ChangeType, GateStatus, MeetingState
 from .domain import freeze as freeze_domain
+from .domain import quorum
 from .models import (
     AgendaItem,
     CABMeeting,
@@ -30,8 +32,45 @@ from .models import (
     Vote,
 )
 from .readiness import release_blockers
-from .services.changes import CAB_ROLES, quorum_policy_for, tally
-from .services.risk import governing_risk_level
+
+# --- the CAB's quorum: which policy applies, and what the votes decide ------------------
+
+CAB_ROLES = (Role.CAB_MEMBER, Role.CAB_CHAIR)
+DEFAULT_QUORUM = quorum.QuorumPolicy(
+    min_votes=2, approval_share="0.5", mandatory_roles=frozenset({Role.SECURITY_LEAD.value})
+)
+
+
+def quorum_policy_for(cr: ChangeRequest, *, records=None) -> quorum.QuorumPolicy:
+    """The stored quorum policy of the change's type; an emergency change without its own
+    policy uses the emergency variant of the normal one (smaller quorum)."""
+    records = {
+        r.change_type: r for r in (QuorumPolicyRecord.objects.all() if records is None else records)
+    }
+    if cr.change_type in records:
+        return records[cr.change_type].as_domain()
+    normal = (
+        records[ChangeType.NORMAL].as_domain() if ChangeType.NORMAL in records else (DEFAULT_QUORUM)
+    )
+    if cr.change_type == ChangeType.EMERGENCY:
+        return quorum.QuorumPolicy.emergency(normal)
+    return normal
+
+
+def tally(
+    cr: ChangeRequest,
+    votes: list[Vote] | None = None,
+    *,
+    closing: bool = False,
+    policy: quorum.QuorumPolicy | None = None,
+) -> quorum.Decision:
+    """The quorum decision for the current votes (domain Decision)."""
+    votes = list(cr.votes.all()) if votes is None else votes
+    ballot = [
+        quorum.Vote(voter_id=v.voter_id, choice=v.choice, roles=frozenset(v.roles)) for v in votes
+    ]
+    policy = policy or quorum_policy_for(cr)
+    return quorum.evaluate(policy, ballot, cr.risk_level, closing=closing)
 
 
 def gate_checks(*, viewer) -> QuerySet[GateCheck]:
@@ -260,7 +299,7 @@ def release_governance(*, release: Release) -> dict:
         "risk": assessment,
         # The level gates and CAB use (override, else the higher of computed and declared),
         # the same the page header shows.
-        "governing_risk": governing_risk_level(release, assessment),
+        "governing_risk": release_risk.governing_level(release),
         "change_requests": list(
             release.change_requests.select_related("requested_by").prefetch_related("votes")
         ),

@@ -128,7 +128,7 @@ def _vote_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> Htt
     if cr is None:
         raise Http404("No such change request.")
     cr.my_vote = next((v for v in cr.votes.all() if v.voter_id == request.user.pk), None)
-    cr.decision = services.changes.tally(cr, list(cr.votes.all()))
+    cr.decision = selectors.tally(cr, list(cr.votes.all()))
     if cr.release is not None:
         _evidence([cr], selectors.active_freeze_rules())
     return render(

@@ -80,3 +80,60 @@ def test_the_app_graph_is_acyclic():
 
 def test_the_ground_floor_imports_no_project_app():
     assert app_graph()["core"] == {}
+
+
+_FIRST_IMPORT = """
+import importlib, os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+from django.conf import settings
+from django.apps import apps
+from django.apps.config import AppConfig
+
+# Load the models as django.setup() does, but run no AppConfig.ready(): each module is then
+# imported first, in a child of this process, as a worker or a management command might.
+configs = [AppConfig.create(entry) for entry in settings.INSTALLED_APPS]
+apps.app_configs = {config.label: config for config in configs}
+for config in configs:
+    config.apps = apps
+apps.apps_ready = True
+for config in configs:
+    config.import_models()
+apps.clear_cache()
+apps.models_ready = True
+for name in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            print(f"{name}: {exc}", flush=True)
+            os._exit(1)
+        except Exception:
+            os._exit(0)  # not an import problem (e.g. a setting read at import)
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+
+def test_every_module_can_be_imported_first():
+    """No import cycle inside an app either: a cycle that the usual start-up order happens to
+    avoid breaks a Celery worker or a command that imports the modules in another order."""
+    import subprocess
+    import sys
+
+    names = []
+    for app in sorted(RANK):
+        for path in _application_modules(app):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            if not name.startswith("config.settings"):
+                names.append(name)
+    result = subprocess.run(
+        [sys.executable, "-c", _FIRST_IMPORT, *names],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.stdout == "", result.stdout
+    assert result.returncode == 0, result.stderr[-2000:]

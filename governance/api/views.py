@@ -18,7 +18,7 @@ from .. import selectors, services
 from ..choices import ChangeState, GateStage, GateStatus
 from ..models import AgendaItem, FreezeException, GateCheck, GatePolicy, RiskAssessment, Vote
 from ..readiness import release_blockers
-from ..services.changes import tally
+from ..selectors import tally
 from . import serializers as s
 
 ERRORS = {

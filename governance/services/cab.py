@@ -23,8 +23,9 @@ from ..choices import (
     MeetingState,
 )
 from ..models import AgendaItem, CABMeeting, ChangeRequest
+from ..selectors import CAB_ROLES, tally
 from ._common import require_text
-from .changes import CAB_ROLES, cr_transition, lock_cr, require_chair, tally
+from .changes import cr_transition, lock_cr, require_chair
 from .votes import apply_decision
 
 # --- meetings and agenda ----------------------------------------------------------------------

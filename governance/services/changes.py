@@ -24,7 +24,7 @@ from core.errors import InvalidInput, NotFound, PermissionDenied, TransitionNotA
 from core.roles import Role, has_role
 from releases.models import Release
 
-from .. import notify  # late: notify imports the outbox, which imports services
+from .. import notify
 from ..choices import (
     GATE_DONE,
     AgendaOutcome,
@@ -32,8 +32,7 @@ from ..choices import (
     ChangeType,
     GateStage,
 )
-from ..domain import quorum
-from ..models import AgendaItem, ChangeRequest, QuorumPolicyRecord, Recusal, Vote
+from ..models import AgendaItem, ChangeRequest, Recusal
 from ._common import is_chair, require_manager, require_person, require_text
 from .risk import effective_risk_level
 
@@ -51,10 +50,6 @@ CR_FIELDS = (
 )
 # Hours within which an emergency change's post-implementation review must be done.
 DEFAULT_EMERGENCY_REVIEW_HOURS = 72
-CAB_ROLES = (Role.CAB_MEMBER, Role.CAB_CHAIR)
-DEFAULT_QUORUM = quorum.QuorumPolicy(
-    min_votes=2, approval_share="0.5", mandatory_roles=frozenset({Role.SECURITY_LEAD.value})
-)
 
 
 def lock_cr(cr: ChangeRequest | int) -> ChangeRequest:
@@ -126,38 +121,6 @@ def require_chair(actor, cr: ChangeRequest | None = None) -> None:
         raise PermissionDenied(
             f"Separation of duties: you are involved in CR-{cr.number}, so you cannot decide it."
         )
-
-
-def quorum_policy_for(cr: ChangeRequest, *, records=None) -> quorum.QuorumPolicy:
-    """The stored quorum policy of the change's type; an emergency change without its own
-    policy uses the emergency variant of the normal one (smaller quorum)."""
-    records = {
-        r.change_type: r for r in (QuorumPolicyRecord.objects.all() if records is None else records)
-    }
-    if cr.change_type in records:
-        return records[cr.change_type].as_domain()
-    normal = (
-        records[ChangeType.NORMAL].as_domain() if ChangeType.NORMAL in records else (DEFAULT_QUORUM)
-    )
-    if cr.change_type == ChangeType.EMERGENCY:
-        return quorum.QuorumPolicy.emergency(normal)
-    return normal
-
-
-def tally(
-    cr: ChangeRequest,
-    votes: list[Vote] | None = None,
-    *,
-    closing: bool = False,
-    policy: quorum.QuorumPolicy | None = None,
-) -> quorum.Decision:
-    """The quorum decision for the current votes (domain Decision)."""
-    votes = list(cr.votes.all()) if votes is None else votes
-    ballot = [
-        quorum.Vote(voter_id=v.voter_id, choice=v.choice, roles=frozenset(v.roles)) for v in votes
-    ]
-    policy = policy or quorum_policy_for(cr)
-    return quorum.evaluate(policy, ballot, cr.risk_level, closing=closing)
 
 
 # --- change requests --------------------------------------------------------------------------

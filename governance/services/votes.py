@@ -26,8 +26,9 @@ from ..choices import (
     VoteChoice,
 )
 from ..models import AgendaItem, ChangeRequest, Vote
+from ..selectors import CAB_ROLES, quorum_policy_for, tally
 from ._common import lock_release, require_person
-from .changes import CAB_ROLES, cr_transition, lock_cr, quorum_policy_for, tally
+from .changes import cr_transition, lock_cr
 
 # --- decisions --------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from core.roles import Role
 from governance import services
 from governance.domain import quorum
 from governance.models import ChangeRequest, QuorumPolicyRecord, Vote
-from governance.services.changes import quorum_policy_for
+from governance.selectors import quorum_policy_for
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
