@@ -51,7 +51,7 @@ def _validate(window: FreezeWindow) -> None:
         raise InvalidInput(f"Invalid freeze window: {exc}", details={"rule": [str(exc)]}) from exc
 
 
-def _snapshot(window: FreezeWindow) -> dict[str, Any]:
+def freeze_snapshot(window: FreezeWindow) -> dict[str, Any]:
     data = model_to_dict(window, fields=list(FREEZE_FIELDS))
     data["environments"] = sorted(window.environments.values_list("slug", flat=True))
     data["services"] = sorted(window.services.values_list("slug", flat=True))
@@ -74,7 +74,9 @@ def freeze_window_create(*, actor, environments=(), services=(), **fields: Any) 
         window.save()
         window.environments.set(environments)
         window.services.set(services)
-        audit_record(actor=actor, action="freeze.create", target=window, after=_snapshot(window))
+        audit_record(
+            actor=actor, action="freeze.create", target=window, after=freeze_snapshot(window)
+        )
     return window
 
 
@@ -90,7 +92,7 @@ def freeze_window_update(
     with transaction.atomic():
         pk = window.pk if isinstance(window, FreezeWindow) else window
         window = FreezeWindow.objects.select_for_update().get(pk=pk)
-        before = _snapshot(window)
+        before = freeze_snapshot(window)
         changes = dict(changes)
         environments = changes.pop("environments", None)
         services = changes.pop("services", None)
@@ -102,7 +104,7 @@ def freeze_window_update(
             window.environments.set(environments)
         if services is not None:
             window.services.set(services)
-        after = _snapshot(window)
+        after = freeze_snapshot(window)
         audit_record(
             actor=actor,
             action="freeze.update",
