@@ -3,8 +3,8 @@
 The plugin posts a JobState object (``name``, ``url``, ``build``) at each phase
 of a build: QUEUED, STARTED, COMPLETED (result known, post-build steps still
 running) and FINALIZED (everything done; authoritative). Jenkins has no
-signing, so the endpoint checks a shared token (``X-Releasegate-Token`` header
-or ``?token=``) with :func:`verify_secret`.
+signing, so the endpoint checks a shared token (the ``X-Releasegate-Token`` header
+or a bearer Authorization; never the query string) with :func:`verify_secret`.
 
 ``build.timestamp`` is the time of the event itself (queue entry, start,
 start + duration, finalisation) as epoch milliseconds in current plugin

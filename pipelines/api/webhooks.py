@@ -33,6 +33,14 @@ from .serializers import ErrorSerializer, WebhookResultSerializer
 from .views import read_body
 
 
+class SecretInURL(exceptions.AuthenticationFailed):
+    default_detail = (
+        "A secret in the URL (?token=) is refused, since access logs keep URLs: send it in "
+        "the X-Releasegate-Token header or as Authorization: Bearer."
+    )
+    default_code = "secret_in_url"
+
+
 class BadSignature(exceptions.AuthenticationFailed):
     default_detail = "The delivery is not signed with an active secret of an enabled integration."
     default_code = "bad_signature"
@@ -89,15 +97,17 @@ class WebhookView(APIView):
         )
 
     def shared_secret(self, request) -> str | None:
-        """X-Releasegate-Token, a bearer Authorization, or ?token= (for senders that can only
-        be configured with a URL)."""
+        """X-Releasegate-Token or a bearer Authorization. A secret in the query string
+        (``?token=``) is refused: it would be written to every access log on the way."""
+        if "token" in request.query_params:
+            raise SecretInURL()
         header = request.META.get("HTTP_X_RELEASEGATE_TOKEN")
         if header:
             return header
         auth = request.META.get("HTTP_AUTHORIZATION", "")
         if auth.lower().startswith("bearer "):
             return auth[7:].strip()
-        return request.query_params.get("token") or None
+        return None
 
     def integration_by_shared_secret(self, request, provider: str, verifier):
         """The enabled integration of ``provider`` whose secrets accept the presented one."""
@@ -112,7 +122,6 @@ class WebhookView(APIView):
 
 SHARED_SECRET_PARAMETERS = [
     OpenApiParameter("X-Releasegate-Token", str, OpenApiParameter.HEADER),
-    OpenApiParameter("token", str, OpenApiParameter.QUERY),
 ]
 
 

@@ -3,8 +3,9 @@ runs their webhooks report."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -237,6 +238,7 @@ def webhook_run_receive(
     so the provider's redelivery is processed. Without a delivery id the run upsert's own
     idempotency applies.
     """
+    event = _webhook_event_checked(event)
     service = service_for_repository(integration, event.repository)
     principal = IntegrationPrincipal(
         integration, frozenset(integration.services.values_list("id", flat=True))
@@ -264,3 +266,27 @@ def webhook_run_receive(
         changed=result.changed,
         ignored=result.ignored,
     )
+
+
+# The largest attempt number a run can be stored under (PostgreSQL integer).
+MAX_ATTEMPT = 2**31 - 1
+_HTTP_URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
+
+
+def _webhook_event_checked(event: RunEvent) -> RunEvent:
+    """Hold a native payload to the rules a REST report meets (pipelines/api/validation.py):
+    an attempt the database can store (else a 400 naming it, nothing written), and a link
+    the pages may render: anything but an http(s) URL (``javascript:``, ``data:``) is not
+    stored, and the answer's ``ignored`` says so."""
+    if not 1 <= event.attempt <= MAX_ATTEMPT:
+        raise InvalidInput(
+            f"The run attempt must be between 1 and {MAX_ATTEMPT}.",
+            details={"attempt": [f"Must be between 1 and {MAX_ATTEMPT}."]},
+        )
+    if event.url and not _HTTP_URL.match(event.url):
+        return replace(
+            event,
+            url="",
+            ignored=(*event.ignored, Ignored("url", "Only http(s) links are stored.")),
+        )
+    return event

@@ -216,12 +216,15 @@ def jenkins(service):
     )
 
 
-def test_jenkins_notifications_are_recorded_with_a_query_or_header_token(jenkins):
+def test_jenkins_notifications_are_recorded_with_a_header_token(jenkins):
     client = Client()
     started = json.dumps(fixture("jenkins_started"))
     finalized = json.dumps(fixture("jenkins_finalized"))
     response = client.post(
-        "/api/v1/webhooks/jenkins/?token=j", started, content_type="application/json"
+        "/api/v1/webhooks/jenkins/",
+        started,
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Bearer j",
     )
     assert response.status_code == 200
     response = client.post(
@@ -233,8 +236,63 @@ def test_jenkins_notifications_are_recorded_with_a_query_or_header_token(jenkins
     assert response.status_code == 200
     run = PipelineRun.objects.get()
     assert run.provider == "jenkins" and run.status in ("succeeded", "failed")
-    bad = client.post("/api/v1/webhooks/jenkins/?token=x", started, content_type="application/json")
+    bad = client.post(
+        "/api/v1/webhooks/jenkins/",
+        started,
+        content_type="application/json",
+        HTTP_X_RELEASEGATE_TOKEN="x",
+    )
     assert bad.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/api/v1/webhooks/jenkins/", "/api/v1/webhooks/alertmanager/"])
+def test_a_secret_in_the_url_is_refused_even_when_it_is_right(jenkins, alertmanager, path):
+    secret = "j" if "jenkins" in path else "am-secret"
+    body = json.dumps(fixture("jenkins_started" if "jenkins" in path else "alertmanager_firing"))
+    response = Client().post(f"{path}?token={secret}", body, content_type="application/json")
+    assert response.status_code == 401
+    assert "X-Releasegate-Token" in response.json()["detail"]
+    assert not PipelineRun.objects.exists() and not Incident.objects.exists()
+
+
+def _javascript_url(payload: dict, *path: str) -> dict:
+    node = payload
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "javascript:alert(document.cookie)"
+    return payload
+
+
+def test_webhook_links_that_are_not_http_are_not_stored_and_said_so(github, gitlab, jenkins):
+    answers = [
+        post_github(
+            _javascript_url(fixture("github_workflow_run_completed"), "workflow_run", "html_url")
+        ),
+        post_gitlab(
+            _javascript_url(fixture("gitlab_pipeline_success"), "object_attributes", "url")
+        ),
+        Client().post(
+            "/api/v1/webhooks/jenkins/",
+            json.dumps(_javascript_url(fixture("jenkins_finalized"), "build", "full_url")),
+            content_type="application/json",
+            HTTP_X_RELEASEGATE_TOKEN="j",
+        ),
+    ]
+    for response in answers:
+        assert response.status_code == 200, response.json()
+        assert {"field": "url", "reason": "Only http(s) links are stored."} in response.json()[
+            "ignored"
+        ]
+    assert sorted(PipelineRun.objects.values_list("url", flat=True)) == ["", "", ""]
+
+
+def test_a_run_attempt_the_database_cannot_store_is_a_400(github):
+    payload = fixture("github_workflow_run_completed")
+    payload["workflow_run"]["run_attempt"] = 2147483648
+    response = post_github(payload)
+    assert response.status_code == 400
+    assert "attempt" in response.json()["detail"]
+    assert not PipelineRun.objects.exists() and not WebhookDelivery.objects.exists()
 
 
 # --- Alertmanager -----------------------------------------------------------------------------
@@ -390,7 +448,10 @@ def test_jenkins_names_the_evidence_and_parameters_it_does_not_record(jenkins):
     payload = fixture("jenkins_finalized")
     payload["build"]["parameters"]["VERSION"] = 240  # a hand-rolled sender's number
     response = Client().post(
-        "/api/v1/webhooks/jenkins/?token=j", json.dumps(payload), content_type="application/json"
+        "/api/v1/webhooks/jenkins/",
+        json.dumps(payload),
+        content_type="application/json",
+        HTTP_X_RELEASEGATE_TOKEN="j",
     )
     assert ignored_fields(response) == {
         "build.artifacts",
