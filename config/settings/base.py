@@ -163,6 +163,9 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 256 * 1024)
 INGEST_RATE_LIMIT = env_int("INGEST_RATE_LIMIT", 600)
 INGEST_RATE_WINDOW_SECONDS = env_int("INGEST_RATE_WINDOW_SECONDS", 60)
 API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 30)
+# The most alerts one Alertmanager delivery may carry (more is a 400 that writes nothing; set
+# max_alerts in the receiver's webhook_config to match).
+ALERTMANAGER_MAX_ALERTS = env_int("ALERTMANAGER_MAX_ALERTS", 100)
 # Accepted runs are sent to gate evaluation in batches this often (0: one task per run, on
 # commit, in the request).
 PIPELINES_GATE_BATCH_SECONDS = float(env_str("PIPELINES_GATE_BATCH_SECONDS", "0.2"))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.errors import InvalidInput
 from releases.choices import DeploymentState
 from releases.models import Deployment, Environment
 
@@ -39,6 +41,15 @@ def alerts_receive(*, integration: Integration, alerts: list[AlertEvent]) -> Ale
     resolve) is listed in ``ignored`` with the reason, as is a text stored shortened.
     Audited; incidents feed change failure rate and time to restore.
     """
+    limit = settings.ALERTMANAGER_MAX_ALERTS
+    if len(alerts) > limit:
+        # One flood of alerts must not open hundreds of incidents: Alertmanager can cap a
+        # delivery itself, and a refusal writes nothing (it retries the same group).
+        raise InvalidInput(
+            f"A delivery carries at most {limit} alerts ({len(alerts)} sent): set "
+            f"max_alerts: {limit} in the receiver's webhook_config.",
+            details={"alerts": [f"At most {limit} alerts per delivery."]},
+        )
     result = AlertsResult()
     services = dict(integration.services.values_list("slug", "id"))
     environments = {e.slug: e for e in Environment.objects.filter(is_production=True)}

@@ -480,3 +480,19 @@ def test_an_alert_seen_before_is_named_as_already_recorded(alertmanager, product
     post_alerts(fixture("alertmanager_firing"))
     again = post_alerts(fixture("alertmanager_firing")).json()["ignored"]
     assert any("already recorded" in i["reason"] for i in again)
+
+
+def test_an_alert_flood_is_refused_whole_and_opens_nothing(alertmanager, settings):
+    settings.ALERTMANAGER_MAX_ALERTS = 3
+    payload = fixture("alertmanager_firing")
+    alert = payload["alerts"][0]
+    payload["alerts"] = [
+        {**alert, "fingerprint": f"{i:016x}", "labels": {**alert["labels"], "n": str(i)}}
+        for i in range(4)
+    ]
+    response = post_alerts(payload)
+    assert response.status_code == 400
+    assert "max_alerts: 3" in response.json()["detail"]
+    assert not Incident.objects.exists()
+    payload["alerts"] = payload["alerts"][:3]
+    assert post_alerts(payload).status_code == 200
