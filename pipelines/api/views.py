@@ -59,7 +59,14 @@ def read_body(request) -> bytes:
         length = 0
     if length > limit:
         raise PayloadTooLarge(f"The request body is {length} bytes; the limit is {limit} bytes.")
-    body = request._request.body
+    environ = request._request.META
+    if not length and environ.get("wsgi.input_terminated"):
+        # A chunked body (no Content-Length): Django reads nothing without a length, but a
+        # server that de-chunks and marks the stream terminated (gunicorn) lets it be read
+        # to its end. One byte past the limit tells "over the limit" from "at it".
+        body = environ["wsgi.input"].read(limit + 1)
+    else:
+        body = request._request.body
     if len(body) > limit:
         raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
     return body

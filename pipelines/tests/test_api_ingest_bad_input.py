@@ -190,3 +190,32 @@ def test_other_methods_are_a_405(ci, method):
         method, "/api/v1/pipeline-runs/", HTTP_AUTHORIZATION=f"Bearer {ci.token}"
     )
     assert response.status_code == 405
+
+
+def _chunked(ci, body: bytes):
+    """A request as gunicorn hands over a chunked body: no Content-Length, the stream
+    de-chunked and marked terminated (the WSGI ``wsgi.input_terminated`` flag)."""
+    import io
+
+    return ci.client.generic(
+        "POST",
+        "/api/v1/pipeline-runs/",
+        b"",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {ci.token}",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_without_content_length_is_read(ci):
+    response = _chunked(ci, json.dumps(run_body()).encode())
+    assert response.status_code == 201, response.json()
+    assert PipelineRun.objects.get().external_id == "9001"
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(ci, settings):
+    settings.INGEST_MAX_BODY_BYTES = 1024
+    response = _chunked(ci, json.dumps(run_body(name="x" * 2000)).encode())
+    assert response.status_code == 413
+    assert not PipelineRun.objects.exists()
