@@ -10,6 +10,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from core.shared_cache import guarded
+
 from .models import ApiToken, hash_token
 
 # Writing last_used_at on every request would turn each read into a write; a minute's
@@ -32,7 +34,9 @@ _local_touched: dict[str, float] = {}
 def forget_token(key_hash: str) -> None:
     """Drop a token from the caches (on revocation or a change of its services/scopes)."""
     _local_tokens.pop(key_hash, None)
-    cache.delete(token_cache_key(key_hash))
+    # With the cache down the entry cannot be deleted; it then ends with its TTL
+    # (API_TOKEN_CACHE_SECONDS), the bound a revocation has anyway across processes.
+    guarded(lambda: cache.delete(token_cache_key(key_hash)), None)
 
 
 def _load_token(key_hash: str) -> tuple[ApiToken, dict[str, int]] | None:
@@ -42,7 +46,8 @@ def _load_token(key_hash: str) -> tuple[ApiToken, dict[str, int]] | None:
     on every request would cost two queries per post. Entries live API_TOKEN_CACHE_SECONDS;
     revoking deletes the entry at once (with a shared cache such as Redis, everywhere; with
     the per-process default cache, other processes notice within that TTL). Unknown hashes
-    are not cached, so the cache cannot be filled by guessing.
+    are not cached, so the cache cannot be filled by guessing. When the shared cache is
+    down, the token is read from the database (core.shared_cache).
     """
     ttl = settings.API_TOKEN_CACHE_SECONDS
     key = token_cache_key(key_hash)
@@ -53,7 +58,7 @@ def _load_token(key_hash: str) -> tuple[ApiToken, dict[str, int]] | None:
         if local is not None and local[0] > now:
             cached = local[1]
         else:
-            cached = cache.get(key)
+            cached = guarded(lambda: cache.get(key), None)
             if cached is not None:
                 _local_tokens[key_hash] = (now + min(ttl, LOCAL_TOKEN_SECONDS), cached)
     if cached is None:
@@ -71,7 +76,7 @@ def _load_token(key_hash: str) -> tuple[ApiToken, dict[str, int]] | None:
             services,
         )
         if ttl:
-            cache.set(key, cached, ttl)
+            guarded(lambda: cache.set(key, cached, ttl), None)
             _local_tokens[key_hash] = (now + min(ttl, LOCAL_TOKEN_SECONDS), cached)
     fields, services = cached
     token = ApiToken(key_hash=key_hash, **fields)
@@ -143,7 +148,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if _local_touched.get(token.key_hash, 0.0) > now:
             return
         _local_touched[token.key_hash] = now + 60
-        if cache.add(f"pipelines:apitoken-used:{token.key_hash}", 1, 60):
+        # Without the shared cache this process's own minute (above) still bounds the writes.
+        if guarded(lambda: cache.add(f"pipelines:apitoken-used:{token.key_hash}", 1, 60), True):
             now = timezone.now()
             if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
                 ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

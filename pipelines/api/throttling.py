@@ -10,6 +10,8 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import BaseThrottle
 
+from core.shared_cache import guarded
+
 _redis_clients: dict = {}
 
 
@@ -50,13 +52,29 @@ def _increment_redis(cache: RedisCache, key: str, timeout: int, batch: int) -> i
     return count
 
 
+_local_counts: dict[str, int] = {}
+
+
+def _increment_local(key: str, timeout: int) -> int:
+    """This process's count for a window (the fallback while the shared cache is down)."""
+    with _batch_lock:
+        if len(_local_counts) > 10_000:  # keys of past windows: forget them
+            _local_counts.clear()
+        _local_counts[key] = _local_counts.get(key, 0) + 1
+        return _local_counts[key]
+
+
 def _increment(key: str, timeout: int, limit: int = 0) -> int:
     """Atomically count one request in a window. On Redis one INCRBY per batch (plus an
     EXPIRE for the window's first; Django's cache.incr costs three commands per request);
     elsewhere add + incr."""
     cache = caches["default"]
     if isinstance(cache, RedisCache):
-        return _increment_redis(cache, key, timeout, batch=max(1, min(50, limit // 100)))
+        batch = max(1, min(50, limit // 100))
+        # Redis down: count in this process (the limit then applies per process, as with
+        # the per-process cache) rather than refuse or fail the request.
+        count = guarded(lambda: _increment_redis(cache, key, timeout, batch), None)
+        return count if count is not None else _increment_local(key, timeout)
     cache.add(key, 0, timeout)
     try:
         return cache.incr(key)
