@@ -2,8 +2,11 @@
 
 (The notification outbox's admin stays with the workers that deliver it, in pipelines.)"""
 
-from django.contrib import admin
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
+from django.contrib import admin, messages
 
+from .accounts import account_unlock
 from .models import AuditEvent
 
 
@@ -23,3 +26,28 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Login lockouts (django-axes): ending one early is the audited "Unlock" action, never a
+# plain delete of the attempt rows.
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class LockoutAdmin(AccessAttemptAdmin):
+    actions = ["unlock"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Unlock (audited): clear these failed logins")
+    def unlock(self, request, queryset):
+        cleared = 0
+        for attempt in queryset:
+            cleared += account_unlock(
+                actor=request.user,
+                username=attempt.username or "",
+                ip_address="" if attempt.username else (attempt.ip_address or ""),
+                reason=f"Unlocked in the admin by {request.user.get_username()}.",
+            )
+        messages.success(request, f"Unlocked: {cleared} lockout record(s) cleared.")
