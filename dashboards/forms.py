@@ -10,9 +10,9 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
+from core.dates import FIRST_DATE, LAST_DATE
 from releases.choices import ReleaseState
 
-from .selectors import FIRST_DATE, LAST_DATE
 from .selectors.board import BoardFilters
 from .selectors.calendar import CalendarFilters
 from .selectors.metrics import MetricsScope

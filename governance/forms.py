@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.dates import in_date_range
 from releases.choices import RiskLevel
 
 from .choices import VoteChoice
@@ -53,7 +54,9 @@ class AgendaCloseForm(forms.Form):
 class MeetingForm(forms.Form):
     title = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=[("regular", "Regular CAB"), ("emergency", "Emergency CAB")])
-    scheduled_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    scheduled_at = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), validators=[in_date_range]
+    )
 
 
 class RiskOverrideForm(forms.Form):

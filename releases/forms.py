@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.dates import in_date_range
 from core.errors import DomainError
 from core.roles import Role, has_role
 
@@ -157,15 +158,23 @@ class ReleaseForm(Form):
         initial="UTC",
     )
     window_start = forms.DateTimeField(
-        label="Deployment window start", required=False, widget=_DATETIME_WIDGET
+        label="Deployment window start",
+        required=False,
+        widget=_DATETIME_WIDGET,
+        validators=[in_date_range],
     )
     window_end = forms.DateTimeField(
-        label="Deployment window end", required=False, widget=_DATETIME_WIDGET
+        label="Deployment window end",
+        required=False,
+        widget=_DATETIME_WIDGET,
+        validators=[in_date_range],
     )
     code_freeze_at = forms.DateTimeField(
-        label="Code freeze", required=False, widget=_DATETIME_WIDGET
+        label="Code freeze", required=False, widget=_DATETIME_WIDGET, validators=[in_date_range]
     )
-    target_date = forms.DateField(label="Target date", required=False, widget=_DATE_WIDGET)
+    target_date = forms.DateField(
+        label="Target date", required=False, widget=_DATE_WIDGET, validators=[in_date_range]
+    )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     release_notes = forms.CharField(
         label="Release notes",
@@ -226,7 +235,8 @@ class ReleaseForm(Form):
             self.add_error("window_end", "The window must end after it starts.")
         if bool(start) != bool(end):
             missing = "window_end" if start else "window_start"
-            self.add_error(missing, "Give both the start and the end of the window.")
+            if missing not in self.errors:  # typed but refused: its own error says why
+                self.add_error(missing, "Give both the start and the end of the window.")
         freeze = data.get("code_freeze_at")
         if freeze and start and freeze > start:
             self.add_error("code_freeze_at", "The code freeze must be before the window starts.")
@@ -282,7 +292,7 @@ class RiskForm(Form):
 class RollbackPlanForm(Form):
     steps = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}))
     rehearsed_at = forms.DateTimeField(
-        label="Rehearsed at", required=False, widget=_DATETIME_WIDGET
+        label="Rehearsed at", required=False, widget=_DATETIME_WIDGET, validators=[in_date_range]
     )
     evidence_url = forms.URLField(
         label="Evidence link", required=False, max_length=200, assume_scheme="https"

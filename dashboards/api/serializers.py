@@ -7,10 +7,10 @@ from datetime import date, timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
+from core.dates import FIRST_DATE, LAST_DATE
 from releases.choices import ReleaseState
 from releases.models import Environment, Service, Team
 
-from ..selectors import FIRST_DATE, LAST_DATE
 from ..selectors.metrics import METRICS
 
 MAX_DAILY_DAYS = 366 * 3

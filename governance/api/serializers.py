@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.dates import in_date_range
 from releases.choices import RiskLevel
 from releases.models import Environment, Release, Service
 
@@ -171,8 +172,12 @@ class ChangeRequestWriteSerializer(serializers.Serializer):
     implementation_plan = serializers.CharField(required=False, allow_blank=True)
     backout_plan = serializers.CharField(required=False, allow_blank=True)
     test_plan = serializers.CharField(required=False, allow_blank=True)
-    window_start = serializers.DateTimeField(required=False, allow_null=True)
-    window_end = serializers.DateTimeField(required=False, allow_null=True)
+    window_start = serializers.DateTimeField(
+        required=False, allow_null=True, validators=[in_date_range]
+    )
+    window_end = serializers.DateTimeField(
+        required=False, allow_null=True, validators=[in_date_range]
+    )
 
 
 class ReviewInputSerializer(serializers.Serializer):
@@ -220,7 +225,7 @@ class CABMeetingSerializer(serializers.ModelSerializer):
 class CABMeetingWriteSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=["regular", "emergency"], default="regular")
-    scheduled_at = serializers.DateTimeField()
+    scheduled_at = serializers.DateTimeField(validators=[in_date_range])
 
 
 class AgendaAddSerializer(serializers.Serializer):
@@ -270,6 +275,10 @@ class FreezeWindowSerializer(serializers.ModelSerializer):
             "is_active",
             "description",
         ]
+        extra_kwargs = {
+            "start": {"validators": [in_date_range]},
+            "end": {"validators": [in_date_range]},
+        }
 
 
 class FreezeExceptionSerializer(serializers.ModelSerializer):
@@ -292,7 +301,7 @@ class FreezeExceptionSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["state", "requested_by", "approver", "decided_at", "decision_comment"]
-        extra_kwargs = {"expires_at": {"required": False}}
+        extra_kwargs = {"expires_at": {"required": False, "validators": [in_date_range]}}
 
 
 class RiskAssessmentSerializer(serializers.ModelSerializer):

@@ -53,8 +53,10 @@ def hours_to_nearest_freeze(release: Release) -> float | None:
     if not (release.window_start and release.window_end):
         return None
     service_ids = list(release.services.values_list("id", flat=True))
-    start = release.window_start - FREEZE_LOOKAROUND
-    end = release.window_end + FREEZE_LOOKAROUND
+    # Freeze rules are only evaluated within their horizon; clamping first keeps a window
+    # stored far in the future (9999) from overflowing the look-around arithmetic.
+    start = max(release.window_start, freeze_domain.EVALUATION_START) - FREEZE_LOOKAROUND
+    end = min(release.window_end, freeze_domain.EVALUATION_END) + FREEZE_LOOKAROUND
     best: float | None = None
     windows = (
         FreezeWindow.objects.filter(is_active=True)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.roles import Role
+from governance import services
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -261,3 +262,46 @@ def test_governance_configuration_is_read_by_roles_and_reading_tokens_only(
             assert client.get(path).json()["count"] == 1, path
         for client in others:
             assert client.get(path).json()["count"] == 0, path
+
+
+FAR = "9999-12-31T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("url", "payload", "field"),
+    [
+        ("/api/v1/change-requests/", {"title": "x", "window_end": FAR}, "window_end"),
+        ("/api/v1/cab-meetings/", {"title": "x", "scheduled_at": FAR}, "scheduled_at"),
+        (
+            "/api/v1/freeze-windows/",
+            {"name": "x", "kind": "once", "tz": "UTC", "start": FAR, "end": FAR},
+            "end",
+        ),
+    ],
+)
+def test_dates_outside_1970_to_2999_are_a_400(url, payload, field, operations, cab_chair):
+    user = cab_chair if "cab" in url or "change" in url else operations
+    response = api(user).post(url, payload, format="json")
+    assert response.status_code == 400, response.json()
+    assert "between 1970-01-01 and 2999-12-31" in str(response.json()["errors"][field])
+
+
+def test_a_freeze_exception_expiring_in_9999_is_a_400(
+    operations, production, make_release, release_manager
+):
+    window = services.freeze_window_create(
+        actor=operations,
+        name="Now",
+        kind="once",
+        tz="UTC",
+        start=timezone.now() - timedelta(hours=1),
+        end=timezone.now() + timedelta(hours=4),
+    )
+    release = make_release("in_progress")
+    response = api(release_manager).post(
+        "/api/v1/freeze-exceptions/",
+        {"freeze": window.pk, "release": release.pk, "justification": "x", "expires_at": FAR},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "expires_at" in response.json()["errors"]

@@ -643,3 +643,39 @@ def test_parse_rule_coerces_form_values() -> None:
 def test_rules_are_hashable_values() -> None:
     assert weekend_cron(BERLIN) == weekend_cron(BERLIN)
     assert len({weekend_cron(BERLIN), weekend_cron(BERLIN), weekend_cron("UTC")}) == 2
+
+
+# ------------------------------------------------------------- extreme instants
+# A release window may be typed as 9999-12-31; the freeze rules must answer, never raise
+# OverflowError (issue 15, item 1).
+
+EXTREME_RULES = [
+    parse_rule("cron", BERLIN, cron="0 16 * * 5", duration=timedelta(hours=64)),
+    parse_rule(
+        "rrule",
+        "Pacific/Kiritimati",
+        rrule="FREQ=WEEKLY;BYDAY=FR;BYHOUR=16;BYMINUTE=0",
+        end_time="08:00",
+        end_weekday=0,
+    ),
+    parse_rule("once", "UTC", start=utc(2026, 1, 1), end=datetime.max.replace(tzinfo=UTC)),
+]
+FAR_FUTURE = (utc(9999, 12, 30), datetime.max.replace(tzinfo=UTC))
+FAR_PAST = (datetime.min.replace(tzinfo=UTC), utc(1, 1, 3))
+
+
+@pytest.mark.parametrize("rule", EXTREME_RULES, ids=lambda rule: rule.kind)
+@pytest.mark.parametrize("span", [FAR_FUTURE, FAR_PAST], ids=["future", "past"])
+def test_extreme_instants_never_overflow(rule, span):
+    start, end = span
+    occurrences(rule, start, end)
+    for at in span:
+        active_at(rule, at)
+        next_end_after(rule, at)
+
+
+def test_a_window_ending_in_9999_is_evaluated_up_to_the_horizon():
+    rule = EXTREME_RULES[1]
+    spans = occurrences(rule, utc(2990, 1, 1), utc(9999, 12, 31))
+    assert spans and spans[-1][0] < utc(3001, 1, 1)
+    assert active_at(rule, utc(9999, 12, 31, 20)) is None

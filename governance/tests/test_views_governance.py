@@ -12,6 +12,7 @@ from django.utils import timezone
 from core.roles import Role
 from governance import services
 from governance.models import ChangeRequest, GateCheck
+from releases.models import Release
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -227,3 +228,24 @@ def test_a_release_manager_reopens_a_rejected_gate_from_the_panel(
     assert GateCheck.objects.get(pk=gate.pk).status == "pending"
     refused = browser(release_manager).post(f"/governance/gates/{gate.pk}/reset/", {}, **HTMX)
     assert refused.status_code == 400
+
+
+def test_the_panel_of_a_release_stored_with_a_9999_window_is_not_a_500(
+    policy, make_release, viewer, operations
+):
+    """Windows typed before the date range was enforced still open (issue 15, item 1)."""
+    services.freeze_window_create(
+        actor=operations,
+        name="Weekend",
+        kind="cron",
+        tz="Europe/Berlin",
+        cron="0 16 * * 5",
+        duration=timedelta(hours=64),
+    )
+    release = make_release("planned")
+    far = timezone.now().replace(year=9999, month=12, day=31)
+    Release.objects.filter(pk=release.pk).update(
+        window_start=far - timedelta(days=1), window_end=far
+    )
+    page = browser(viewer).get(f"/governance/releases/{release.pk}/panel/")
+    assert page.status_code == 200

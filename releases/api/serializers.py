@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.dates import in_date_range
 from core.models import AuditEvent
 
 from ..choices import ReleaseState, RiskLevel
@@ -123,10 +124,16 @@ class ReleaseWriteSerializer(serializers.Serializer):
     product_owner = serializers.SlugRelatedField(
         slug_field="username", queryset=User.objects.all(), required=False, allow_null=True
     )
-    window_start = serializers.DateTimeField(required=False, allow_null=True)
-    window_end = serializers.DateTimeField(required=False, allow_null=True)
-    code_freeze_at = serializers.DateTimeField(required=False, allow_null=True)
-    target_date = serializers.DateField(required=False, allow_null=True)
+    window_start = serializers.DateTimeField(
+        required=False, allow_null=True, validators=[in_date_range]
+    )
+    window_end = serializers.DateTimeField(
+        required=False, allow_null=True, validators=[in_date_range]
+    )
+    code_freeze_at = serializers.DateTimeField(
+        required=False, allow_null=True, validators=[in_date_range]
+    )
+    target_date = serializers.DateField(required=False, allow_null=True, validators=[in_date_range])
     description = serializers.CharField(required=False, allow_blank=True, max_length=20000)
     release_notes = serializers.CharField(required=False, allow_blank=True, max_length=100000)
 

@@ -242,3 +242,19 @@ def test_schema_and_docs_are_served(api, viewer):
     docs = api.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content and b"cdn" not in docs.content.lower()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["window_end", "code_freeze_at", "target_date"])
+def test_dates_outside_1970_to_2999_are_a_400(api, service, release_manager, field):
+    as_user(api, release_manager)
+    payload = {
+        "name": "Far",
+        "version": "1",
+        "release_type": "minor",
+        "services": ["payments-api"],
+        field: "9999-12-31" if field == "target_date" else "9999-12-31T12:00:00Z",
+    }
+    resp = api.post("/api/v1/releases/", payload, format="json")
+    assert resp.status_code == 400
+    assert "between 1970-01-01 and 2999-12-31" in str(resp.json()["errors"][field])

@@ -402,3 +402,15 @@ def test_export_of_a_release_without_events_is_valid(client, viewer, release):
     client.force_login(viewer)
     response = client.get(reverse("releases:audit_json", args=[release.pk]))
     assert json.loads(b"".join(response.streaming_content))["events"] == []
+
+
+def test_create_form_refuses_a_window_ending_in_9999(client, release_manager, service):
+    client.force_login(release_manager)
+    response = client.post(
+        reverse("releases:create"), _form_data(service, window_end="9999-12-31T23:00")
+    )
+    assert response.status_code == 422
+    assert response.context["form"].errors["window_end"] == [
+        "Must be between 1970-01-01 and 2999-12-31."
+    ]
+    assert not Release.objects.exists()

@@ -60,6 +60,8 @@ from .describe import describe
 from .occurrences import active_at, next_end_after, occurrences
 from .rules import (
     DEFAULT_ANCHOR,
+    EVALUATION_END,
+    EVALUATION_START,
     CronSpec,
     FreezeKind,
     FreezeRule,
@@ -70,6 +72,8 @@ from .rules import (
 
 __all__ = [
     "DEFAULT_ANCHOR",
+    "EVALUATION_END",
+    "EVALUATION_START",
     "CronSpec",
     "FreezeKind",
     "FreezeRule",

@@ -10,7 +10,13 @@ from zoneinfo import ZoneInfo
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import rrule as RRule  # noqa: N812 - the class is lower-case upstream
 
-from .rules import DEFAULT_ANCHOR, NEXT_END_HORIZON, FreezeRule
+from .rules import (
+    DEFAULT_ANCHOR,
+    EVALUATION_END,
+    EVALUATION_START,
+    NEXT_END_HORIZON,
+    FreezeRule,
+)
 
 # --------------------------------------------------------------- time arithmetic
 
@@ -132,9 +138,13 @@ def occurrences(
 
     An occurrence that began before ``start`` but is still running is included, so a
     caller asking about "this week" sees the freeze that started last Friday.
+    A recurring rule is only evaluated within EVALUATION_START..EVALUATION_END: a far
+    past or far future query is clamped to it.
     """
     _require_aware("start", start)
     _require_aware("end", end)
+    if rule.kind != "once":
+        start, end = max(start, EVALUATION_START), min(end, EVALUATION_END)
     if end <= start:
         return []
     if rule.kind == "once":
@@ -159,9 +169,12 @@ def active_at(rule: FreezeRule, at: datetime) -> tuple[datetime, datetime] | Non
     """The occurrence covering ``at`` (start inclusive, end exclusive), else ``None``.
 
     When occurrences overlap, the one that lasts longest is returned, because that
-    is the one that decides how long ``at`` stays blocked.
+    is the one that decides how long ``at`` stays blocked.  Outside
+    EVALUATION_START..EVALUATION_END nothing is frozen.
     """
     _require_aware("at", at)
+    if not EVALUATION_START <= at < EVALUATION_END:
+        return None
     covering = [
         (s, e) for s, e in occurrences(rule, at, at + timedelta(microseconds=1)) if s <= at < e
     ]
@@ -186,7 +199,7 @@ def next_end_after(
     if current is None:
         return None
     until = current[1]
-    while until - at < horizon:
+    while until - at < horizon and until < EVALUATION_END:
         probe = occurrences(rule, until, until + timedelta(microseconds=1))
         later = [e for s, e in probe if s <= until < e]
         if not later:

@@ -21,6 +21,13 @@ DEFAULT_ANCHOR = datetime(2000, 1, 3, 0, 0)
 #: giving up; a rule that is frozen for longer than this is reported as ending there.
 NEXT_END_HORIZON = timedelta(days=400)
 
+#: The span of time freeze rules are evaluated in.  Every date the application accepts
+#: lies in 1970-01-01..2999-12-31 (the range the dashboards already enforce); the margin
+#: of a year covers look-back and time zones.  Outside it nothing is frozen, and the
+#: date arithmetic never comes near ``datetime.min``/``datetime.max`` (OverflowError).
+EVALUATION_START = datetime(1969, 1, 1, tzinfo=UTC)
+EVALUATION_END = datetime(3001, 1, 1, tzinfo=UTC)
+
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTH_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MONTH_NAMES = (
