@@ -44,11 +44,42 @@ class CommentForm(forms.Form):
 
 
 class AgendaCloseForm(forms.Form):
+    """Close an agenda item. The page shows what closing will record (``expected_outcome``,
+    checked again by the service) and a rejection needs the chair's explicit confirmation."""
+
     outcome = forms.ChoiceField(
         choices=[("", "Record the quorum decision"), ("needs_info", "Needs information")],
         required=False,
     )
     comment = forms.CharField(required=False)
+    expected_outcome = forms.ChoiceField(
+        choices=[("", "—"), ("approved", "Approved"), ("rejected", "Rejected")], required=False
+    )
+    confirm_rejection = forms.BooleanField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") or "outcome" in self.errors:
+            return data
+        expected = data.get("expected_outcome")
+        if not expected:
+            self.add_error(
+                "expected_outcome", "Reload the page to see what closing the item records."
+            )
+        elif expected == "rejected" and not data.get("confirm_rejection"):
+            self.add_error(
+                "confirm_rejection",
+                "Closing now records a rejection: tick “Record the rejection” to confirm.",
+            )
+        return data
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "outcome": data.get("outcome", ""),
+            "comment": data.get("comment", ""),
+            "expected_outcome": data.get("expected_outcome", ""),
+        }
 
 
 class MeetingForm(forms.Form):

@@ -255,6 +255,8 @@ def workbench_meetings(*, viewer, now: datetime | None = None) -> list[CABMeetin
             cr = item.change_request
             votes = list(cr.votes.all())
             cr.decision = tally(cr, votes, policy=policies(cr))
+            # What "Close item" would record now: the same rule, evaluated as closing.
+            cr.closing_decision = tally(cr, votes, closing=True, policy=policies(cr))
             cr.my_vote = next((v for v in votes if v.voter_id == viewer.pk), None)
             cr.viewer_recused = (
                 cr.requested_by_id == viewer.pk

@@ -329,12 +329,14 @@ def agenda_item_action(request: HttpRequest, pk: int, name: str) -> HttpResponse
     if name != "close":
         raise Http404("No such action.")
     form = AgendaCloseForm(request.POST)
-    form.is_valid()
     error, status = "", 200
-    try:
-        services.agenda_item_close(item=item, actor=request.user, **form.cleaned_data)
-    except DomainError as exc:
-        error, status = exc.message, exc.status_code
+    if not form.is_valid():
+        error, status = _error_text(form), 422
+    else:
+        try:
+            services.agenda_item_close(item=item, actor=request.user, **form.service_kwargs())
+        except DomainError as exc:
+            error, status = exc.message, exc.status_code
     if not request.htmx:
         if error:
             messages.error(request, error)

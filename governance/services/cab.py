@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from core.audit import audit_record
-from core.errors import TransitionNotAllowed
+from core.errors import Conflict, TransitionNotAllowed
 
 from ..choices import (
     VOTING_STATES,
@@ -165,13 +165,20 @@ def agenda_item_move(*, item: AgendaItem | int, actor, position: int) -> AgendaI
 
 
 def agenda_item_close(
-    *, item: AgendaItem | int, actor, outcome: str = "", comment: str = ""
+    *,
+    item: AgendaItem | int,
+    actor,
+    outcome: str = "",
+    comment: str = "",
+    expected_outcome: str = "",
 ) -> AgendaItem:
     """The chair closes an item: the quorum rule is evaluated as closing (what is still
     missing becomes a rejection), or the chair sends it back for information
     (``outcome="needs_info"``, comment required). Moves the change request and the release.
-    Permissions: CAB chair, not involved in the change. Side effects: the decision's events
-    and ``agenda.close``."""
+    ``expected_outcome`` is the decision the chair was shown (the workbench's preview): when
+    a vote cast since then changed it, nothing is recorded (Conflict) and the chair sees the
+    new outcome first. Permissions: CAB chair, not involved in the change. Side effects: the
+    decision's events and ``agenda.close``."""
     with transaction.atomic():
         item = AgendaItem.objects.get(pk=item.pk if isinstance(item, AgendaItem) else item)
         meeting = _lock_meeting(item.meeting_id)
@@ -191,6 +198,11 @@ def agenda_item_close(
             final = AgendaOutcome.NEEDS_INFO
         elif cr.state in VOTING_STATES:
             decision = tally(cr, closing=True)
+            if expected_outcome and decision.outcome != expected_outcome:
+                raise Conflict(
+                    f"The votes changed: closing now records {decision.outcome}, not "
+                    f"{expected_outcome}. Nothing was recorded; check the new outcome."
+                )
             reasons = decision.reasons + ([f"chair: {comment}"] if comment else [])
             apply_decision(cr, outcome=decision.outcome, reasons=reasons, actor=actor)
             final = decision.outcome

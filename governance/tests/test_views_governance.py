@@ -124,11 +124,36 @@ def test_workbench_shows_the_agenda_tally_and_the_chair_closes(
     assert "1 approve" in page and "1 of 2 required votes cast" in page
     assert "Close item" in page
     assert "Close item" not in browser(cab_member).get("/governance/cab/").content.decode()
+    assert "Closing now records <strong" in page and "Close item (record rejection)" in page
     response = browser(cab_chair).post(
-        f"/governance/cab/items/{item.pk}/close/", {"outcome": ""}, **HTMX
+        f"/governance/cab/items/{item.pk}/close/",
+        {"outcome": "", "expected_outcome": "rejected", "confirm_rejection": "on"},
+        **HTMX,
     )
     assert response.status_code == 200
     assert "Closed: Rejected" in response.content.decode()
+    assert "Why it was decided" in response.content.decode()
+
+
+def test_closing_as_a_rejection_needs_the_chairs_confirmation(
+    quorum_policy, release_manager, cab_member, cab_chair
+):
+    cr = _submitted_cr(release_manager, 0)
+    meeting = services.meeting_create(
+        actor=cab_chair, title="Weekly CAB", scheduled_at=timezone.now() + timedelta(hours=2)
+    )
+    (item,) = services.meeting_build_agenda(meeting=meeting, actor=cab_chair)
+    url = f"/governance/cab/items/{item.pk}/close/"
+    unconfirmed = browser(cab_chair).post(
+        url, {"outcome": "", "expected_outcome": "rejected", "comment": "Late"}, **HTMX
+    )
+    assert unconfirmed.status_code == 422
+    assert "tick “Record the rejection” to confirm" in unconfirmed.content.decode()
+    stale = browser(cab_chair).post(url, {"outcome": "", "expected_outcome": "approved"}, **HTMX)
+    assert stale.status_code == 409
+    assert "closing now records rejected" in stale.content.decode()
+    cr.refresh_from_db()
+    assert cr.state == "in_review"
 
 
 def test_release_panel_shows_gates_policy_risk_and_blockers(policy, make_release, viewer):

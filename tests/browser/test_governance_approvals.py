@@ -99,7 +99,7 @@ def test_sign_off_vote_and_decision_in_the_browser(
     chris.get_by_role("link", name="CAB").click()
     chair_item = chris.locator(".gov-item", has_text=f"CR-{cr.number}")
     expect(chair_item).to_contain_text("1 approve")
-    expect(chair_item.get_by_role("button", name="Close item (record decision)")).to_be_visible()
+    expect(chair_item.get_by_role("button", name="Close item (record rejection)")).to_be_visible()
     chair_item.get_by_role("button", name="Approve").click()
     chair_item = chris.locator(".gov-item", has_text=f"CR-{cr.number}")
     expect(chair_item).to_contain_text("Decision: Approved")
