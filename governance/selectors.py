@@ -57,6 +57,13 @@ def quorum_policy_for(cr: ChangeRequest, *, records=None) -> quorum.QuorumPolicy
     return normal
 
 
+def may_vote(actor, policy: quorum.QuorumPolicy) -> bool:
+    """Whether the actor holds a role that votes under this quorum policy: CAB members and
+    chairs, and holders of its mandatory roles (vote_cast enforces it; pages ask it before
+    offering vote buttons)."""
+    return has_role(actor, *CAB_ROLES, *policy.mandatory_roles)
+
+
 def tally(
     cr: ChangeRequest,
     votes: list[Vote] | None = None,
@@ -257,6 +264,7 @@ def workbench_meetings(*, viewer, now: datetime | None = None) -> list[CABMeetin
             cr.decision = tally(cr, votes, policy=policies(cr))
             # What "Close item" would record now: the same rule, evaluated as closing.
             cr.closing_decision = tally(cr, votes, closing=True, policy=policies(cr))
+            cr.viewer_may_vote = may_vote(viewer, policies(cr))
             cr.my_vote = next((v for v in votes if v.voter_id == viewer.pk), None)
             cr.viewer_recused = (
                 cr.requested_by_id == viewer.pk

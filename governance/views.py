@@ -361,10 +361,16 @@ def _release_panel(request: HttpRequest, pk: int, status: int = 200, **extra) ->
     context = selectors.release_governance(release=release)
     user = request.user
     roles = set(selectors.user_roles(user))
+    # The services refuse every gate, risk and freeze action once the release is final.
+    live = services.is_live(release)
     for gate in context["gates"]:
-        gate.can_sign = gate.is_manual and gate.role in roles and release.owner_id != user.pk
-        gate.can_waive = bool(set(gate.waivable_by) & roles) and release.owner_id != user.pk
-    manages = user.has_perm("releases.transition_release", release)
+        gate.can_sign = (
+            live and gate.is_manual and gate.role in roles and release.owner_id != user.pk
+        )
+        gate.can_waive = (
+            live and bool(set(gate.waivable_by) & roles) and release.owner_id != user.pk
+        )
+    manages = live and user.has_perm("releases.transition_release", release)
     context.update(
         release=release,
         manages=manages,

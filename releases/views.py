@@ -28,7 +28,7 @@ from django_htmx.http import reselect, reswap, retarget
 from core.errors import DomainError
 from core.roles import ALL_ROLES
 
-from . import risk, selectors, services
+from . import readiness, risk, selectors, services
 from .choices import TERMINAL_STATES, ReleaseState, ScopeStatus
 from .forms import (
     ReleaseFilterForm,
@@ -160,6 +160,9 @@ def _detail_context(request: HttpRequest, release: Release, **overrides: Any) ->
                 "label": services.TRANSITION_LABELS[name],
                 "reason_required": reason_required,
                 "danger": name in DANGER_TRANSITIONS,
+                # The readiness check release_transition applies: a blocked button is shown
+                # disabled with what blocks it, rather than offered and then refused.
+                "blockers": readiness.blockers_for(release, name),
                 "form": bound_transition.get(name)
                 or TransitionForm(reason_required=reason_required, auto_id=f"id_{name}_%s"),
             }

@@ -9,6 +9,7 @@ side effects. Split by topic; import from here.
 
 from __future__ import annotations
 
+from ._common import is_live
 from .cab import (
     agenda_item_add,
     agenda_item_close,
@@ -76,6 +77,7 @@ __all__ = [
     "gates_evaluate_for_release",
     "gates_instantiate",
     "gates_invalidate",
+    "is_live",
     "meeting_build_agenda",
     "meeting_close",
     "meeting_create",

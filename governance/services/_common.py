@@ -37,8 +37,14 @@ def require_manager(actor, release: Release, message: str = "") -> None:
         raise PermissionDenied(message or "Only a release manager of the owning team can do this.")
 
 
+def is_live(release: Release) -> bool:
+    """Whether the release's governance may still change (not closed, cancelled or rolled
+    back); pages ask it before offering gate and risk actions."""
+    return release.state not in TERMINAL_STATES
+
+
 def require_live(release: Release) -> None:
-    if release.state in TERMINAL_STATES:
+    if not is_live(release):
         raise TransitionNotAllowed(
             f"The release is {release.get_state_display().lower()}; its governance is final."
         )

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import InvalidInput, PermissionDenied, RequirementsNotMet, TransitionNotAllowed
-from core.roles import has_role, user_roles
+from core.roles import user_roles
 from releases import services as release_services
 from releases.choices import ReleaseState
 
@@ -26,7 +26,7 @@ from ..choices import (
     VoteChoice,
 )
 from ..models import AgendaItem, ChangeRequest, Vote
-from ..selectors import CAB_ROLES, quorum_policy_for, tally
+from ..selectors import may_vote, quorum_policy_for, tally
 from ._common import lock_release, require_person
 from .changes import cr_transition, lock_cr
 
@@ -82,7 +82,7 @@ def apply_decision(cr: ChangeRequest, *, outcome: str, reasons: list[str], actor
 def _require_voter(actor, cr: ChangeRequest) -> None:
     require_person(actor)
     policy = quorum_policy_for(cr)
-    if not has_role(actor, *CAB_ROLES, *policy.mandatory_roles):
+    if not may_vote(actor, policy):
         raise PermissionDenied("Only CAB members vote on change requests.")
     recusal = cr.recusals.filter(user=actor).first()
     if (
