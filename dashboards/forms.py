@@ -126,10 +126,12 @@ PERIODS = (
     ("365", "Last 12 months"),
     ("custom", "Custom"),
 )
+#: The period the figures cover when none is chosen; the select shows it too.
+DEFAULT_PERIOD = "90"
 
 
 class MetricsFilterForm(forms.Form):
-    period = forms.ChoiceField(choices=PERIODS, required=False)
+    period = forms.ChoiceField(choices=PERIODS, required=False, initial=DEFAULT_PERIOD)
     start_date = _date_field()
     end_date = _date_field()
     service = forms.ChoiceField(required=False)
@@ -139,6 +141,10 @@ class MetricsFilterForm(forms.Form):
     )
 
     def __init__(self, data: Any, *, choices: dict[str, list]) -> None:
+        if data is not None and not data.get("period"):
+            # Filtered without a period: the figures cover the default, and so must the select.
+            data = data.copy()
+            data["period"] = DEFAULT_PERIOD
         super().__init__(data)
         self.fields["service"].choices = _choices(choices["services"], "All services")
         self.fields["team"].choices = _choices(choices["teams"], "All teams")
@@ -156,11 +162,11 @@ class MetricsFilterForm(forms.Form):
     def scope(self) -> MetricsScope:
         today = timezone.localdate()
         data = self.cleaned_data if self.is_bound and self.is_valid() else {}
-        period = data.get("period") or "90"
+        period = data.get("period") or DEFAULT_PERIOD
         if period == "custom" and data.get("start_date") and data.get("end_date"):
             start, end = data["start_date"], data["end_date"]
         else:
-            days = int(period) if period.isdigit() else 90
+            days = int(period) if period.isdigit() else int(DEFAULT_PERIOD)
             start, end = today - timedelta(days=days - 1), today
         return MetricsScope(
             start_date=start,
