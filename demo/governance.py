@@ -220,6 +220,7 @@ def _meeting_now(kind: str) -> CABMeeting:
             title=("Emergency CAB" if kind == "emergency" else "Weekly CAB") + f" {now:%d %b}",
             kind=kind,
             scheduled_at=now - timedelta(minutes=30),
+            backdated=True,
         )
     return meeting
 

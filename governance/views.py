@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import DomainError
 from core.roles import Role, has_role
+from releases.forms import apply_domain_error
 from releases.models import Release
 from releases.selectors import visible_releases
 
@@ -228,6 +229,12 @@ def exception_decide(request: HttpRequest, pk: int, decision: str) -> HttpRespon
 def cab_workbench(request: HttpRequest) -> HttpResponse:
     """Upcoming meetings, their agendas with evidence and the live tally; inline voting; the
     chair builds agendas, reorders and closes items and meetings."""
+    return _workbench(request)
+
+
+def _workbench(request: HttpRequest, meeting_form=None, status: int = 200) -> HttpResponse:
+    """The workbench; ``meeting_form`` is a refused "Schedule a meeting" form, shown with
+    its errors next to its fields and the input kept."""
     meetings = selectors.workbench_meetings(viewer=request.user)
     rules = selectors.active_freeze_rules()
     for meeting in meetings:
@@ -239,9 +246,10 @@ def cab_workbench(request: HttpRequest) -> HttpResponse:
         {
             "meetings": meetings,
             "is_chair": is_chair,
-            "meeting_form": MeetingForm() if is_chair else None,
+            "meeting_form": (meeting_form or MeetingForm()) if is_chair else None,
             "unscheduled": list(selectors.unscheduled_change_requests()) if is_chair else [],
         },
+        status=status,
     )
 
 
@@ -280,11 +288,29 @@ def _chair_action(request: HttpRequest, fn) -> HttpResponse:
 def meeting_create(request: HttpRequest) -> HttpResponse:
     form = MeetingForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _error_text(form))
-        return redirect("governance:cab")
-    return _chair_action(
-        request, lambda: services.meeting_create(actor=request.user, **form.cleaned_data)
-    )
+        return _workbench(request, form, status=422)
+    try:
+        meeting = services.meeting_create(actor=request.user, **form.cleaned_data)
+    except DomainError as exc:
+        apply_domain_error(form, exc)
+        return _workbench(request, form, status=exc.status_code)
+    messages.success(request, f"Scheduled {meeting.title}.")
+    return redirect("governance:cab")
+
+
+def _build_agenda(request: HttpRequest, meeting) -> None:
+    added = services.meeting_build_agenda(meeting=meeting, actor=request.user)
+    if added:
+        count = len(added)
+        messages.success(
+            request, f"Added {count} change request{'s' if count != 1 else ''} to the agenda."
+        )
+    else:
+        messages.info(
+            request,
+            "Nothing is due before the next meeting: no submitted change request is waiting "
+            "for this one.",
+        )
 
 
 @login_required
@@ -294,7 +320,7 @@ def meeting_action(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     if meeting is None:
         raise Http404("No such meeting.")
     actions = {
-        "build-agenda": lambda: services.meeting_build_agenda(meeting=meeting, actor=request.user),
+        "build-agenda": lambda: _build_agenda(request, meeting),
         "close": lambda: services.meeting_close(meeting=meeting, actor=request.user),
     }
     if name == "add-item":

@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from core.audit import audit_record
-from core.errors import Conflict, TransitionNotAllowed
+from core.errors import Conflict, InvalidInput, TransitionNotAllowed
 
 from ..choices import (
     VOTING_STATES,
@@ -31,6 +31,10 @@ from .votes import apply_decision
 # --- meetings and agenda ----------------------------------------------------------------------
 
 
+#: How far in the past a meeting may start when scheduled (the minutes it takes to type it).
+MEETING_SCHEDULE_GRACE = timedelta(minutes=5)
+
+
 def meeting_create(
     *,
     actor,
@@ -39,11 +43,19 @@ def meeting_create(
     kind: str = MeetingKind.REGULAR,
     duration: timedelta = timedelta(hours=1),
     attendees=None,
+    backdated: bool = False,
 ) -> CABMeeting:
     """Schedule a CAB meeting chaired by the actor; attendees default to the CAB group.
+    A meeting is scheduled from now on (a few minutes' grace for the time it takes to type
+    it); ``backdated=True`` records one that already took place (the demo's history).
     Permissions: CAB chair, administrators. Side effects: ``meeting.create``."""
     require_chair(actor)
     title = require_text(title, "A title", "title")
+    if not backdated and scheduled_at < timezone.now() - MEETING_SCHEDULE_GRACE:
+        raise InvalidInput(
+            "A meeting cannot be scheduled in the past.",
+            details={"scheduled_at": ["Must not be in the past."]},
+        )
     with transaction.atomic():
         meeting = CABMeeting.objects.create(
             title=title, kind=kind, scheduled_at=scheduled_at, duration=duration, chair=actor

@@ -305,3 +305,12 @@ def test_a_freeze_exception_expiring_in_9999_is_a_400(
     )
     assert response.status_code == 400
     assert "expires_at" in response.json()["errors"]
+
+
+def test_a_meeting_in_the_past_is_a_400(cab_chair):
+    when = (timezone.now() - timedelta(days=1)).isoformat()
+    response = api(cab_chair).post(
+        "/api/v1/cab-meetings/", {"title": "Weekly CAB", "scheduled_at": when}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"]["scheduled_at"] == ["Must not be in the past."]
