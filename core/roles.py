@@ -19,6 +19,30 @@ class Role(models.TextChoices):
 
 ALL_ROLES = [role.value for role in Role]
 
+# A holder of each role in a sentence ("… needs a QA lead"): the article and the label's
+# capitals (QA, CAB) are part of it, so messages never say "a operations" or "a qa lead".
+_ROLE_PEOPLE = {
+    Role.RELEASE_MANAGER: "a release manager",
+    Role.QA_LEAD: "a QA lead",
+    Role.SECURITY_LEAD: "a security lead",
+    Role.OPERATIONS: "an operations engineer",
+    Role.PRODUCT_OWNER: "a product owner",
+    Role.CAB_MEMBER: "a CAB member",
+    Role.CAB_CHAIR: "a CAB chair",
+    Role.STAKEHOLDER: "a stakeholder",
+    Role.ADMINISTRATOR: "an administrator",
+}
+
+
+def role_person(role: str) -> str:
+    """``"a QA lead"``, ``"an operations engineer"``: a holder of ``role`` in a sentence."""
+    return _ROLE_PEOPLE.get(role, f"someone with the role {role!r}")
+
+
+def role_people(roles) -> str:
+    """Holders of any of ``roles`` in a sentence: ``"a QA lead or a CAB chair"``."""
+    return " or ".join(role_person(r) for r in roles if r in Role.values) or "nobody"
+
 
 def user_roles(user) -> frozenset[str]:
     """The role names of a user, cached on the instance for the request."""

@@ -8,6 +8,7 @@ from releases import evidence
 from releases.evidence import iso, person
 from releases.models import Release
 
+from .choices import ChangeState, ChangeType, ExceptionState, GateStage, GateStatus, VoteChoice
 from .models import ChangeRequest, FreezeException, GateCheck, RiskAssessment
 
 
@@ -102,6 +103,15 @@ def freeze_exceptions(release: Release) -> list[dict]:
 
 
 def register() -> None:
+    for kind, choices in (
+        ("gate_stage", GateStage),
+        ("gate_status", GateStatus),
+        ("change_type", ChangeType),
+        ("change_state", ChangeState),
+        ("vote_choice", VoteChoice),
+        ("exception_state", ExceptionState),
+    ):
+        evidence.register_labels(kind, choices)
     evidence.register_section("risk_assessment", risk_assessment, position=40)
     evidence.register_section("gates", gates, position=60)
     evidence.register_section("change_requests", change_requests, position=70)

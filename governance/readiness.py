@@ -29,7 +29,7 @@ from typing import Any
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
-from core.roles import Role
+from core.roles import role_people, role_person
 from releases.choices import ReleaseState
 from releases.models import Release, Service
 from releases.readiness import GOVERNED_TRANSITIONS, Blocker, blockers_for
@@ -83,28 +83,24 @@ class GateRow:
             setattr(self, name, value)
 
 
-def _role_words(roles) -> str:
-    return " or ".join(Role(r).label.lower() for r in roles if r in Role.values) or "nobody"
-
-
 def _gate_blocker(gate: GateCheck | GateRow) -> Blocker:
     if gate.is_manual:
         if gate.status == GateStatus.FAILED:
             return Blocker(
                 "signoff_rejected",
                 f"{gate.label} was rejected: {gate.comment}",
-                f"release manager (re-open it) or {_role_words(gate.waivable_by)} (waive)",
+                f"a release manager (re-open it) or {role_people(gate.waivable_by)} (waive)",
             )
         return Blocker(
             "signoff_missing",
             f"{gate.label} is missing.",
-            f"a {Role(gate.role).label.lower()} (not the release owner)",
+            f"{role_person(gate.role)} (not the release owner)",
         )
     if gate.status == GateStatus.FAILED:
         return Blocker(
             "gate_failed",
             f"{gate.label} failed" + (f": {gate.detail}" if gate.detail else "."),
-            f"CI (a new passing run) or {_role_words(gate.waivable_by)} (waive)",
+            f"CI (a new passing run) or {role_people(gate.waivable_by)} (waive)",
         )
     return Blocker(
         "gate_pending",

@@ -27,8 +27,18 @@ from django.utils import timezone
 from core.errors import PermissionDenied
 from core.models import AuditChainHead, AuditEvent
 
-from .choices import EvidenceTrigger
+from .choices import (
+    ActionStatus,
+    DeploymentState,
+    EvidenceTrigger,
+    ReleaseState,
+    ReleaseType,
+    RiskLevel,
+    ScopeKind,
+    ScopeStatus,
+)
 from .models import EvidencePack, Release
+from .risk import current_governing_level
 
 SNAPSHOT_VERSION = 1
 
@@ -54,6 +64,23 @@ def register_section(key: str, build: Section, *, position: int) -> Section:
 
 def unregister_section(key: str) -> None:
     _sections.pop(key, None)
+
+
+# kind -> {value: label}: the words the HTML summary shows for the values a pack stores
+# (the JSON keeps the values). The higher apps register their kinds (gate stage, change
+# state, ...) next to their sections.
+_labels: dict[str, dict[str, str]] = {}
+
+
+def register_labels(kind: str, choices) -> None:
+    """Name the values of ``kind`` (``choices``: a TextChoices class or (value, label)
+    pairs) in the pack's summary. Idempotent."""
+    _labels[kind] = dict(getattr(choices, "choices", choices))
+
+
+def label(kind: str, value: Any) -> Any:
+    """The label of ``value`` of ``kind``; the value itself when it has none."""
+    return _labels.get(kind, {}).get(value, value)
 
 
 def section_keys() -> list[str]:
@@ -96,6 +123,8 @@ def _release(release: Release) -> dict[str, Any]:
         "type": release.release_type,
         "state": release.state,
         "risk_level": release.risk_level,
+        # The level gates, CAB and closing used (releases.risk): what the summary shows.
+        "governing_risk_level": current_governing_level(release),
         "owner": person(release.owner),
         "product_owner": person(release.product_owner),
         "services": [
@@ -234,6 +263,13 @@ def _audit_events(release: Release) -> list[dict]:
 # Between them, the higher apps' sections (see register_section): risk_assessment 40,
 # gates 60, change_requests 70, freeze_exceptions 80, artefacts 90, incidents 110,
 # verification_samples 120.
+register_labels("release_state", ReleaseState)
+register_labels("release_type", ReleaseType)
+register_labels("risk_level", RiskLevel)
+register_labels("scope_kind", ScopeKind)
+register_labels("scope_status", ScopeStatus)
+register_labels("deployment_state", DeploymentState)
+register_labels("action_status", ActionStatus)
 register_section("release", _release, position=10)
 register_section("scope", _scope, position=20)
 register_section("risk_register", _risk_register, position=30)

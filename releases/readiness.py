@@ -48,6 +48,16 @@ class Blocker:
         }
 
 
+def blockers_text(blockers: Iterable[Blocker]) -> str:
+    """The blockers as one paragraph: each message is a sentence (a full stop added where
+    one is missing), separated by a space — never "….; …"."""
+    sentences = []
+    for blocker in blockers:
+        message = blocker.message.strip()
+        sentences.append(message if message.endswith((".", "!", "?")) else f"{message}.")
+    return " ".join(sentences)
+
+
 class BulkProvider(Protocol):
     """A provider that answers for many releases at once: ``transitions`` maps a release id
     to the transition asked about (releases absent from it are not asked about); the answer

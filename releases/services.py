@@ -121,8 +121,8 @@ def release_transition(
             blockers = readiness.blockers_for(locked, name)
             if blockers:
                 raise RequirementsNotMet(
-                    f"Cannot {TRANSITION_LABELS[name].lower()}: "
-                    + "; ".join(b.message for b in blockers),
+                    f"Cannot {TRANSITION_LABELS[name].lower()}. "
+                    + readiness.blockers_text(blockers),
                     details=[b.as_dict() for b in blockers],
                 )
             from_state = locked.state

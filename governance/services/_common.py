@@ -27,9 +27,10 @@ def require_text(value: str, what: str, field: str = "comment") -> str:
 
 
 def refuse_own_release(actor, release: Release, verb: str) -> None:
-    """Separation of duties: nobody approves, waives or votes on a release they own."""
+    """Separation of duties: nobody approves, waives or votes on a release they own.
+    ``verb`` completes "you cannot …" (e.g. "sign off its gates")."""
     if release is not None and release.owner_id is not None and release.owner_id == actor.pk:
-        raise PermissionDenied(f"Separation of duties: you own {release}, so you cannot {verb} it.")
+        raise PermissionDenied(f"Separation of duties: you own {release}, so you cannot {verb}.")
 
 
 def require_manager(actor, release: Release, message: str = "") -> None:

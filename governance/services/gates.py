@@ -10,7 +10,7 @@ from django_fsm import ConcurrentTransition, can_proceed
 
 from core.audit import audit_record
 from core.errors import InvalidInput, NotFound, PermissionDenied, TransitionNotAllowed
-from core.roles import Role, has_role
+from core.roles import has_role, role_people, role_person
 from releases import services as release_services
 from releases.choices import TERMINAL_STATES, ReleaseState
 from releases.models import Deployment, Release
@@ -136,7 +136,7 @@ def _manual_guard(gate: GateCheck, actor, verb: str) -> None:
             f"“{gate.label}” is an automated check: its result comes from CI, not a sign-off."
         )
     if not has_role(actor, gate.role):
-        raise PermissionDenied(f"Only a {Role(gate.role).label.lower()} can {verb} “{gate.label}”.")
+        raise PermissionDenied(f"Only {role_person(gate.role)} can {verb} “{gate.label}”.")
     refuse_own_release(actor, gate.release, f"{verb} its gates")
     require_live(gate.release)
 
@@ -197,8 +197,8 @@ def gate_waive(*, gate: GateCheck | int, actor, justification: str) -> GateCheck
         gate = _lock_gate(gate)
         require_person(actor)
         if not has_role(actor, *gate.waivable_by):
-            allowed = ", ".join(Role(r).label.lower() for r in gate.waivable_by) or "nobody"
-            raise PermissionDenied(f"“{gate.label}” can be waived only by: {allowed}.")
+            allowed = role_people(gate.waivable_by)
+            raise PermissionDenied(f"“{gate.label}” can be waived only by {allowed}.")
         refuse_own_release(actor, gate.release, "waive its gates")
         require_live(gate.release)
         return _decide(gate, gate.waive, actor=actor, comment=justification, action="gate.waive")

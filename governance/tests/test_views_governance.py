@@ -13,7 +13,7 @@ from core.roles import Role
 from governance import services
 from governance.models import ChangeRequest, GateCheck
 from releases.models import Release
-from tests.factories import UserFactory
+from tests.factories import UserFactory, force_state
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -274,3 +274,20 @@ def test_the_panel_of_a_release_stored_with_a_9999_window_is_not_a_500(
     )
     page = browser(viewer).get(f"/governance/releases/{release.pk}/panel/")
     assert page.status_code == 200
+
+
+def test_refusals_and_blockers_read_as_sentences(policy, make_release, release_manager):
+    """No "sign off its gates it", "a qa lead" or ".;" (issue 15, item 7)."""
+    release_manager.groups.add(*UserFactory(roles=[Role.SECURITY_LEAD]).groups.all())
+    release = make_release("in_progress")
+    gate = release.gate_checks.get(role="security_lead")
+    refused = browser(release_manager).post(
+        f"/governance/gates/{gate.pk}/decide/", {"decision": "sign_off"}, **HTMX
+    )
+    assert "so you cannot sign off its gates.<" in refused.content.decode()
+    force_state(release, "awaiting_approval")
+    pressed = browser(release_manager).post(f"/releases/{release.pk}/transitions/approve/", **HTMX)
+    assert pressed.status_code == 409
+    page = pressed.content.decode()
+    assert "a QA lead (not the release owner)" in page
+    assert ".;" not in page and "qa lead" not in page

@@ -9,6 +9,7 @@ from django.utils.safestring import mark_safe
 
 from core.roles import Role, user_roles
 
+from .. import evidence
 from ..choices import ReleaseState, RiskLevel
 from ..markdown import render_markdown
 from ..risk import governing_level
@@ -37,6 +38,12 @@ def governing_risk(release) -> str:
     """The risk level governance uses for a release read ``releases.risk.with_risk``
     (otherwise this reads what it needs, one query per call)."""
     return governing_level(release)
+
+
+@register.filter
+def evidence_label(value, kind: str):
+    """The label an evidence pack's summary shows for a stored value (releases.evidence)."""
+    return evidence.label(kind, value)
 
 
 @register.filter(name="markdown")

@@ -138,3 +138,22 @@ def test_a_section_cannot_take_another_ones_key_or_place():
     with pytest.raises(ValueError):
         evidence.register_section("elsewhere", lambda release: [], position=60)
     assert "elsewhere" not in evidence.section_keys()
+
+
+@pytest.mark.django_db
+def test_the_summary_shows_labels_and_the_governing_risk(client, deploying, release_manager):
+    """Issue 15, item 7: no raw enum values, no empty risk value."""
+    from releases.choices import RiskLevel
+    from releases.risk import current_governing_level
+
+    services.release_mark_deployed(release=deploying, actor=release_manager)
+    client.force_login(release_manager)
+    resp = client.post(f"/releases/{deploying.pk}/evidence/")
+    archive = zipfile.ZipFile(io.BytesIO(resp.content))
+    summary = archive.read("summary.html").decode()
+    governing = RiskLevel(current_governing_level(deploying)).label
+    assert f"state Deployed · risk {governing} ·" in summary
+    assert "→ deployed" not in summary and "→ Deployed" in summary
+    data = json.loads(archive.read("evidence.json"))
+    for factor in (data.get("risk_assessment") or {}).get("factors", []):
+        assert f"<td>{factor['value']}</td>" in summary
