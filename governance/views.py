@@ -57,6 +57,8 @@ def _inbox_context(request: HttpRequest) -> dict[str, Any]:
     rules = selectors.active_freeze_rules()
     _evidence(box.sign_offs, rules)
     _evidence(box.votes, rules)
+    for gate in box.sign_offs:
+        gate.can_waive = services.may_waive(request.user, gate)
     return {"inbox": box, "can_vote": has_role(request.user, Role.CAB_MEMBER, Role.CAB_CHAIR)}
 
 
@@ -78,6 +80,7 @@ def _signoff_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> 
     if gate is None:
         raise Http404("No such gate check.")
     _evidence([gate], selectors.active_freeze_rules())
+    gate.can_waive = services.may_waive(request.user, gate)
     return render(
         request, "governance/partials/inbox_signoff.html", {"gate": gate, **extra}, status=status
     )
@@ -367,7 +370,8 @@ def agenda_item_action(request: HttpRequest, pk: int, name: str) -> HttpResponse
         if error:
             messages.error(request, error)
         return redirect("governance:cab")
-    return _cab_item(request, pk, status=status, error=error)
+    close_comment = request.POST.get("comment", "") if error else ""
+    return _cab_item(request, pk, status=status, error=error, close_comment=close_comment)
 
 
 # --- release page panel -----------------------------------------------------------------------
@@ -393,9 +397,7 @@ def _release_panel(request: HttpRequest, pk: int, status: int = 200, **extra) ->
         gate.can_sign = (
             live and gate.is_manual and gate.role in roles and release.owner_id != user.pk
         )
-        gate.can_waive = (
-            live and bool(set(gate.waivable_by) & roles) and release.owner_id != user.pk
-        )
+        gate.can_waive = live and services.may_waive(user, gate) and release.owner_id != user.pk
     manages = live and user.has_perm("releases.transition_release", release)
     context.update(
         release=release,

@@ -46,6 +46,7 @@ from .gates import (
     gates_evaluate_for_release,
     gates_instantiate,
     gates_invalidate,
+    may_waive,
 )
 from .risk import risk_assess, risk_override
 from .votes import vote_cast, vote_withdraw
@@ -78,6 +79,7 @@ __all__ = [
     "gates_instantiate",
     "gates_invalidate",
     "is_live",
+    "may_waive",
     "meeting_build_agenda",
     "meeting_close",
     "meeting_create",

@@ -129,6 +129,12 @@ def gates_instantiate(*, release: Release, actor=None) -> PolicySnapshot:
 # --- manual decisions -------------------------------------------------------------------------
 
 
+def may_waive(actor, gate: GateCheck) -> bool:
+    """Whether the actor holds a role that may waive this gate (the rule gate_waive
+    enforces; pages ask it before offering "Waive")."""
+    return has_role(actor, *gate.waivable_by)
+
+
 def _manual_guard(gate: GateCheck, actor, verb: str) -> None:
     require_person(actor)
     if not gate.is_manual:
@@ -196,7 +202,7 @@ def gate_waive(*, gate: GateCheck | int, actor, justification: str) -> GateCheck
     with transaction.atomic():
         gate = _lock_gate(gate)
         require_person(actor)
-        if not has_role(actor, *gate.waivable_by):
+        if not may_waive(actor, gate):
             allowed = role_people(gate.waivable_by)
             raise PermissionDenied(f"“{gate.label}” can be waived only by {allowed}.")
         refuse_own_release(actor, gate.release, "waive its gates")

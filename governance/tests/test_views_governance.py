@@ -149,6 +149,7 @@ def test_closing_as_a_rejection_needs_the_chairs_confirmation(
     )
     assert unconfirmed.status_code == 422
     assert "tick “Record the rejection” to confirm" in unconfirmed.content.decode()
+    assert 'value="Late"' in unconfirmed.content.decode()  # the chair's note is kept
     stale = browser(cab_chair).post(url, {"outcome": "", "expected_outcome": "approved"}, **HTMX)
     assert stale.status_code == 409
     assert "closing now records rejected" in stale.content.decode()

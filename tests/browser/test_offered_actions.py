@@ -92,3 +92,13 @@ def test_vote_buttons_only_for_those_who_may_vote(
     page.goto("/governance/cab/")
     item = page.locator(".gov-item", has_text=f"CR-{cr.number}")
     expect(item.get_by_role("button", name="Approve")).to_be_visible()
+
+
+def test_the_inbox_offers_waive_only_to_those_who_may_waive(page, awaiting, security_approver):
+    """Waive shows only to its roles (a CAB chair or an administrator by default)."""
+    gate = awaiting.gate_checks.get(role="security_lead")
+    _login(page, security_approver.username)
+    page.goto("/governance/inbox/")
+    item = page.locator(f"#signoff-{gate.pk}")
+    expect(item.get_by_role("button", name="Sign off")).to_be_visible()
+    expect(item.get_by_role("button", name="Waive")).to_have_count(0)
