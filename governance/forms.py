@@ -6,6 +6,7 @@ from django import forms
 
 from core.dates import in_date_range
 from releases.choices import RiskLevel
+from releases.forms import Form
 
 from .choices import VoteChoice
 
@@ -82,7 +83,7 @@ class AgendaCloseForm(forms.Form):
         }
 
 
-class MeetingForm(forms.Form):
+class MeetingForm(Form):
     title = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=[("regular", "Regular CAB"), ("emergency", "Emergency CAB")])
     scheduled_at = forms.DateTimeField(

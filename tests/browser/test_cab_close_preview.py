@@ -45,7 +45,9 @@ def voted_item(release_manager, cab_member, cab_chair):
     return cr
 
 
-def test_closing_a_2_0_vote_without_the_security_lead_asks_first(page, voted_item, cab_chair):
+def test_closing_a_2_0_vote_without_the_security_lead_asks_first(
+    page, screenshot, voted_item, cab_chair
+):
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill(cab_chair.username)
     page.get_by_label("Password").fill("pw-for-tests")
@@ -56,6 +58,7 @@ def test_closing_a_2_0_vote_without_the_security_lead_asks_first(page, voted_ite
     expect(item.locator(".gov-close-preview")).to_contain_text("Closing now records Rejected")
     expect(item.locator(".gov-close-preview")).to_contain_text("security")
 
+    screenshot("cab-close-preview")
     close = item.get_by_role("button", name="Close item (record rejection)")
     close.click()  # the confirmation is required: nothing is sent
     expect(item.get_by_label("Record the rejection")).to_be_visible()
@@ -69,4 +72,5 @@ def test_closing_a_2_0_vote_without_the_security_lead_asks_first(page, voted_ite
     reasons = item.locator(".gov-decision-reasons")
     expect(reasons).to_contain_text("security")
     expect(reasons).to_contain_text("chair: No security review this week.")
+    screenshot("cab-closed-with-reasons")
     assert ChangeRequest.objects.get(pk=voted_item.pk).state == "rejected"

@@ -41,12 +41,15 @@ def awaiting(service, release_manager):
     return release
 
 
-def test_a_blocked_transition_is_shown_disabled_with_its_blockers(page, awaiting, release_manager):
+def test_a_blocked_transition_is_shown_disabled_with_its_blockers(
+    page, screenshot, awaiting, release_manager
+):
     _login(page, release_manager.username)
     page.goto(awaiting.get_absolute_url())
     button = page.locator("#transitions").get_by_role("button", name="Approve", exact=True)
     expect(button).to_be_disabled()
     expect(page.locator("#blocked-approve")).to_contain_text("Security lead")
+    screenshot("release-blocked-transition")
 
 
 def test_gates_of_a_closed_release_offer_no_re_open(
