@@ -159,9 +159,14 @@ def _insert_run_tree_postgresql(
         rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(artefacts))
         sql.append(
             f"v(i, name, version, digest, uri) AS (VALUES {rows}), "
-            f"known AS (SELECT t.name, t.version, a.digest, t.uri FROM {tag_table} t "
+            # Every look-up below is a LATERAL probe driven by the reported rows (v), its
+            # LIMIT 1 (the key is unique) keeping the planner from flattening it: an index
+            # seek on the full key whatever the table statistics say (a fresh or
+            # never-analysed table otherwise got a scan of every row of the service).
+            "known AS (SELECT k.name, k.version, k.digest, k.uri FROM v CROSS JOIN LATERAL "
+            f"(SELECT t.name, t.version, a.digest, t.uri FROM {tag_table} t "
             f"JOIN {artefact_table} a ON a.id = t.artefact_id "
-            "JOIN v ON t.service_id = %s AND t.name = v.name AND t.version = v.version), "
+            "WHERE t.service_id = %s AND t.name = v.name AND t.version = v.version LIMIT 1) k), "
         )
         for i, a in enumerate(artefacts):
             params += [i, a.name, a.version, a.digest, a.uri]
@@ -198,13 +203,14 @@ def _insert_run_tree_postgresql(
             f", art AS (INSERT INTO {artefact_table} "
             "(service_id, name, version, digest, uri, first_run_id, created_at) "
             "SELECT DISTINCT ON (v.name, v.digest) %s, v.name, v.version, v.digest, v.uri, "
-            f"run.id, %s FROM run, v WHERE NOT EXISTS (SELECT 1 FROM {artefact_table} a "
-            "WHERE a.service_id = %s AND a.name = v.name AND a.digest = v.digest) "
+            "run.id, %s FROM run, v LEFT JOIN LATERAL (SELECT 1 AS hit "
+            f"FROM {artefact_table} a WHERE a.service_id = %s AND a.name = v.name "
+            "AND a.digest = v.digest LIMIT 1) seen ON true WHERE seen.hit IS NULL "
             "ORDER BY v.name, v.digest, v.i RETURNING id, name, digest), "
             "ids AS (SELECT id, name, digest FROM art UNION ALL "
-            f"SELECT a.id, a.name, a.digest FROM {artefact_table} a "
-            "JOIN (SELECT DISTINCT name, digest FROM v) d "
-            "ON a.service_id = %s AND a.name = d.name AND a.digest = d.digest), "
+            "SELECT o.id, o.name, o.digest FROM (SELECT DISTINCT name, digest FROM v) d "
+            f"CROSS JOIN LATERAL (SELECT a.id, a.name, a.digest FROM {artefact_table} a "
+            "WHERE a.service_id = %s AND a.name = d.name AND a.digest = d.digest LIMIT 1) o), "
             f"tag AS (INSERT INTO {tag_table} "
             "(artefact_id, service_id, name, version, uri, run_id, reported_by, created_at) "
             "SELECT ids.id, %s, v.name, v.version, v.uri, run.id, %s, %s "
