@@ -160,9 +160,7 @@ def measure(repeat: int) -> dict:
     # The seed's own deployed release near now (seed v5 writes one per live state first, on
     # the same service at every scale): the same shape of release, and the same viewer's
     # rights over it, at both scales.
-    release = (
-        Release.objects.filter(state="deployed", window_start__lte=now).order_by("pk").first()
-    )
+    release = Release.objects.filter(state="deployed", window_start__lte=now).order_by("pk").first()
     pages = {
         "calendar (month)": "/dashboards/calendar/",
         "calendar (week)": "/dashboards/calendar/?view=week",
