@@ -328,8 +328,14 @@ def test_approve_needs_the_sign_offs_and_the_change_request(
 
 def test_close_needs_the_post_deployment_gates(policy, make_release, release_manager, operations):
     release = make_release("deployed")
-    with pytest.raises(RequirementsNotMet):
+    # The computed risk depends on the clock (a window outside business hours scores higher,
+    # and medium risk needs a retrospective to close): hold it at low, so only the gate counts.
+    services.risk_override(
+        release=release, actor=release_manager, level="low", justification="Routine change."
+    )
+    with pytest.raises(RequirementsNotMet) as refused:
         release_services.release_close(release=release, actor=release_manager)
+    assert "retrospective" not in refused.value.message
     services.gate_sign_off(gate=gate(release, "operations"), actor=operations, comment="stable")
     assert release_services.release_close(release=release, actor=release_manager).state == "closed"
 
