@@ -220,21 +220,28 @@ def run_body(result: services.RunUpsertResult, slug: str, artefacts) -> dict:
     }
 
 
-@extend_schema_view(
-    list=extend_schema(
-        operation_id="pipeline_runs_list",
-        summary="List pipeline runs, newest first",
-        responses={200: PipelineRunSerializer(many=True), **LIST_ERRORS},
-    ),
-    retrieve=extend_schema(
-        operation_id="pipeline_runs_retrieve",
-        summary="One pipeline run, with its checks and artefacts",
-        responses={
-            200: PipelineRunSerializer,
-            401: READ_ERRORS[401],
-            404: _error("No such run, or not visible to the caller."),
-        },
-    ),
+def read_schema(prefix: str, serializer, *, list_summary: str, one_summary: str, missing: str):
+    """The OpenAPI description of a read-only list and retrieve pair."""
+    return extend_schema_view(
+        list=extend_schema(
+            operation_id=f"{prefix}_list",
+            summary=list_summary,
+            responses={200: serializer(many=True), **LIST_ERRORS},
+        ),
+        retrieve=extend_schema(
+            operation_id=f"{prefix}_retrieve",
+            summary=one_summary,
+            responses={200: serializer, 401: READ_ERRORS[401], 404: _error(missing)},
+        ),
+    )
+
+
+@read_schema(
+    "pipeline_runs",
+    PipelineRunSerializer,
+    list_summary="List pipeline runs, newest first",
+    one_summary="One pipeline run, with its checks and artefacts",
+    missing="No such run, or not visible to the caller.",
 )
 class PipelineRunViewSet(ReadOrIngestViewSet):
     """Pipeline runs: POST reports one (upsert); GET lists and reads them back.
@@ -332,21 +339,12 @@ def deployment_ignored(deployment, report: DeploymentReport) -> list[Ignored]:
     return ignored
 
 
-@extend_schema_view(
-    list=extend_schema(
-        operation_id="deployments_list",
-        summary="List deployments, newest first",
-        responses={200: DeploymentSerializer(many=True), **LIST_ERRORS},
-    ),
-    retrieve=extend_schema(
-        operation_id="deployments_retrieve",
-        summary="One deployment, with its release and verification",
-        responses={
-            200: DeploymentSerializer,
-            401: READ_ERRORS[401],
-            404: _error("No such deployment, or not visible to the caller."),
-        },
-    ),
+@read_schema(
+    "deployments",
+    DeploymentSerializer,
+    list_summary="List deployments, newest first",
+    one_summary="One deployment, with its release and verification",
+    missing="No such deployment, or not visible to the caller.",
 )
 class DeploymentViewSet(ReadOrIngestViewSet):
     """Deployments: POST reports one (upsert); GET lists and reads them back.
@@ -413,21 +411,12 @@ class DeploymentViewSet(ReadOrIngestViewSet):
         )
 
 
-@extend_schema_view(
-    list=extend_schema(
-        operation_id="artefacts_list",
-        summary="List artefacts (one per digest, with all their versions), newest first",
-        responses={200: ArtefactSerializer(many=True), **LIST_ERRORS},
-    ),
-    retrieve=extend_schema(
-        operation_id="artefacts_retrieve",
-        summary="One artefact, with every version naming its digest",
-        responses={
-            200: ArtefactSerializer,
-            401: READ_ERRORS[401],
-            404: _error("No such artefact, or not visible to the caller."),
-        },
-    ),
+@read_schema(
+    "artefacts",
+    ArtefactSerializer,
+    list_summary="List artefacts (one per digest, with all their versions), newest first",
+    one_summary="One artefact, with every version naming its digest",
+    missing="No such artefact, or not visible to the caller.",
 )
 class ArtefactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Artefacts as the runs reported them: where every reported (name, version, digest)
