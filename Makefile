@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 # Migrate, load the demo portfolio (idempotent) and serve web + worker + beat on the embedded broker.
+# HOST and PORT choose the address (`make run PORT=8080`); links in the demo's e-mails follow them.
+run: export SITE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),localhost,$(HOST)):$(PORT)
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo

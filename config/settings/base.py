@@ -194,7 +194,7 @@ RELEASEGATE_BENCHMARK_BASELINE = env_bool("RELEASEGATE_BENCHMARK_BASELINE", Fals
 # Celery. The embedded default is kombu's filesystem broker, so `make run` needs no Redis;
 # its "in" and "out" folders must be the same folder or messages are never seen.
 REDIS_URL = env_str("REDIS_URL")
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem"):

@@ -1,6 +1,6 @@
 """Local development and the embedded `make run` default."""
 
-from config.env import env_bool
+from config.env import env_bool, env_str
 
 from .base import *  # noqa: F403
 
@@ -9,3 +9,6 @@ DEBUG = env_bool("DJANGO_DEBUG", True)
 OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", True)
 # The demo data and its seed_demo command (`make run` loads it); production has neither.
 INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # noqa: F405
+# Demo e-mails go to files under var/mail/, not to the terminal `make run` shows its URL in.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # noqa: F405
