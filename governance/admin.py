@@ -57,7 +57,15 @@ class GatePolicyAdmin(AuditedConfigurationAdmin):
     """Gate policies are configuration: each saved change of the rules bumps the version;
     releases already planned keep their snapshot."""
 
-    list_display = ["name", "version", "is_active", "priority", "release_types", "risk_levels"]
+    list_display = [
+        "name",
+        "version",
+        "is_active",
+        "priority",
+        "release_types",
+        "risk_levels",
+        "promotion_path",
+    ]
     list_filter = ["is_active"]
     readonly_fields = ["version", "updated_at"]
 

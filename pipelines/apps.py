@@ -17,6 +17,12 @@ class PipelinesConfig(AppConfig):
         from .postrelease import release_incidents
 
         evidence.register()
+        # Ordered promotion and soak time before a release deploys to production.
+        from releases import readiness
+
+        from .promotion import promotion_provider
+
+        readiness.register(promotion_provider)
         panel.register("incidents", release_incidents)
 
         # Core's notification outbox hands new rows to pipelines' delivery task.

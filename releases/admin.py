@@ -28,7 +28,7 @@ class ServiceAdmin(admin.ModelAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
-    list_display = ["name", "order", "is_production"]
+    list_display = ["name", "order", "is_production", "soak_minutes"]
     prepopulated_fields = {"slug": ["name"]}
 
 

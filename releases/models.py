@@ -78,6 +78,11 @@ class Environment(models.Model):
     slug = models.SlugField(max_length=50, unique=True)
     order = models.PositiveSmallIntegerField(help_text="Position in the promotion path.")
     is_production = models.BooleanField(default=False)
+    soak_minutes = models.PositiveIntegerField(
+        default=0,
+        help_text="How long a version must run here, succeeded and verified, before it may "
+        "go to the next environment of its promotion path (soak time).",
+    )
 
     class Meta:
         ordering = ["order", "name"]

@@ -13,6 +13,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.roles import Role
 from releases.choices import ReleaseType, RiskLevel
+from releases.models import Environment
 
 from ..choices import (
     GATE_DONE,
@@ -131,6 +132,22 @@ def normalize_requirements(raw: object) -> list[dict]:
     return result
 
 
+def normalize_promotion_path(raw: object) -> list[str]:
+    """Validate a promotion path: a list of distinct, known environment slugs."""
+    if raw in (None, ""):
+        return []
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ValidationError({"promotion_path": "A list of environment slugs is expected."})
+    path = [v.strip() for v in raw if v.strip()]
+    if len(set(path)) != len(path):
+        raise ValidationError({"promotion_path": "An environment appears twice."})
+    known = set(Environment.objects.filter(slug__in=path).values_list("slug", flat=True))
+    unknown = [v for v in path if v not in known]
+    if unknown:
+        raise ValidationError({"promotion_path": f"Unknown environments: {', '.join(unknown)}."})
+    return path
+
+
 class GatePolicy(models.Model):
     """Which gates a release must pass, by stage, selected by release type and risk level.
 
@@ -164,9 +181,21 @@ class GatePolicy(models.Model):
         help_text='List of {"stage", "kind", "role"?, "threshold"?, "label"?, '
         '"waivable_by"?, "invalidated_by"?}.',
     )
+    promotion_path = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Environment slugs in the order a version must pass them, e.g. "
+        '["dev", "staging", "production"]; empty = every environment by its order.',
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
-    VERSIONED_FIELDS = ("release_types", "risk_levels", "change_request", "requirements")
+    VERSIONED_FIELDS = (
+        "release_types",
+        "risk_levels",
+        "change_request",
+        "requirements",
+        "promotion_path",
+    )
 
     class Meta:
         ordering = ["-priority", "name"]
@@ -192,6 +221,7 @@ class GatePolicy(models.Model):
             raise ValidationError({"release_types": f"Unknown: {', '.join(sorted(bad_types))}"})
         if bad_risks:
             raise ValidationError({"risk_levels": f"Unknown: {', '.join(sorted(bad_risks))}"})
+        self.promotion_path = normalize_promotion_path(self.promotion_path)
 
     def matches(self, *, release_type: str, risk_level: str) -> bool:
         return (not self.release_types or release_type in self.release_types) and (
@@ -315,6 +345,9 @@ class PolicySnapshot(models.Model):
         max_length=10, choices=PolicyChangeRequest.choices, blank=True
     )
     requirements = models.JSONField(default=list)
+    promotion_path = models.JSONField(
+        default=list, blank=True, help_text="The policy's promotion path at planning."
+    )
     taken_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -103,6 +103,7 @@ def gates_instantiate(*, release: Release, actor=None) -> PolicySnapshot:
         risk_level=risk,
         change_request=policy.change_request if policy else "",
         requirements=list(policy.requirements) if policy else [],
+        promotion_path=list(policy.promotion_path or []) if policy else [],
     )
     GateCheck.objects.bulk_create(
         [

@@ -4,11 +4,13 @@
   deliveries, incidents (what CI/CD and monitoring systems report);
 - polling: the poll state of integrations that cannot reach us;
 - verification: deployment verification against Prometheus and rollback policies;
-- outbox: durable markers of tasks whose enqueue failed.
+- outbox: durable markers of tasks whose enqueue failed;
+- checks: deployment checks asked at the deploy boundary and their answers.
 """
 
 from __future__ import annotations
 
+from .checks import CheckDecision, DeploymentCheck
 from .ingest import (
     FINISHED_RUN_STATUSES,
     TOKEN_PREFIX,
@@ -54,9 +56,11 @@ __all__ = [
     "ApiTokenQuerySet",
     "Artefact",
     "ArtefactTag",
+    "CheckDecision",
     "CheckKind",
     "CheckStatus",
     "Comparator",
+    "DeploymentCheck",
     "FINISHED_RUN_STATUSES",
     "Incident",
     "IncidentStatus",

@@ -16,6 +16,7 @@ class TokenScope(models.TextChoices):
     DEPLOYMENTS_WRITE = "deployments:write", "Report deployments"
     RELEASES_READ = "releases:read", "Read releases"
     RELEASES_WRITE = "releases:write", "Create, edit and transition releases"
+    DEPLOYMENTS_CHECK = "deployments:check", "Ask whether a deployment may proceed"
 
 
 TOKEN_PREFIX = "rg_"
