@@ -497,6 +497,7 @@ class ReleaseNotes(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "release notes"
         constraints = [
             models.UniqueConstraint(fields=["release", "audience"], name="one_notes_per_audience")
         ]

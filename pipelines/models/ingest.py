@@ -331,6 +331,7 @@ class WebhookDelivery(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -18,6 +18,7 @@ class TaskOutbox(models.Model):
     error = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name_plural = "task outbox entries"
         ordering = ["id"]
 
     def __str__(self) -> str:

@@ -60,6 +60,7 @@ class VerificationQuery(models.Model):
     unit = models.CharField(max_length=20, blank=True)
 
     class Meta:
+        verbose_name_plural = "verification queries"
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -151,6 +152,9 @@ class RollbackPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"Rollback policy of {self.environment}: {self.get_action_display()}"
+
+    class Meta:
+        verbose_name_plural = "rollback policies"
 
 
 class RollbackRequest(models.Model):
