@@ -150,11 +150,11 @@ class RollbackPolicy(models.Model):
         help_text="Environment variable holding the HMAC key (else ROLLBACK_WEBHOOK_SECRET).",
     )
 
-    def __str__(self) -> str:
-        return f"Rollback policy of {self.environment}: {self.get_action_display()}"
-
     class Meta:
         verbose_name_plural = "rollback policies"
+
+    def __str__(self) -> str:
+        return f"Rollback policy of {self.environment}: {self.get_action_display()}"
 
 
 class RollbackRequest(models.Model):
