@@ -129,3 +129,42 @@ def visible_deployments(*, viewer) -> QuerySet[Deployment]:
         .order_by("-created_at", "-id")
     )
     return _visible(qs, viewer=viewer, scopes=DEPLOYMENT_READ_SCOPES)
+
+
+def token_manageable_services(user):
+    """Services whose CI tokens ``user`` may create and revoke: administrators every
+    service, release managers those of their teams, everybody else none."""
+    from core.roles import Role, has_role
+    from releases.models import Service
+
+    if not getattr(user, "is_authenticated", False) or getattr(user, "is_machine", False):
+        return Service.objects.none()
+    if user.is_superuser or has_role(user, Role.ADMINISTRATOR):
+        return Service.objects.all()
+    if has_role(user, Role.RELEASE_MANAGER):
+        return Service.objects.filter(team__in=user.teams.all())
+    return Service.objects.none()
+
+
+def tokens_for_manager(user) -> list:
+    """The tokens ``user`` manages: each of whose services ``user`` may manage (a token
+    with no service is an administrator's). Newest first, active before revoked; two
+    queries however many tokens there are."""
+    from core.roles import Role, has_role
+
+    from .models import ApiToken
+
+    manageable = set(token_manageable_services(user).values_list("id", flat=True))
+    is_admin = user.is_superuser or has_role(user, Role.ADMINISTRATOR)
+    tokens = (
+        ApiToken.objects.select_related("created_by")
+        .prefetch_related("services")
+        .order_by("revoked_at", "-created_at")
+    )
+    if not is_admin:
+        tokens = tokens.filter(services__in=manageable).distinct()
+    return [
+        token
+        for token in tokens
+        if is_admin or (token.services.all() and {s.id for s in token.services.all()} <= manageable)
+    ]

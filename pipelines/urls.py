@@ -7,6 +7,8 @@ urlpatterns: list = [
     path("releases/<int:pk>/delivery/", views.release_delivery_panel, name="release_delivery"),
     # workers: integration health, notifications, verification panel
     path("integrations/", views.integrations, name="integrations"),
+    path("tokens/", views.api_tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", views.api_token_revoke, name="token_revoke"),
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/read/", views.notification_mark_read, name="notifications_read"),
     path(

@@ -14,6 +14,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.errors import DomainError
+from core.errors import PermissionDenied as DomainPermissionDenied
 from core.models import NotificationChannel, NotificationEvent, NotificationPreference
 from core.notifications import channels_for, inbox, notifications_mark_read, preferences_update
 from core.outbound import check_outbound_url
@@ -23,10 +25,14 @@ from releases.rules import has_any_role
 
 from . import selectors
 from .models import (
+    ApiToken,
     Integration,
     RollbackRequest,
+    TokenScope,
     VerificationRun,
 )
+from .services import DEFAULT_SCOPES
+from .services import tokens as token_services
 from .verification import chart
 
 
@@ -175,3 +181,83 @@ def verification_panel(request: HttpRequest, pk: int) -> HttpResponse:
             "loaded": True,
         },
     )
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, help_text="Say where it is used, e.g. “payments-api GitHub Actions”."
+    )
+    services = forms.ModelMultipleChoiceField(
+        queryset=None, widget=forms.CheckboxSelectMultiple, help_text="At least one."
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=TokenScope.choices,
+        initial=list(DEFAULT_SCOPES),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Grant only what the pipeline does.",
+    )
+
+    def __init__(self, *args, services=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["services"].queryset = services
+
+
+def _token_page(request, *, form, created=None, raw=None, status=200) -> HttpResponse:
+    response = render(
+        request,
+        "pipelines/tokens.html",
+        {
+            "form": form,
+            "tokens": selectors.tokens_for_manager(request.user),
+            "created": created,
+            "raw_token": raw,
+        },
+        status=status,
+    )
+    # The page may carry a new token's only copy: never cache it anywhere.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """CI tokens of the services the viewer manages: create (secret shown once), last use,
+    revoke. Administrators see every token, release managers their teams' services'."""
+    services = selectors.token_manageable_services(request.user).order_by("name")
+    if not services.exists():
+        raise PermissionDenied
+    form = TokenCreateForm(request.POST or None, services=services)
+    if request.method == "GET" or not form.is_valid():
+        return _token_page(request, form=form, status=200 if request.method == "GET" else 400)
+    try:
+        token, raw = token_services.api_token_create(
+            actor=request.user,
+            name=form.cleaned_data["name"],
+            service_slugs=[s.slug for s in form.cleaned_data["services"]],
+            scopes=form.cleaned_data["scopes"],
+        )
+    except DomainError as error:
+        form.add_error("name" if "named" in error.message else None, error.message)
+        return _token_page(request, form=form, status=400)
+    fresh = TokenCreateForm(services=services)
+    return _token_page(request, form=fresh, created=token, raw=raw)
+
+
+@login_required
+@require_POST
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = ApiToken.objects.filter(pk=pk).first()
+    if token is None:
+        raise Http404
+    try:
+        token_services.api_token_revoke(
+            actor=request.user, name=token.name, reason=request.POST.get("reason", "").strip()
+        )
+    except DomainError as error:
+        if isinstance(error, DomainPermissionDenied):
+            raise PermissionDenied(error.message) from error
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Token “{token.name}” is revoked; CI calls with it now get 401.")
+    return redirect("pipelines:tokens")

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import audit_record
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from releases.models import Service
 
 from ..authentication import forget_token
@@ -19,6 +19,28 @@ from ..models import (
 )
 
 DEFAULT_SCOPES = (TokenScope.RUNS_WRITE.value, TokenScope.DEPLOYMENTS_WRITE.value)
+
+
+def _check_manages(actor, services) -> None:
+    """A person (not the command line, whose actor is None) may manage only the tokens of
+    services they manage: administrators all, release managers their teams'."""
+    if actor is None:
+        return
+    from ..selectors import token_manageable_services
+
+    allowed = set(token_manageable_services(actor).values_list("id", flat=True))
+    foreign = sorted(s.slug for s in services if s.id not in allowed)
+    if foreign or (not services and not (actor.is_superuser or _is_admin(actor))):
+        raise PermissionDenied(
+            "Only an administrator or a release manager of the service's team may manage "
+            f"its CI tokens{': ' + ', '.join(foreign) if foreign else ''}."
+        )
+
+
+def _is_admin(actor) -> bool:
+    from core.roles import Role, has_role
+
+    return has_role(actor, Role.ADMINISTRATOR)
 
 
 def api_token_create(
@@ -33,6 +55,7 @@ def api_token_create(
     missing = set(slugs) - {s.slug for s in services}
     if missing:
         raise NotFound(f"Unknown service(s): {', '.join(sorted(missing))}.")
+    _check_manages(actor, services)
     scopes = sorted(set(scopes or DEFAULT_SCOPES))
     unknown = set(scopes) - set(TokenScope.values)
     if unknown:
@@ -67,6 +90,7 @@ def api_token_revoke(*, actor, name: str, reason: str = "") -> ApiToken:
         token = ApiToken.objects.select_for_update().filter(name=name).first()
         if token is None:
             raise NotFound(f"No token named {name!r}.")
+        _check_manages(actor, list(token.services.all()))
         if token.revoked_at is not None:
             return token
         token.revoked_at = timezone.now()

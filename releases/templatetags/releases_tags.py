@@ -7,7 +7,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import mark_safe
 
-from core.roles import Role, user_roles
+from core.roles import Role, has_role, user_roles
 
 from .. import evidence
 from ..choices import ReleaseState, RiskLevel
@@ -57,6 +57,12 @@ def role_labels(user) -> list[str]:
     """The display names of a user's roles, in the order roles are declared."""
     held = user_roles(user)
     return [label for value, label in _ROLE_LABELS.items() if value in held]
+
+
+@register.filter
+def holds_role(user, roles: str) -> bool:
+    """``user|holds_role:"release_manager,administrator"``: any of the comma-separated roles."""
+    return has_role(user, *roles.split(","))
 
 
 @register.filter
