@@ -8,10 +8,12 @@ growth from 1× to 100× data. The markup is the same the template drew, escaped
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape as esc
 
 from django import template
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
@@ -111,4 +113,157 @@ def calendar_row(release, detail_url: str = "") -> SafeString:
         f"{esc(release.get_state_display())}</span></td>\n"
         f"    <td>{esc(release.owner_name)}</td>\n"
         f"    <td>{cell}</td>\n  </tr>"
+    )
+
+
+# --- the week view's time grid ------------------------------------------------------------
+# Half-hour rows between FIRST_HOUR and LAST_HOUR (stretched to fit every item of the week).
+# Positions are classes (row-N, span-N, lane-I-of-N) from dashboards.css: the
+# Content-Security-Policy refuses style attributes.
+FIRST_HOUR, LAST_HOUR, MAX_LANES = 7, 20, 3
+TODAY = '<span class="visually-hidden">Today, </span>'
+
+
+@dataclass
+class _Slot:
+    start: int  # half-hour row from the grid's first hour
+    span: int
+    html: str
+    lane: int = 0
+    lanes: int = 1
+
+
+def _rows(value, first_hour: int) -> int:
+    return (value.hour - first_hour) * 2 + value.minute // 30
+
+
+def _hour_range(days) -> tuple[int, int]:
+    first, last = FIRST_HOUR, LAST_HOUR
+    for day in days:
+        for release in day.releases:
+            start, end = release.window_start, release.window_end
+            first = min(first, start.hour)
+            if end.date() > start.date():
+                last = 24
+            else:
+                last = max(last, end.hour + (1 if end.minute else 0))
+        for meeting in day.meetings:
+            start = timezone.localtime(meeting.scheduled_at)
+            end = start + meeting.duration
+            first = min(first, start.hour)
+            last = (
+                24 if end.date() > start.date() else max(last, end.hour + (1 if end.minute else 0))
+            )
+    return first, last
+
+
+def _place_lanes(slots: list[_Slot]) -> None:
+    """Side by side when they overlap: each slot takes the first free lane of its cluster."""
+    slots.sort(key=lambda s: (s.start, -s.span))
+    cluster: list[_Slot] = []
+    cluster_end = -1
+    for slot in [*slots, None]:
+        if slot is None or slot.start >= cluster_end:
+            lanes = min(max((s.lane for s in cluster), default=0) + 1, MAX_LANES)
+            for member in cluster:
+                member.lanes = lanes
+            cluster, cluster_end = [], -1
+            if slot is None:
+                break
+        ends = {}
+        for member in cluster:
+            ends[member.lane] = max(ends.get(member.lane, -1), member.start + member.span)
+        slot.lane = next((lane for lane in range(MAX_LANES) if ends.get(lane, -1) <= slot.start), 0)
+        cluster.append(slot)
+        cluster_end = max(cluster_end, slot.start + slot.span)
+
+
+def _window_slot(release, url: str, first_hour: int, rows: int) -> _Slot:
+    start, end = release.window_start, release.window_end
+    top = max(_rows(start, first_hour), 0)
+    bottom = rows if end.date() > start.date() else max(_rows(end, first_hour), top + 1)
+    if end.minute % 30:
+        bottom = min(bottom + 1, rows)
+    ends = f"{end:%H:%M}" if end.date() == start.date() else _day_time(end)
+    name = f"{esc(release.name)} {esc(release.version)}"
+    conflicts = release.conflicts
+    why = esc(" ".join(c.message for c in conflicts))
+    hidden = f'<span class="visually-hidden"> {why}</span>'
+    warn = f' <span class="event-warn" title="{why}">⚠{hidden}</span>' if conflicts else ""
+    html = (
+        f'<li class="week-event event state-{esc(release.state)}'
+        f'{" event-conflict" if conflicts else ""} {{pos}}">'
+        f'<a href="{url}"><span class="event-time">{start:%H:%M}–{ends}</span> {name}</a>{warn}'
+        f'<span class="event-meta">{esc(release.service_names)} · '
+        f"{esc(release.get_state_display())}</span></li>"
+    )
+    return _Slot(start=top, span=min(bottom, rows) - top, html=html)
+
+
+def _meeting_slot(meeting, first_hour: int, rows: int) -> _Slot:
+    start = timezone.localtime(meeting.scheduled_at)
+    end = start + meeting.duration
+    top = max(_rows(start, first_hour), 0)
+    bottom = rows if end.date() > start.date() else max(_rows(end, first_hour), top + 1)
+    html = (
+        f'<li class="week-event event-cab {{pos}}"><span class="event-time">'
+        f"{start:%H:%M}–{end:%H:%M}</span> CAB: {esc(meeting.title)}</li>"
+    )
+    return _Slot(start=top, span=min(bottom, rows) - top, html=html)
+
+
+@register.simple_tag
+def week_time_grid(days, detail_url: str = "") -> SafeString:
+    """The week as seven day columns on one time axis: each window and CAB meeting sits at
+    its time, as tall as it lasts, side by side when they overlap."""
+    detail_url = detail_url or _detail_pattern()
+    first_hour, last_hour = _hour_range(days)
+    rows = (last_hour - first_hour) * 2
+    axis = "".join(
+        f'<span class="week-hour row-{(hour - first_hour) * 2}">{hour:02d}:00</span>'
+        for hour in range(first_hour, last_hour)
+    )
+    columns = []
+    for day in days:
+        slots = [_meeting_slot(m, first_hour, rows) for m in day.meetings]
+        slots += [
+            _window_slot(r, detail_url.replace(str(_PK), str(r.pk)), first_hour, rows)
+            for r in day.releases
+        ]
+        _place_lanes(slots)
+        items = "".join(
+            s.html.replace(
+                "{pos}",
+                f"row-{s.start} span-{max(s.span, 1)} lane-{min(s.lane, s.lanes - 1)}-of-{s.lanes}",
+            )
+            for s in slots
+        )
+        label = f"{day.date:%A} {day.date.day} {day.date:%B}"
+        bands = "".join(
+            f'<li class="freeze-band" title="Freeze: {esc(b.name)}">❄ {esc(b.name)}</li>'
+            for b in day.freezes
+        )
+        classes = (
+            "week-day"
+            + (" day-frozen" if day.freezes else "")
+            + (" day-today" if day.is_today else "")
+        )
+        more = (
+            f'<a class="day-more" href="?view=list&amp;date={day.date.isoformat()}">'
+            f"+ {day.more} more</a>"
+            if day.more
+            else ""
+        )
+        columns.append(
+            f'<section class="{classes}" aria-label="{label}">'
+            f'<h3 class="week-day-head">{TODAY if day.is_today else ""}'
+            f"{day.date:%a} {day.date.day}</h3>"
+            f'<ul class="week-freezes">{bands}</ul>'
+            f'<ol class="week-slots rows-{rows}">{items}</ol>{more}</section>'
+        )
+    return mark_safe(
+        f'<div class="week-grid"><div class="week-axis rows-{rows}" aria-hidden="true">'
+        f'<span class="week-day-head">&nbsp;</span><span class="week-freezes"></span>'
+        f'<div class="week-axis-hours week-slots rows-{rows}">{axis}</div></div>'
+        f"{''.join(columns)}</div>"
     )
