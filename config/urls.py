@@ -1,11 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
+from django.views.decorators.http import require_GET
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz, readyz
+
+
+@require_GET
+def favicon(request):
+    # Resolved per request: the hashed name exists only after collectstatic in production.
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
+
 
 api_v1 = [
     path("", include("releases.api.urls")),
@@ -17,7 +25,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     # Browsers ask for /favicon.ico on pages without an icon link (the admin, error pages).
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", favicon),
     path("readyz/", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -57,3 +65,6 @@ urlpatterns = [
     path("", include("releases.postrelease.urls")),
     path("", include("releases.urls")),
 ]
+
+handler404 = "config.api.page_not_found"
+handler500 = "config.api.server_error"

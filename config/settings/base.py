@@ -162,6 +162,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.document_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "LikelihoodEnum": "releases.choices.Likelihood",
         "RiskLevelEnum": "releases.choices.RiskLevel",
