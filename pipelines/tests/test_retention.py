@@ -469,3 +469,33 @@ def test_bad_retention_settings_fail_at_start_up(monkeypatch):
         importlib.reload(base)
     monkeypatch.delenv("PIPELINE_RUNS_KEEP_DAYS")
     importlib.reload(base)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_pruners_at_once_count_every_run_once(history, now):
+    import threading
+
+    rows = list(PipelineRun.objects.values_list(*RUN_FIELDS))
+    barrier = threading.Barrier(2)
+    reports = []
+    errors = []
+
+    def prune():
+        try:
+            barrier.wait(10)
+            reports.append(pipeline_data_prune(policy=replace(POLICY, batch_size=20), now=now))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=prune) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    remaining = set(PipelineRun.objects.values_list("pk", flat=True))
+    assert sum(r.runs for r in reports) == len(rows) - len(remaining) > 0
+    assert _summaries() == _expected_summaries(rows, remaining)
