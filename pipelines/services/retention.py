@@ -132,10 +132,20 @@ def _deliveries_cutoff(policy: RetentionPolicy, now: datetime) -> datetime | Non
     )
 
 
-def eligible_runs(*, service_id: int, policy: RetentionPolicy, now: datetime) -> QuerySet:
+def eligible_runs(
+    *,
+    service_id: int,
+    policy: RetentionPolicy,
+    now: datetime,
+    after: tuple[datetime, int] | None = None,
+) -> QuerySet:
     """One service's runs the policy lets go, oldest first (a walk down the service's
-    newest-first index, from its old end)."""
+    newest-first index, from its old end), optionally only those after ``after`` (the
+    (created_at, id) of the last run of the previous batch: the kept runs before it are not
+    read again)."""
     qs = PipelineRun.objects.filter(service_id=service_id, gates_pending=False)
+    if after is not None:
+        qs = qs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], id__gt=after[1]))
     cutoff = _runs_cutoff(policy, now)
     if cutoff is not None:
         qs = qs.filter(created_at__lt=cutoff)
@@ -255,8 +265,12 @@ def _fold_into_summaries(rows: list[tuple]) -> int:
 
 
 def _prune_runs_batch(
-    *, service: Service, policy: RetentionPolicy, now: datetime
-) -> PruneBatch | None:
+    *,
+    service: Service,
+    policy: RetentionPolicy,
+    now: datetime,
+    after: tuple[datetime, int] | None = None,
+) -> tuple[PruneBatch, tuple[datetime, int]] | None:
     with transaction.atomic():
         batch = PruneBatch.objects.create(
             ran_at=now,
@@ -264,7 +278,7 @@ def _prune_runs_batch(
             keep_per_service=policy.runs_keep_per_service,
         )
         _serialise()
-        candidates = eligible_runs(service_id=service.pk, policy=policy, now=now)
+        candidates = eligible_runs(service_id=service.pk, policy=policy, now=now, after=after)
         if connection.features.has_select_for_update:
             # A concurrent re-report of one of these runs waits for this batch, then inserts
             # it afresh (and it counts as live again).
@@ -278,6 +292,7 @@ def _prune_runs_batch(
             transaction.set_rollback(True)
             return None
         ids = [r[0] for r in rows]
+        last = (rows[-1][3], rows[-1][0])
         batch.summaries_touched = _fold_into_summaries([r[1:] for r in rows])
         # The collector deletes the runs' checks and unlinks what merely points at a run:
         # deliveries (pruned by their own age), artefacts and versions first reported by it
@@ -293,7 +308,7 @@ def _prune_runs_batch(
             reason=f"Retention policy: runs of {service.slug}.",
             after=_audit_after(batch, service=service.slug),
         )
-    return batch
+    return batch, last
 
 
 def _prune_deliveries_batch(*, policy: RetentionPolicy, now: datetime) -> PruneBatch | None:
@@ -366,10 +381,12 @@ def pipeline_data_prune(
     budget = policy.max_batches
     if policy.prunes_runs:
         for service in _services():
+            after = None
             while budget > 0:
-                batch = _prune_runs_batch(service=service, policy=policy, now=now)
-                if batch is None:
+                pruned = _prune_runs_batch(service=service, policy=policy, now=now, after=after)
+                if pruned is None:
                     break
+                batch, after = pruned
                 budget -= 1
                 report.batches += 1
                 report.runs += batch.runs_deleted
