@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format check bench-ingest bench-poll bench-pages clean
+.PHONY: install run test lint format check bench-ingest bench-poll bench-pages bench-scale clean
 
 # Create the virtual environment and install the pinned dependencies (re-run only when pyproject.toml changes).
 install: $(STAMP)
@@ -57,6 +57,10 @@ bench-poll: install
 # Pages at 1× and 100× seed_scale data: server time (median, p95), queries, ratio (docs/benchmarks-pages.md).
 bench-pages: install
 	$(BIN)/python benchmarks/pages.py $(BENCH_ARGS)
+
+# Capacity: run posts/s of 1 and 2 web replicas behind nginx, tasks/s of 1 and 2 workers (docs/operations.md).
+bench-scale: install
+	$(BIN)/python benchmarks/scale.py $(BENCH_ARGS)
 
 # Remove the local database, broker folder and collected static files.
 clean:

@@ -27,8 +27,10 @@ from .models import (
     IntegrationSecret,
     PipelineCheck,
     PipelineRun,
+    PruneBatch,
     RollbackPolicy,
     RollbackRequest,
+    RunDaySummary,
     VerificationQuery,
     VerificationRun,
     VerificationSpec,
@@ -207,6 +209,26 @@ class ArtefactAdmin(ReadOnlyAdmin):
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["provider", "delivery_id", "integration", "event", "run", "received_at"]
     list_filter = ["provider"]
+
+
+@admin.register(RunDaySummary)
+class RunDaySummaryAdmin(ReadOnlyAdmin):
+    """What the retention policy kept of pruned runs (docs/operations.md)."""
+
+    list_display = ["day", "service", "version", "runs", "succeeded", "failed", "first_started_at"]
+    list_filter = ["service"]
+    search_fields = ["version"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting one would move the lead-time figures
+
+
+@admin.register(PruneBatch)
+class PruneBatchAdmin(ReadOnlyAdmin):
+    list_display = ["ran_at", "runs_deleted", "checks_deleted", "deliveries_deleted", "runs_before"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the target of the batch's audit event
 
 
 @admin.register(Incident)

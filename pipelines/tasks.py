@@ -167,3 +167,13 @@ def call_rollback_webhook(rollback_request_id: int) -> str:
     from .verification import call_rollback_webhook as call
 
     return call(rollback_request_id)
+
+
+@shared_task(name="pipelines.prune_pipeline_data", soft_time_limit=540, time_limit=600)
+def prune_pipeline_data() -> int:
+    """Beat: apply the retention policy to runs and webhook deliveries (bounded batches,
+    each audited; what is left waits for the next run). Returns the rows deleted."""
+    from .services.retention import pipeline_data_prune
+
+    report = pipeline_data_prune()
+    return report.runs + report.deliveries

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_networks, env_str
 
@@ -192,6 +193,26 @@ ALERTMANAGER_MAX_ALERTS = env_int("ALERTMANAGER_MAX_ALERTS", 100)
 # Accepted runs are sent to gate evaluation in batches this often (0: one task per run, on
 # commit, in the request).
 PIPELINES_GATE_BATCH_SECONDS = float(env_str("PIPELINES_GATE_BATCH_SECONDS", "0.2"))
+# Retention of pipeline runs and webhook deliveries (docs/operations.md, "Data retention").
+# A run is pruned when it is older than PIPELINE_RUNS_KEEP_DAYS *and* not among the newest
+# PIPELINE_RUNS_KEEP_PER_SERVICE of its service (0 turns a rule off; both 0: runs are kept).
+# Runs a release's evidence refers to are never pruned. Deliveries (the duplicate guard of
+# webhooks) are kept WEBHOOK_DELIVERIES_KEEP_DAYS (0: forever). Beat prunes at most
+# PIPELINE_PRUNE_MAX_BATCHES batches of PIPELINE_PRUNE_BATCH_SIZE rows per run.
+PIPELINE_RUNS_KEEP_DAYS = env_int("PIPELINE_RUNS_KEEP_DAYS", 180)
+PIPELINE_RUNS_KEEP_PER_SERVICE = env_int("PIPELINE_RUNS_KEEP_PER_SERVICE", 200)
+WEBHOOK_DELIVERIES_KEEP_DAYS = env_int("WEBHOOK_DELIVERIES_KEEP_DAYS", 30)
+PIPELINE_PRUNE_BATCH_SIZE = env_int("PIPELINE_PRUNE_BATCH_SIZE", 1000)
+PIPELINE_PRUNE_MAX_BATCHES = env_int("PIPELINE_PRUNE_MAX_BATCHES", 20)
+for _name in (
+    "PIPELINE_RUNS_KEEP_DAYS",
+    "PIPELINE_RUNS_KEEP_PER_SERVICE",
+    "WEBHOOK_DELIVERIES_KEEP_DAYS",
+):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 (off) or a positive number.")
+if PIPELINE_PRUNE_BATCH_SIZE < 1 or PIPELINE_PRUNE_MAX_BATCHES < 1:
+    raise ImproperlyConfigured("PIPELINE_PRUNE_BATCH_SIZE and …_MAX_BATCHES must be ≥ 1.")
 # Mounts the ingest benchmark's baseline view (benchmarks/ingest.py); never in production.
 RELEASEGATE_BENCHMARK_BASELINE = env_bool("RELEASEGATE_BENCHMARK_BASELINE", False)
 

@@ -5,7 +5,8 @@
 - polling: the poll state of integrations that cannot reach us;
 - verification: deployment verification against Prometheus and rollback policies;
 - outbox: durable markers of tasks whose enqueue failed;
-- checks: deployment checks asked at the deploy boundary and their answers.
+- checks: deployment checks asked at the deploy boundary and their answers;
+- retention: summaries of pruned runs and the record of each pruning batch.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .outbox import (
 from .polling import (
     IntegrationPollState,
 )
+from .retention import PruneBatch, RunDaySummary
 from .verification import (
     Comparator,
     RollbackAction,
@@ -71,9 +73,11 @@ __all__ = [
     "PipelineCheck",
     "PipelineRun",
     "Provider",
+    "PruneBatch",
     "RollbackAction",
     "RollbackPolicy",
     "RollbackRequest",
+    "RunDaySummary",
     "RunStatus",
     "TOKEN_PREFIX",
     "TaskOutbox",

@@ -8,7 +8,8 @@ belongs to the period of its ``finished_at``):
   later — the deployment itself succeeded), per bucket; the band uses deployments per day.
 - lead time for changes: for each successful production deployment, from the start of the
   earliest pipeline run that built that service's version (the commit entering CI: runs
-  carry no commit timestamp) to the deployment's finish; median and p90.
+  carry no commit timestamp; runs pruned by the retention policy count through their day
+  summaries) to the deployment's finish; median and p90.
 - change failure rate: production deployments that failed, were rolled back or had an
   incident, over all finished production deployments.
 - time to restore: for each such failure, from the failure (first incident start, else the

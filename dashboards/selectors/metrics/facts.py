@@ -21,11 +21,11 @@ from django.db.models import (
     QuerySet,
     Subquery,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from core.models import AuditEvent
-from pipelines.models import Incident, PipelineRun
+from pipelines.models import Incident, PipelineRun, RunDaySummary
 from releases.choices import DeploymentState
 from releases.models import Deployment, Release
 
@@ -80,11 +80,34 @@ def lead_time_rows(scope: MetricsScope) -> QuerySet[Deployment]:
         .annotate(first=Min("started_at"))
         .values("first")
     )
+    # Runs pruned by the retention policy left their earliest start in a day summary
+    # (pipelines.services.retention): the first run is the earlier of the two.
+    first_pruned = (
+        RunDaySummary.objects.filter(
+            service_id=OuterRef("service_id"),
+            version=OuterRef("version"),
+            first_started_at__isnull=False,
+        )
+        .order_by()
+        .values("service_id")
+        .annotate(first=Min("first_started_at"))
+        .values("first")
+    )
+    live = Subquery(first_run, output_field=DateTimeField())
+    pruned = Subquery(first_pruned, output_field=DateTimeField())
     return (
         _scoped_deployments(scope)
         .filter(state__in=SHIPPED)
         .annotate(
-            committed_at=Subquery(first_run, output_field=DateTimeField()),
+            _live_first=live,
+            _pruned_first=pruned,
+        )
+        .annotate(
+            # LEAST is NULL on SQLite as soon as one side is: each side falls back on the other.
+            committed_at=Least(
+                Coalesce(F("_live_first"), F("_pruned_first")),
+                Coalesce(F("_pruned_first"), F("_live_first")),
+            ),
         )
         .filter(committed_at__isnull=False)
         .annotate(
