@@ -64,12 +64,18 @@ def delivery_history() -> None:
     shipped = Release.objects.filter(
         state__in=["deployed", "closed", "rolled_back"], deployed_at__isnull=False
     ).prefetch_related("services")
+    # Releases promoted through staging by the demo's lifecycle already have that deployment.
+    promoted = set(
+        Deployment.objects.filter(environment=staging).values_list("release_id", "service_id")
+    )
     for release in shipped:
         for service in release.services.all():
             state = "rolled_back" if release.state == "rolled_back" else "succeeded"
             index = deploy(service.pk, release.version, release.deployed_at, state, release.pk)
             if state == "rolled_back":
                 incidents.append((index, 10, 45))
+            if (release.pk, service.pk) in promoted:
+                continue
             deployments.append(
                 Deployment(
                     release_id=release.pk,

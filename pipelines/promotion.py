@@ -229,6 +229,13 @@ def promotion_blockers_bulk(
     return found
 
 
+def environments_before(release: Release, target: Environment | None = None) -> list[Environment]:
+    """The environments the release's versions must pass before ``target`` (None:
+    production), in path order."""
+    environments = list(Environment.objects.order_by("order", "name"))
+    return _before(_paths([release], environments)[release.pk], target)
+
+
 def promotion_blockers(
     release: Release, target: Environment | None = None, *, at: datetime | None = None
 ) -> list[Blocker]:

@@ -37,13 +37,14 @@ class ReleaseDelivery:
     runs: list[PipelineRun]
     artefacts: list[Artefact]
     environments: list[EnvironmentDeployments]
+    checks: list[DeploymentCheck] = field(default_factory=list)
 
 
 def release_delivery(*, release: Release) -> ReleaseDelivery:
     """What CI/CD reported for a release: the runs of its services for its version (or a
     commit its gates saw), the artefacts of that version with their digests and all their
-    versions, and the deployments per environment (newest first) with their incidents. Six
-    queries."""
+    versions, the deployments per environment (newest first) with their incidents, and the
+    latest deployment checks asked about it. Seven queries."""
     service_ids = [s.pk for s in release.services.all()]
     runs = list(
         PipelineRun.objects.filter(service_id__in=service_ids, version=release.version)
@@ -73,7 +74,10 @@ def release_delivery(*, release: Release) -> ReleaseDelivery:
         )
         group.deployments.append(deployment)
     return ReleaseDelivery(
-        runs=runs, artefacts=artefacts, environments=list(by_environment.values())
+        runs=runs,
+        artefacts=artefacts,
+        environments=list(by_environment.values()),
+        checks=release_deployment_checks(release=release),
     )
 
 
@@ -197,5 +201,7 @@ def visible_deployment_checks(*, viewer) -> QuerySet[DeploymentCheck]:
 def release_deployment_checks(*, release, limit: int = 10) -> list[DeploymentCheck]:
     """The latest deployment checks asked about a release (the release page's panel)."""
     return list(
-        DeploymentCheck.objects.filter(release=release).order_by("-created_at", "-id")[:limit]
+        DeploymentCheck.objects.filter(release=release)
+        .select_related("token", "actor")
+        .order_by("-created_at", "-id")[:limit]
     )
