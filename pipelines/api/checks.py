@@ -14,6 +14,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from governance.api.serializers import BlockerSerializer  # the words of "why is this blocked?"
+
 from .. import selectors
 from ..authentication import BearerTokenAuthentication
 from ..models import CheckDecision, DeploymentCheck
@@ -49,13 +51,6 @@ class DeploymentCheckInputSerializer(serializers.Serializer):
         if value and not SHA.match(value):
             raise serializers.ValidationError("A hexadecimal commit SHA of 7 to 64 digits.")
         return value.lower()
-
-
-class BlockerSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    who_can_resolve = serializers.CharField()
-    until = serializers.DateTimeField(allow_null=True)
 
 
 class CheckReleaseSerializer(serializers.Serializer):
@@ -141,6 +136,7 @@ class DeploymentCheckViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet)
     """
 
     permission_classes = [IsAuthenticated]
+    serializer_class = DeploymentCheckSerializer
 
     def get_queryset(self):
         return selectors.visible_deployment_checks(viewer=self.request.user)
