@@ -151,7 +151,7 @@ def _rule(
             verified_at = candidate
     if verified_at is not None:
         until = verified_at + soak
-        if until > at:
+        if soak and until > at:
             return Blocker(
                 "soak",
                 f"{label} soaks in {env.name} until {until:%Y-%m-%d %H:%M} UTC "
@@ -162,7 +162,7 @@ def _rule(
             )
         return None
     if pending_until is not None:
-        until = pending_until + soak
+        until = max(pending_until, at) + soak
         return Blocker(
             "verification_pending",
             f"{label} is being verified in {env.name}; with its soak time it may go to "
