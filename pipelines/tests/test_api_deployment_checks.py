@@ -140,3 +140,16 @@ def test_a_check_reads_back_for_its_token_and_role_holders(
     stranger = make_token("cd-other", [other_service], scopes=["deployments:check"])
     response = APIClient().get(f"{URL}{answer['id']}/", HTTP_AUTHORIZATION=f"Bearer {stranger}")
     assert response.status_code == 404
+
+
+def test_the_admin_lists_checks_read_only(client, checker, production, approved_release):
+    from tests.factories import UserFactory
+
+    checker.post(URL, body())
+    admin = UserFactory(username="ada", is_superuser=True, is_staff=True)
+    client.force_login(admin)
+    page = client.get("/admin/pipelines/deploymentcheck/")
+    assert page.status_code == 200 and "payments-api" in page.content.decode()
+    check = DeploymentCheck.objects.get()
+    assert client.get(f"/admin/pipelines/deploymentcheck/{check.pk}/change/").status_code == 200
+    assert client.get("/admin/pipelines/deploymentcheck/add/").status_code == 403
