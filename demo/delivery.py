@@ -20,7 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboards.services import metrics_facts_refresh
-from pipelines.models import Incident, PipelineRun
+from pipelines.models import DeploymentCheck, Incident, PipelineRun
+from pipelines.services.checks import evaluate_deployment_check
 from releases.models import Deployment, Environment, Release, Service
 
 PROVIDER = "demo-history"
@@ -164,3 +165,26 @@ def delivery_history() -> None:
             batch_size=1000,
         )
     metrics_facts_refresh(full=True)
+
+
+def deployment_checks() -> None:
+    """What CD asked before deploying the releases about to ship (once): production for the
+    approved and deploying ones, through the same decision as the API, so their release
+    pages show real answers (allow, deny with the blockers, wait until a freeze ends)."""
+    if DeploymentCheck.objects.exists():
+        return
+    production = Environment.objects.filter(is_production=True).order_by("order").first()
+    if production is None:
+        return
+    releases = Release.objects.filter(
+        state__in=["approved", "deploying", "awaiting_approval"]
+    ).prefetch_related("services")
+    for release in releases.order_by("window_start", "id"):
+        service = release.services.order_by("name").first()
+        if service is not None:
+            evaluate_deployment_check(
+                service=service,
+                version=release.version,
+                environment=production,
+                source="argo-cd",
+            )
