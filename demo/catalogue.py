@@ -19,11 +19,12 @@ SERVICES = [
 ]
 
 # name, slug, order, is_production
+# name, slug, order in the promotion path, production, soak minutes before the next one
 ENVIRONMENTS = [
-    ("dev", "dev", 1, False),
-    ("qa", "qa", 2, False),
-    ("staging", "staging", 3, False),
-    ("production", "production", 4, True),
+    ("dev", "dev", 1, False, 0),
+    ("qa", "qa", 2, False, 0),
+    ("staging", "staging", 3, False, 60),
+    ("production", "production", 4, True, 0),
 ]
 
 # Tracker key prefix per team, for scope items.
@@ -47,8 +48,14 @@ def ensure_catalogue() -> dict[str, Team]:
                 "description": description,
             },
         )
-    for name, slug, order, is_production in ENVIRONMENTS:
+    for name, slug, order, is_production, soak in ENVIRONMENTS:
         Environment.objects.get_or_create(
-            slug=slug, defaults={"name": name, "order": order, "is_production": is_production}
+            slug=slug,
+            defaults={
+                "name": name,
+                "order": order,
+                "is_production": is_production,
+                "soak_minutes": soak,
+            },
         )
     return teams

@@ -20,7 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboards.services import metrics_facts_refresh
-from pipelines.models import Incident, PipelineRun
+from pipelines.models import DeploymentCheck, Incident, PipelineRun
+from pipelines.services.checks import evaluate_deployment_check
 from releases.models import Deployment, Environment, Release, Service
 
 PROVIDER = "demo-history"
@@ -64,12 +65,18 @@ def delivery_history() -> None:
     shipped = Release.objects.filter(
         state__in=["deployed", "closed", "rolled_back"], deployed_at__isnull=False
     ).prefetch_related("services")
+    # Releases promoted through staging by the demo's lifecycle already have that deployment.
+    promoted = set(
+        Deployment.objects.filter(environment=staging).values_list("release_id", "service_id")
+    )
     for release in shipped:
         for service in release.services.all():
             state = "rolled_back" if release.state == "rolled_back" else "succeeded"
             index = deploy(service.pk, release.version, release.deployed_at, state, release.pk)
             if state == "rolled_back":
                 incidents.append((index, 10, 45))
+            if (release.pk, service.pk) in promoted:
+                continue
             deployments.append(
                 Deployment(
                     release_id=release.pk,
@@ -158,3 +165,26 @@ def delivery_history() -> None:
             batch_size=1000,
         )
     metrics_facts_refresh(full=True)
+
+
+def deployment_checks() -> None:
+    """What CD asked before deploying the releases about to ship (once): production for the
+    approved and deploying ones, through the same decision as the API, so their release
+    pages show real answers (allow, deny with the blockers, wait until a freeze ends)."""
+    if DeploymentCheck.objects.exists():
+        return
+    production = Environment.objects.filter(is_production=True).order_by("order").first()
+    if production is None:
+        return
+    releases = Release.objects.filter(
+        state__in=["approved", "deploying", "awaiting_approval"]
+    ).prefetch_related("services")
+    for release in releases.order_by("window_start", "id"):
+        service = release.services.order_by("name").first()
+        if service is not None:
+            evaluate_deployment_check(
+                service=service,
+                version=release.version,
+                environment=production,
+                source="argo-cd",
+            )

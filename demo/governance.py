@@ -29,9 +29,10 @@ from governance.models import (
     QuorumPolicyRecord,
 )
 from governance.readiness import freeze_blockers
-from pipelines import verdicts
+from pipelines import promotion, verdicts
 from pipelines.models import CheckKind, PipelineCheck, PipelineRun
-from releases.models import Environment, Release
+from releases.choices import DeploymentState
+from releases.models import Deployment, Environment, Release
 
 SIGNERS = {
     "qa_lead": "quinn",
@@ -265,6 +266,30 @@ def _freeze(release: Release) -> None:
         )
 
 
+def _promote(release: Release) -> None:
+    """What CD would report before production: each service of the release deployed, and
+    verified, in every environment its promotion path puts before production, long enough
+    ago for their soak time (written directly, like the CI runs above)."""
+    now = timezone.now()
+    for environment in promotion.environments_before(release):
+        finished = now - timedelta(minutes=environment.soak_minutes + 30)
+        for service in release.services.all():
+            Deployment.objects.get_or_create(
+                provider="demo-promotion",
+                external_id=f"demo-{release.pk}-{service.slug}-{environment.slug}",
+                defaults={
+                    "release": release,
+                    "service": service,
+                    "environment": environment,
+                    "version": release.version,
+                    "state": DeploymentState.SUCCEEDED,
+                    "started_at": finished - timedelta(minutes=8),
+                    "finished_at": finished,
+                    "created_at": finished - timedelta(minutes=8),
+                },
+            )
+
+
 def _review_changes(release: Release) -> None:
     for cr in ChangeRequest.objects.filter(release=release, state=ChangeState.IMPLEMENTED):
         services.change_request_review(
@@ -290,10 +315,12 @@ def resolve(release: Release, transition: str) -> None:
         # The CAB votes first; the sign-offs follow, then the release manager approves.
         _cab(release)
         _sign(release, "pre_approval")
+        _promote(release)  # staging (and before it) ahead of approval, as teams do
     elif transition == "start_deployment":
         _evidence_gates(release, "pre_deployment")
         _sign(release, "pre_deployment")
         _freeze(release)
+        _promote(release)
     elif transition == "close":
         _evidence_gates(release, "post_deployment")
         _sign(release, "post_deployment")

@@ -57,7 +57,9 @@ def seed(*, now: datetime | None = None, stdout=None) -> SeedResult:
         if stdout is not None:
             stdout.write(f"  {spec.name} {version}: {spec.state}\n")
     # 3. What follows from the releases: CAB meetings closed and scheduled, then the
-    #    delivery history the metrics charts read (it includes the shipped releases).
+    #    delivery history the metrics charts read (it includes the shipped releases), then
+    #    the questions CD asked before deploying the releases about to ship.
     governance.after_seed()
     delivery.delivery_history()
+    delivery.deployment_checks()
     return result

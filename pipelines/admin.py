@@ -21,6 +21,7 @@ from .models import (
     ApiToken,
     Artefact,
     ArtefactTag,
+    DeploymentCheck,
     Incident,
     Integration,
     IntegrationPollState,
@@ -235,6 +236,29 @@ class PruneBatchAdmin(ReadOnlyAdmin):
 class IncidentAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "service", "status", "started_at", "resolved_at"]
     list_filter = ["status", "service"]
+
+
+@admin.register(DeploymentCheck)
+class DeploymentCheckAdmin(ReadOnlyAdmin):
+    """The questions asked at the deploy boundary and their answers (audited, never edited)."""
+
+    list_display = [
+        "created_at",
+        "service_slug",
+        "version",
+        "environment_slug",
+        "decision",
+        "resume_at",
+        "release",
+        "source",
+        "token",
+    ]
+    list_filter = ["decision", "source", "environment_slug"]
+    search_fields = ["service_slug", "version", "commit_sha", "external_id"]
+    list_select_related = ["release", "token"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 # URLs typed without a scheme are https (and Django 6's default).

@@ -151,7 +151,7 @@ def _rule(
             verified_at = candidate
     if verified_at is not None:
         until = verified_at + soak
-        if until > at:
+        if soak and until > at:
             return Blocker(
                 "soak",
                 f"{label} soaks in {env.name} until {until:%Y-%m-%d %H:%M} UTC "
@@ -162,7 +162,7 @@ def _rule(
             )
         return None
     if pending_until is not None:
-        until = pending_until + soak
+        until = max(pending_until, at) + soak
         return Blocker(
             "verification_pending",
             f"{label} is being verified in {env.name}; with its soak time it may go to "
@@ -227,6 +227,13 @@ def promotion_blockers_bulk(
                 if blocker is not None:
                     found[release.pk].append(blocker)
     return found
+
+
+def environments_before(release: Release, target: Environment | None = None) -> list[Environment]:
+    """The environments the release's versions must pass before ``target`` (None:
+    production), in path order."""
+    environments = list(Environment.objects.order_by("order", "name"))
+    return _before(_paths([release], environments)[release.pk], target)
 
 
 def promotion_blockers(

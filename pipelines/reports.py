@@ -42,6 +42,9 @@ class DeploymentReport:
     url: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # The rollout: "" when the report does not say (the deployment keeps what it has).
+    strategy: str = ""
+    canary_stages: tuple[float, ...] = ()
     # Keys of the body the contract does not know, named in the answer (not stored).
     ignored: tuple[Ignored, ...] = field(default=(), compare=False)
 

@@ -9,7 +9,15 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from releases.models import Deployment, Environment, Release
 
-from .models import Artefact, ArtefactTag, Incident, PipelineCheck, PipelineRun, TokenScope
+from .models import (
+    Artefact,
+    ArtefactTag,
+    DeploymentCheck,
+    Incident,
+    PipelineCheck,
+    PipelineRun,
+    TokenScope,
+)
 
 RUNS_SHOWN = 15
 
@@ -29,13 +37,14 @@ class ReleaseDelivery:
     runs: list[PipelineRun]
     artefacts: list[Artefact]
     environments: list[EnvironmentDeployments]
+    checks: list[DeploymentCheck] = field(default_factory=list)
 
 
 def release_delivery(*, release: Release) -> ReleaseDelivery:
     """What CI/CD reported for a release: the runs of its services for its version (or a
     commit its gates saw), the artefacts of that version with their digests and all their
-    versions, and the deployments per environment (newest first) with their incidents. Six
-    queries."""
+    versions, the deployments per environment (newest first) with their incidents, and the
+    latest deployment checks asked about it. Seven queries."""
     service_ids = [s.pk for s in release.services.all()]
     runs = list(
         PipelineRun.objects.filter(service_id__in=service_ids, version=release.version)
@@ -65,7 +74,10 @@ def release_delivery(*, release: Release) -> ReleaseDelivery:
         )
         group.deployments.append(deployment)
     return ReleaseDelivery(
-        runs=runs, artefacts=artefacts, environments=list(by_environment.values())
+        runs=runs,
+        artefacts=artefacts,
+        environments=list(by_environment.values()),
+        checks=release_deployment_checks(release=release),
     )
 
 
@@ -168,3 +180,28 @@ def tokens_for_manager(user) -> list:
         for token in tokens
         if is_admin or (token.services.all() and {s.id for s in token.services.all()} <= manageable)
     ]
+
+
+CHECK_READ_SCOPES = (TokenScope.DEPLOYMENTS_CHECK, TokenScope.RELEASES_READ)
+
+
+def visible_deployment_checks(*, viewer) -> QuerySet[DeploymentCheck]:
+    """Deployment checks for the API, newest first, with their release and change request
+    joined (one query for one check). Read like the deployments: every role holder reads
+    them all; a token with ``deployments:check`` or ``releases:read``, those of its
+    services."""
+    qs = (
+        DeploymentCheck.objects.select_related("release", "change_request")
+        .defer("release__description", "release__release_notes")
+        .order_by("-created_at", "-id")
+    )
+    return _visible(qs, viewer=viewer, scopes=CHECK_READ_SCOPES)
+
+
+def release_deployment_checks(*, release, limit: int = 10) -> list[DeploymentCheck]:
+    """The latest deployment checks asked about a release (the release page's panel)."""
+    return list(
+        DeploymentCheck.objects.filter(release=release)
+        .select_related("token", "actor")
+        .order_by("-created_at", "-id")[:limit]
+    )

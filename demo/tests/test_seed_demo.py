@@ -91,9 +91,15 @@ def test_seed_demo_twice_changes_nothing_and_covers_every_state():
 
 def test_governance_is_resolved_before_governed_transitions(monkeypatch):
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        demo_governance, "resolve", lambda release, name: calls.append((release.name, name))
-    )
+    promote = demo_governance._promote
+
+    def resolve(release, name):
+        calls.append((release.name, name))
+        if name == "start_deployment":
+            # What CD reports before production (promotion order), not governance.
+            promote(release)
+
+    monkeypatch.setattr(demo_governance, "resolve", resolve)
     monkeypatch.setattr(
         portfolio, "PORTFOLIO", [p for p in portfolio.PORTFOLIO if p.name == "Gateway mTLS"]
     )

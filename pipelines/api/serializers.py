@@ -11,7 +11,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from releases.choices import DeploymentState
+from releases.choices import DeploymentState, DeploymentStrategy
 from releases.models import Deployment, Release
 
 from ..models import (
@@ -132,6 +132,17 @@ class DeploymentInputSerializer(serializers.Serializer):
     url = serializers.URLField(max_length=500, required=False, allow_blank=True)
     started_at = serializers.DateTimeField(required=False, allow_null=True)
     finished_at = serializers.DateTimeField(required=False, allow_null=True)
+    strategy = serializers.ChoiceField(
+        choices=DeploymentStrategy.choices,
+        required=False,
+        help_text="The rollout; all_at_once when never reported.",
+    )
+    canary_stages = serializers.ListField(
+        child=serializers.FloatField(min_value=0, max_value=100),
+        required=False,
+        max_length=20,
+        help_text="A canary's traffic percentages, rising, e.g. [5, 25, 100].",
+    )
 
 
 class DeploymentOutputSerializer(serializers.Serializer):
@@ -145,6 +156,8 @@ class DeploymentOutputSerializer(serializers.Serializer):
     url = serializers.CharField(allow_blank=True)
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+    strategy = serializers.ChoiceField(choices=DeploymentStrategy.choices)
+    canary_stages = serializers.ListField(child=serializers.FloatField())
     release = serializers.IntegerField(allow_null=True)
     release_state = serializers.CharField(allow_null=True)
     created = serializers.BooleanField()
@@ -321,6 +334,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "version",
             "status",
             "strategy",
+            "canary_stages",
             "provider",
             "external_id",
             "url",

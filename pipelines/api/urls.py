@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.urls import path
 
-from . import views, webhooks
+from . import checks, views, webhooks
 
 # Explicit routes rather than a router: the list URL's POST is the ingestion (upsert), so
 # its name stays what it was, and ids are whole numbers (anything else is a 404).
@@ -18,6 +18,16 @@ urlpatterns = [
     path("deployments/", views.DeploymentViewSet.as_view(LIST), name="deployment-ingest"),
     path(
         "deployments/<int:pk>/", views.DeploymentViewSet.as_view(DETAIL), name="deployment-detail"
+    ),
+    path(
+        "deployment-checks/",
+        checks.DeploymentCheckViewSet.as_view({"post": "create"}),
+        name="deployment-check-create",
+    ),
+    path(
+        "deployment-checks/<int:pk>/",
+        checks.DeploymentCheckViewSet.as_view(DETAIL),
+        name="deployment-check-detail",
     ),
     path("artefacts/", views.ArtefactViewSet.as_view({"get": "list"}), name="artefact-list"),
     path("artefacts/<int:pk>/", views.ArtefactViewSet.as_view(DETAIL), name="artefact-detail"),

@@ -21,6 +21,8 @@ from typing import Any
 
 from rest_framework.exceptions import ParseError, ValidationError
 
+from releases.choices import DeploymentStrategy
+
 from ..adapters.timeparse import parse_iso8601
 from ..adapters.types import AdapterError, Ignored, RunEvent
 from ..models import CheckKind, CheckStatus, Provider, RunStatus
@@ -68,8 +70,12 @@ _DEPLOYMENT_KEYS = frozenset(
         "url",
         "started_at",
         "finished_at",
+        "strategy",
+        "canary_stages",
     }
 )
+DEPLOYMENT_STRATEGIES = frozenset(DeploymentStrategy.values)
+MAX_CANARY_STAGES = 20
 # OCI digest grammar: algorithm ":" encoded (sha256:…, sha512:…).
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{8,}$")
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -392,5 +398,39 @@ def deployment_report(data: Any) -> DeploymentReport:
         and report["finished_at"] < report["started_at"]
     ):
         errors.add("finished_at", "Must not be before started_at.")
+    report["strategy"] = _string(
+        data, "strategy", errors, max_length=12, choices=DEPLOYMENT_STRATEGIES
+    )
+    report["canary_stages"] = _canary_stages(data, report["strategy"], errors)
     errors.raise_if_any()
     return DeploymentReport(**report, ignored=tuple(unknown_keys(data, _DEPLOYMENT_KEYS)))
+
+
+def _canary_stages(data: dict, strategy: str, errors: _Errors) -> tuple[float, ...]:
+    """A canary's traffic percentages, rising, each above 0 and at most 100 ([5, 25, 100]);
+    only for the canary strategy."""
+    value = data.get("canary_stages")
+    if value is None or value == []:
+        return ()
+    if not isinstance(value, list):
+        errors.add("canary_stages", f"Must be a list of percentages, got {_type_name(value)}.")
+        return ()
+    if strategy != DeploymentStrategy.CANARY:
+        errors.add("canary_stages", "Only a canary deployment (strategy: canary) has stages.")
+        return ()
+    if len(value) > MAX_CANARY_STAGES:
+        errors.add("canary_stages", f"At most {MAX_CANARY_STAGES} stages.")
+        return ()
+    stages: list[float] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int | float) or item != item:
+            errors.add("canary_stages", f"Each stage is a number, got {_type_name(item)}.")
+            return ()
+        if not 0 < item <= 100:
+            errors.add("canary_stages", "Each stage is a percentage above 0 and at most 100.")
+            return ()
+        if stages and item <= stages[-1]:
+            errors.add("canary_stages", "Stages must rise: each above the one before.")
+            return ()
+        stages.append(int(item) if float(item).is_integer() else float(item))
+    return tuple(stages)

@@ -114,6 +114,8 @@ DEPLOYMENT_EXAMPLE = OpenApiExample(
         "external_id": "deploy-77",
         "url": "https://cd.example/deploy/77",
         "started_at": "2026-11-20T11:00:00Z",
+        "strategy": "canary",
+        "canary_stages": [5, 25, 100],
     },
 )
 
@@ -305,6 +307,8 @@ def deployment_body(
         "url": deployment.url,
         "started_at": deployment.started_at,
         "finished_at": deployment.finished_at,
+        "strategy": deployment.strategy,
+        "canary_stages": deployment.canary_stages,
         "release": release.pk if release else None,
         "release_state": release.state if release else None,
         "created": result.created,
@@ -328,6 +332,10 @@ def deployment_ignored(deployment, report: DeploymentReport) -> list[Ignored]:
         )
     if report.url and report.url != deployment.url:
         ignored.append(Ignored("url", "A recorded URL is kept."))
+    if report.strategy and report.strategy != deployment.strategy:
+        ignored.append(Ignored("strategy", f"A recorded strategy is kept: {deployment.strategy}."))
+    if report.canary_stages and list(report.canary_stages) != deployment.canary_stages:
+        ignored.append(Ignored("canary_stages", "Recorded canary stages are kept."))
     for name in ("started_at", "finished_at"):
         value, stored = getattr(report, name), getattr(deployment, name)
         if value is not None and value != stored:

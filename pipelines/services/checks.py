@@ -38,7 +38,7 @@ from releases.models import Environment, Release, Service
 from releases.readiness import Blocker
 
 from .. import promotion
-from ..models import ApiToken, CheckDecision, DeploymentCheck, TokenScope
+from ..models import ApiToken, CheckDecision, DeploymentCheck, PipelineRun, TokenScope
 from ._common import audit_actor
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,74 @@ def _authorise(actor, service: Service | None, service_slug: str) -> None:
         raise PermissionDenied(f"This token may not ask about service {service_slug!r}.")
 
 
+def _judge(
+    service: Service | None,
+    service_slug: str,
+    environment: Environment | None,
+    environment_slug: str,
+    version: str,
+    commit_sha: str | None,
+) -> tuple[list[Blocker], Release | None, ChangeRequest | None]:
+    """The blockers of the question, with the governing release and change request."""
+    blockers: list[Blocker] = []
+    if service is None:
+        blockers.append(
+            Blocker(
+                "unknown_service",
+                f"No service {service_slug!r} is known to Releasegate.",
+                "an administrator (register the service)",
+            )
+        )
+    if environment is None:
+        blockers.append(
+            Blocker(
+                "unknown_environment",
+                f"No environment {environment_slug!r} is known to Releasegate.",
+                "an administrator (register the environment)",
+            )
+        )
+    if service is None or environment is None:
+        return blockers, None, None
+    release = _release_for(service, version)
+    if release is None:
+        blockers.append(
+            Blocker(
+                "no_release",
+                f"No release carries {service.slug} {version}; plan one before deploying it.",
+                "a release manager (plan a release with this version)",
+            )
+        )
+        return blockers, None, None
+    blockers = deployment_blockers(release, environment)
+    if commit_sha:
+        blockers += commit_blockers(service, version, commit_sha)
+    return blockers, release, governing_change_request(release)
+
+
+def commit_blockers(service: Service, version: str, commit_sha: str) -> list[Blocker]:
+    """When the caller names the commit it deploys: CI must have built this version from
+    that commit. Versions CI never reported a commit for are not judged here (their gates
+    are)."""
+    sha = commit_sha.strip().lower()
+    built = {
+        c.lower()
+        for c in PipelineRun.objects.filter(service=service, version=version)
+        .exclude(commit_sha="")
+        .values_list("commit_sha", flat=True)
+    }
+    if not built or any(c.startswith(sha) or sha.startswith(c) for c in built):
+        return []
+    shown = ", ".join(sorted(c[:10] for c in built))
+    return [
+        Blocker(
+            "commit_mismatch",
+            f"{service.slug} {version} was built from {shown}, not {sha[:10]}; the commit being "
+            "deployed is not the one CI tested.",
+            "CD (deploy the commit CI built for this version)",
+        )
+    ]
+
+
 def evaluate_deployment_check(
     *,
     service: Service | str,
@@ -237,37 +305,12 @@ def evaluate_deployment_check(
     release = None
     change_request = None
     try:
-        blockers: list[Blocker] = []
-        if service_obj is None:
-            blockers.append(
-                Blocker(
-                    "unknown_service",
-                    f"No service {service_slug!r} is known to Releasegate.",
-                    "an administrator (register the service)",
-                )
+        # A savepoint: a database error while judging (inside a caller's transaction too)
+        # rolls back to here, and the answer below is still recorded.
+        with transaction.atomic():
+            blockers, release, change_request = _judge(
+                service_obj, service_slug, environment_obj, environment_slug, version, commit_sha
             )
-        if environment_obj is None:
-            blockers.append(
-                Blocker(
-                    "unknown_environment",
-                    f"No environment {environment_slug!r} is known to Releasegate.",
-                    "an administrator (register the environment)",
-                )
-            )
-        if service_obj is not None and environment_obj is not None:
-            release = _release_for(service_obj, version)
-            if release is None:
-                blockers.append(
-                    Blocker(
-                        "no_release",
-                        f"No release carries {service_obj.slug} {version}; plan one before "
-                        "deploying it.",
-                        "a release manager (plan a release with this version)",
-                    )
-                )
-            else:
-                change_request = governing_change_request(release)
-                blockers = deployment_blockers(release, environment_obj)
         decision, resume_at = decide(blockers)
     except Exception:
         # Fail closed: whatever went wrong, the answer is no.

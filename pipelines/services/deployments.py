@@ -11,7 +11,7 @@ from django_fsm import ConcurrentTransition
 from core.audit import audit_record
 from core.errors import Conflict, DomainError, TransitionNotAllowed
 from releases import services as release_services
-from releases.choices import DeploymentState, ReleaseState
+from releases.choices import DeploymentState, DeploymentStrategy, ReleaseState
 from releases.models import Deployment, Environment, Release, Service
 
 from ..authentication import DeploymentReporter
@@ -110,6 +110,8 @@ def _deployment_upsert(actor, service_id, environment, report) -> DeploymentResu
                     finished_at=report.finished_at
                     if report.status in ("succeeded", "failed", "rolled_back")
                     else None,
+                    strategy=report.strategy or DeploymentStrategy.ALL_AT_ONCE,
+                    canary_stages=list(report.canary_stages),
                     **key,
                 )
             created = True
@@ -151,6 +153,8 @@ def _deployment_upsert(actor, service_id, environment, report) -> DeploymentResu
                 continue
             changed_fields[field] = value
             setattr(deployment, field, value)
+    if not created:
+        changed_fields.update(_rollout_update(deployment, report))
     changed = created or deployment.state != from_state or bool(changed_fields)
     if changed:
         deployment.save()
@@ -166,6 +170,8 @@ def _deployment_upsert(actor, service_id, environment, report) -> DeploymentResu
                 "environment": environment.slug,
                 "version": deployment.version,
                 "status": report.status,
+                "strategy": deployment.strategy,
+                **({"canary_stages": deployment.canary_stages} if deployment.canary_stages else {}),
                 **changed_fields,
             },
         )
@@ -174,6 +180,26 @@ def _deployment_upsert(actor, service_id, environment, report) -> DeploymentResu
     return DeploymentResult(
         deployment=deployment, created=created, changed=changed, refusal=refusal
     )
+
+
+def _rollout_update(deployment: Deployment, report: DeploymentReport) -> dict:
+    """The rollout a later report adds: a strategy where none was reported yet (the default
+    all-at-once), canary stages where none are recorded. Like the URL and the times, a
+    rollout once recorded is kept (a report never rewrites history)."""
+    changed: dict = {}
+    if (
+        report.strategy
+        and report.strategy != deployment.strategy
+        and deployment.strategy == DeploymentStrategy.ALL_AT_ONCE
+    ):
+        deployment.strategy = changed["strategy"] = report.strategy
+    if (
+        report.canary_stages
+        and not deployment.canary_stages
+        and deployment.strategy == DeploymentStrategy.CANARY
+    ):
+        deployment.canary_stages = changed["canary_stages"] = list(report.canary_stages)
+    return changed
 
 
 def _sync_release(actor, deployment, environment, *, record_refusal: bool) -> DomainError | None:

@@ -181,3 +181,55 @@ def test_a_deployment_answer_names_what_it_did_not_store(ci, production):
     assert late.status_code == 200
     assert {i["field"] for i in late.json()["ignored"]} == {"status", "url"}
     assert Deployment.objects.get().state == "succeeded"
+
+
+# --- the rollout: strategy and canary stages ---------------------------------------------------
+
+
+def test_the_strategy_and_canary_stages_are_recorded(ci, production, approved_release):
+    response = ci.deployment(deployment_body(strategy="canary", canary_stages=[5, 25.5, 100]))
+    assert response.status_code == 201, response.json()
+    assert response.json()["strategy"] == "canary"
+    assert response.json()["canary_stages"] == [5, 25.5, 100]
+    deployment = Deployment.objects.get()
+    assert deployment.strategy == "canary" and deployment.canary_stages == [5, 25.5, 100]
+    read = ci.client.get(
+        f"/api/v1/deployments/{deployment.pk}/", HTTP_AUTHORIZATION=f"Bearer {ci.token}"
+    )
+    assert read.json()["strategy"] == "canary" and read.json()["canary_stages"] == [5, 25.5, 100]
+
+
+def test_without_a_strategy_it_is_all_at_once_and_a_later_report_fills_it(
+    ci, production, approved_release
+):
+    ci.deployment(deployment_body())
+    assert Deployment.objects.get().strategy == "all_at_once"
+    response = ci.deployment(deployment_body(status="succeeded", strategy="blue_green"))
+    assert response.status_code == 200 and response.json()["strategy"] == "blue_green"
+    # Once recorded, a rollout is kept; the answer says so.
+    response = ci.deployment(deployment_body(status="succeeded", strategy="rolling"))
+    assert response.json()["strategy"] == "blue_green"
+    assert "strategy" in [i["field"] for i in response.json()["ignored"]]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"strategy": "big_bang"}, "Must be one of"),
+        ({"strategy": 3}, "Must be a string"),
+        ({"strategy": "rolling", "canary_stages": [10, 100]}, "Only a canary"),
+        ({"strategy": "canary", "canary_stages": "5,25"}, "Must be a list"),
+        ({"strategy": "canary", "canary_stages": [25, 5]}, "must rise"),
+        ({"strategy": "canary", "canary_stages": [0, 50]}, "above 0"),
+        ({"strategy": "canary", "canary_stages": [50, 150]}, "at most 100"),
+        ({"strategy": "canary", "canary_stages": ["5"]}, "a number"),
+        ({"strategy": "canary", "canary_stages": [True]}, "a number"),
+        ({"strategy": "canary", "canary_stages": list(range(1, 23))}, "At most 20"),
+    ],
+)
+def test_a_bad_rollout_is_a_400_naming_the_field(ci, production, approved_release, extra, message):
+    response = ci.deployment(deployment_body(**extra))
+    assert response.status_code == 400
+    field = "canary_stages" if "canary_stages" in extra else "strategy"
+    assert message in " ".join(response.json()["errors"][field])
+    assert not Deployment.objects.exists()

@@ -20,7 +20,10 @@ from config.wsgi import application
 
 from .conftest import make_token
 
-INGESTION = r"^/api/v1/(pipeline-runs|deployments|webhooks/(github|gitlab|jenkins|alertmanager))/$"
+INGESTION = (
+    r"^/api/v1/(pipeline-runs|deployments|deployment-checks"
+    r"|webhooks/(github|gitlab|jenkins|alertmanager))/$"
+)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -35,7 +38,11 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application).include(pat
 @pytest.fixture
 def token(service, production, settings):
     settings.INGEST_RATE_LIMIT = 0
-    return make_token("schemathesis", [service])
+    return make_token(
+        "schemathesis",
+        [service],
+        scopes=["runs:write", "deployments:write", "deployments:check"],
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -221,3 +221,40 @@ def test_the_policy_promotion_path_skips_environments_it_does_not_name(
     assert [b.code for b in result.blockers] == ["promotion"]
     succeed_in(service, staging)
     assert check().decision == "allow"
+
+
+def test_a_commit_ci_did_not_build_for_the_version_is_denied(production, approved_release, service):
+    from pipelines.models import PipelineRun
+
+    PipelineRun.objects.create(
+        service=service,
+        provider="github_actions",
+        external_id="9001",
+        status="succeeded",
+        version="2.4.0",
+        commit_sha="3f1c0d9e8b7a6f5e4d3c2b1a09f8e7d6c5b4a392",
+    )
+    assert check(commit_sha="3f1c0d9e").decision == "allow"  # a short SHA of the built one
+    result = check(commit_sha="deadbeef00")
+    assert result.decision == "deny"
+    (blocker,) = result.blockers
+    assert blocker.code == "commit_mismatch" and "3f1c0d9e8b" in blocker.message
+
+
+def test_a_database_error_inside_a_transaction_still_fails_closed(
+    production, approved_release, monkeypatch
+):
+    from django.db import connection, transaction
+
+    from pipelines.services import checks
+
+    def broken_query(*args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table_at_all")
+
+    monkeypatch.setattr(checks, "deployment_blockers", broken_query)
+    with transaction.atomic():
+        result = check()
+        assert result.decision == "deny"
+        assert [b.code for b in result.blockers] == ["internal_error"]
+        assert DeploymentCheck.objects.filter(pk=result.check.pk).exists()

@@ -93,3 +93,33 @@ def test_the_query_count_does_not_grow_with_rows(
         add_deployment(service, production if n % 2 else staging, n)
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get(url)
+
+
+def test_the_panel_lists_the_latest_deployment_checks_and_the_rollout(
+    client, viewer, release, service, production, staging
+):
+    from pipelines.services.checks import evaluate_deployment_check
+
+    Deployment.objects.create(
+        service=service,
+        environment=staging,
+        version="2.4.0",
+        strategy="canary",
+        canary_stages=[5, 50, 100],
+        provider="argo-cd",
+        external_id="canary-1",
+    )
+    evaluate_deployment_check(
+        service="payments-api",
+        version="2.4.0",
+        environment="production",
+        commit_sha="3f1c0d9e8b7a",
+        source="cli",
+    )
+    client.force_login(viewer)
+    html = client.get(reverse("pipelines:release_delivery", args=[release.pk])).content.decode()
+    assert "Deployment checks" in html
+    assert "payments-api 2.4.0 → production" in html
+    assert "check-decision-deny" in html and "must be approved before it deploys" in html
+    assert "3f1c0d9e8b" in html
+    assert "canary 5% → 50% → 100%" in html
