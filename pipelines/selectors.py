@@ -148,10 +148,11 @@ def token_manageable_services(user):
     service, release managers those of their teams, everybody else none."""
     from core.roles import Role, has_role
     from releases.models import Service
+    from releases.rules import is_administrator
 
     if not getattr(user, "is_authenticated", False) or getattr(user, "is_machine", False):
         return Service.objects.none()
-    if user.is_superuser or has_role(user, Role.ADMINISTRATOR):
+    if is_administrator(user):
         return Service.objects.all()
     if has_role(user, Role.RELEASE_MANAGER):
         return Service.objects.filter(team__in=user.teams.all())
@@ -162,12 +163,12 @@ def tokens_for_manager(user) -> list:
     """The tokens ``user`` manages: each of whose services ``user`` may manage (a token
     with no service is an administrator's). Newest first, active before revoked; two
     queries however many tokens there are."""
-    from core.roles import Role, has_role
+    from releases.rules import is_administrator
 
     from .models import ApiToken
 
     manageable = set(token_manageable_services(user).values_list("id", flat=True))
-    is_admin = user.is_superuser or has_role(user, Role.ADMINISTRATOR)
+    is_admin = is_administrator(user)
     tokens = (
         ApiToken.objects.select_related("created_by")
         .prefetch_related("services")

@@ -10,6 +10,7 @@ from django.utils import timezone
 from core.audit import audit_record
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from releases.models import Service
+from releases.rules import is_administrator
 
 from ..authentication import forget_token
 from ..models import (
@@ -30,17 +31,11 @@ def _check_manages(actor, services) -> None:
 
     allowed = set(token_manageable_services(actor).values_list("id", flat=True))
     foreign = sorted(s.slug for s in services if s.id not in allowed)
-    if foreign or (not services and not (actor.is_superuser or _is_admin(actor))):
+    if foreign or (not services and not is_administrator(actor)):
         raise PermissionDenied(
             "Only an administrator or a release manager of the service's team may manage "
             f"its CI tokens{': ' + ', '.join(foreign) if foreign else ''}."
         )
-
-
-def _is_admin(actor) -> bool:
-    from core.roles import Role, has_role
-
-    return has_role(actor, Role.ADMINISTRATOR)
 
 
 def api_token_create(
