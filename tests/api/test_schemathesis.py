@@ -16,6 +16,22 @@ pytestmark = [pytest.mark.django_db, pytest.mark.schemathesis]
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 
+@pytest.fixture(autouse=True)
+def keep_the_test_connection():
+    """Schemathesis calls the WSGI application itself, which ends every request by closing
+    old connections. Inside a test's transaction that closes PostgreSQL's connection (SQLite's
+    in-memory one survives), so, as Django's own test client does, those handlers are
+    disconnected while the test runs."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def bearer(db):
     from pipelines.models import TokenScope
