@@ -1,4 +1,4 @@
-"""Ingest benchmark: POST /api/v1/pipeline-runs/ against a one-INSERT baseline view.
+"""Ingest benchmark: POST /api/v1/pipeline-runs/ against a bare Django app and a baseline view.
 
     make bench-ingest            # or: .venv/bin/python benchmarks/ingest.py --help
 
@@ -10,13 +10,16 @@ What it does, all on loopback and bounded in time:
    ALLOWED_HOSTS=127.0.0.1, SECURE_SSL_REDIRECT=0, RELEASEGATE_BENCHMARK_BASELINE=1 so the
    baseline view is mounted). With Redis on 127.0.0.1:6379 it uses a dedicated Redis
    database (cache, token cache, rate-limit counters and the Celery broker, as in production).
+   A second gunicorn with the same flags serves ``benchmarks/bare_app.py``: a single-file
+   Django app with its own settings, no middleware and one view doing one INSERT.
 3. Drives 32 concurrent keep-alive clients (threads with http.client) posting realistic,
    unique runs (three checks and one artefact each, as in docs/ingestion.md) for (a) the real
-   endpoint and (b) the baseline that inserts the same pipeline-run row, after a warm-up,
-   interleaved a, b, a, b, a, b; prints requests/s, p50 and p99 for each round, the medians
-   and the ratio a/b.
-4. Checks that every acknowledged post (201) is in the database exactly once and prints the
-   count; exits non-zero if any is missing, duplicated, or a request failed.
+   endpoint, (b) the project's baseline view that inserts the same pipeline-run row behind the
+   project's whole stack, and (c) the bare app, after a warm-up, interleaved a, b, c, a, b, c…;
+   prints requests/s, p50 and p99 for each round with the load average, the medians, the ratio
+   a/c (the target: ≥ 0.6, with the ingest p99 ≤ 3 × its p50) and a/b.
+4. Checks that every acknowledged post (201) is stored exactly once and prints the count;
+   exits non-zero if any is missing, duplicated, a request failed or the target is missed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SERVICE = "bench-payments"
+
+
+# The bare app's table (benchmarks/bare_app.py): a pipeline run's columns and unique key.
+BARE_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_bare_run (
+    id bigserial PRIMARY KEY,
+    service_slug varchar(80) NOT NULL,
+    provider varchar(32) NOT NULL,
+    external_id varchar(200) NOT NULL,
+    attempt integer NOT NULL,
+    status varchar(16) NOT NULL,
+    commit_sha varchar(64) NOT NULL,
+    ref varchar(255) NOT NULL,
+    version varchar(100) NOT NULL,
+    url varchar(500) NOT NULL,
+    started_at timestamptz NULL,
+    finished_at timestamptz NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    UNIQUE (provider, external_id, attempt)
+)
+"""
 
 
 @dataclass
@@ -170,6 +195,10 @@ def wait_for(port: int, timeout: float = 30) -> None:
     raise SystemExit("gunicorn did not answer in time")
 
 
+def load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def redis_available() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 6379), timeout=1) as s:
@@ -242,42 +271,58 @@ def main() -> int:
     _, token = api_token_create(actor=None, name="bench-ci", service_slugs=[SERVICE])
     connection.close()
 
-    # --- the server ----------------------------------------------------------------------------
-    port = free_port()
-    gunicorn = subprocess.Popen(
-        [
-            str(Path(PYTHON).parent / "gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(args.threads),
-            "--keep-alive",
-            "30",
-            "--backlog",
-            "256",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
+    # --- the servers: the app, and the bare app beside it with the same flags -----------------
+    def serve(app: str, port: int, extra_env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                str(Path(PYTHON).parent / "gunicorn"),
+                app,
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(args.threads),
+                "--keep-alive",
+                "30",
+                "--backlog",
+                "256",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={**env, **extra_env},
+            start_new_session=True,
+        )
+
+    with connection.cursor() as cursor:
+        cursor.execute(BARE_TABLE)
+    connection.close()
+    port, bare_port = free_port(), free_port()
+    servers = [
+        serve("config.wsgi:application", port, {}),
+        serve("bare_app:application", bare_port, {"PYTHONPATH": str(ROOT / "benchmarks")}),
+    ]
+    targets = {
+        "a": (port, "/api/v1/pipeline-runs/"),
+        "b": (port, "/api/v1/_benchmark/baseline/"),
+        "c": (bare_port, "/runs/"),
+    }
+    names = {"a": "ingest", "b": "baseline", "c": "bare"}
     try:
         wait_for(port)
-        paths = {"a": "/api/v1/pipeline-runs/", "b": "/api/v1/_benchmark/baseline/"}
+        wait_for(bare_port)
         print(
             f"gunicorn {args.workers} workers × {args.threads} threads, {args.clients} keep-alive "
             f"clients, PostgreSQL {dbname}, cache/broker: {redis_url or 'local memory/filesystem'}"
         )
-        for kind in ("a", "b"):
+        print(f"load average before: {load_average()}")
+        for kind in targets:
             drive(
-                port=port,
-                path=paths[kind],
+                port=targets[kind][0],
+                path=targets[kind][1],
                 kind=kind,
                 token=token,
                 clients=args.clients,
@@ -287,13 +332,13 @@ def main() -> int:
         rounds: list[Round] = []
         print(
             f"{'round':>5} {'endpoint':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} "
-            f"{'p99 ms':>8}  errors"
+            f"{'p99 ms':>8}  {'load avg':<16} errors"
         )
         for i in range(args.rounds):
-            for kind in ("a", "b"):
+            for kind in targets:
                 r = drive(
-                    port=port,
-                    path=paths[kind],
+                    port=targets[kind][0],
+                    path=targets[kind][1],
                     kind=kind,
                     token=token,
                     clients=args.clients,
@@ -301,55 +346,69 @@ def main() -> int:
                     tag=f"r{i}{kind}",
                 )
                 rounds.append(r)
-                name = "ingest" if kind == "a" else "baseline"
                 print(
-                    f"{i + 1:>5} {name:<10} {len(r.latencies):>9} {r.rps:>8.0f} "
-                    f"{r.percentile(50):>8.1f} {r.percentile(99):>8.1f}  {r.errors or ''}",
+                    f"{i + 1:>5} {names[kind]:<10} {len(r.latencies):>9} {r.rps:>8.0f} "
+                    f"{r.percentile(50):>8.1f} {r.percentile(99):>8.1f}  {load_average():<16} "
+                    f"{r.errors or ''}",
                     flush=True,
                 )
     finally:
-        os.killpg(gunicorn.pid, signal.SIGTERM)
-        gunicorn.wait(timeout=30)
+        for server in servers:
+            os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
+            server.wait(timeout=30)
 
-    a = [r for r in rounds if r.label == "a"]
-    b = [r for r in rounds if r.label == "b"]
+    by_kind = {kind: [r for r in rounds if r.label == kind] for kind in targets}
     med = {
-        k: (
+        kind: (
             statistics.median(r.rps for r in rs),
             statistics.median(r.percentile(50) for r in rs),
             statistics.median(r.percentile(99) for r in rs),
         )
-        for k, rs in (("a", a), ("b", b))
+        for kind, rs in by_kind.items()
     }
-    ratio = med["a"][0] / med["b"][0]
-    print(
-        f"median ingest:   {med['a'][0]:.0f} req/s, p50 {med['a'][1]:.1f} ms, "
-        f"p99 {med['a'][2]:.1f} ms"
-    )
-    print(
-        f"median baseline: {med['b'][0]:.0f} req/s, p50 {med['b'][1]:.1f} ms, "
-        f"p99 {med['b'][2]:.1f} ms"
-    )
-    print(f"ratio a/b: {ratio:.2f} (target ≥ 0.6)")
-
-    # --- every acknowledged post is in the database exactly once --------------------------
-    failures = 0
-    for kind, rs in (("a", a), ("b", b)):
-        acked = [key for r in rs for key in r.acknowledged]
-        stored = list(
-            PipelineRun.objects.filter(external_id__in=acked).values_list("external_id", flat=True)
+    for kind in targets:
+        print(
+            f"median {names[kind] + ':':<9} {med[kind][0]:>6.0f} req/s, p50 {med[kind][1]:.1f} ms, "
+            f"p99 {med[kind][2]:.1f} ms"
         )
+    bare_ratio = med["a"][0] / med["c"][0]
+    tail = med["a"][2] / med["a"][1]
+    print(f"ratio ingest/bare:     {bare_ratio:.2f} (target ≥ 0.6)")
+    print(f"ratio ingest/baseline: {med['a'][0] / med['b'][0]:.2f}")
+    print(f"ratio baseline/bare:   {med['b'][0] / med['c'][0]:.2f}")
+    print(f"ingest p99/p50:        {tail:.2f} (target ≤ 3)")
+    print(f"load average after: {load_average()}")
+
+    # --- every acknowledged post is stored exactly once -------------------------------------
+    failures = 0
+    for kind, rs in by_kind.items():
+        acked = [key for r in rs for key in r.acknowledged]
+        if kind == "c":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT external_id FROM bench_bare_run WHERE external_id = ANY(%s)", [acked]
+                )
+                stored = [row[0] for row in cursor.fetchall()]
+        else:
+            stored = list(
+                PipelineRun.objects.filter(external_id__in=acked).values_list(
+                    "external_id", flat=True
+                )
+            )
         missing = len(set(acked) - set(stored))
         duplicated = len(stored) - len(set(stored))
         errors = sum(sum(r.errors.values()) for r in rs)
         failures += missing + duplicated + errors + (len(acked) - len(set(acked)))
-        name = "ingest" if kind == "a" else "baseline"
         print(
-            f"{name}: {len(acked)} acknowledged, {len(set(stored))} in the database "
+            f"{names[kind]}: {len(acked)} acknowledged, {len(set(stored))} in the database "
             f"({missing} missing, {duplicated} duplicated, {errors} failed requests)"
         )
     connection.close()
-    return 1 if failures else 0
+    missed = bare_ratio < 0.6 or tail > 3
+    if missed:
+        print("target missed")
+    return 1 if failures or missed else 0
 
 
 if __name__ == "__main__":
