@@ -43,19 +43,22 @@ INSTALLED_APPS = [
     "dashboards",
 ]
 
+# Browser-only middleware steps aside for cookieless calls under /api/v1/ (CI, CD, webhooks):
+# config/middleware.py, "the machine path".
 MIDDLEWARE = [
+    "config.middleware.MachinePathMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "django_permissions_policy.PermissionsPolicyMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.middleware.BrowserOnlyPermissionsPolicyMiddleware",
+    "config.middleware.BrowserOnlyCSPMiddleware",
     "config.middleware.ApiNoStoreMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.middleware.BrowserOnlyWhiteNoiseMiddleware",
+    "config.middleware.BrowserOnlySessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    "config.middleware.BrowserOnlyCsrfViewMiddleware",
+    "config.middleware.BrowserOnlyAuthenticationMiddleware",
+    "config.middleware.BrowserOnlyMessageMiddleware",
+    "config.middleware.BrowserOnlyXFrameOptionsMiddleware",
+    "config.middleware.BrowserOnlyHtmxMiddleware",
     "core.middleware.AuditContextMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -95,6 +98,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# A persistent connection idle longer than this is probed before reuse (core/dbhealth.py).
+DB_HEALTH_CHECK_IDLE_SECONDS = env_float("DB_HEALTH_CHECK_IDLE_SECONDS", 5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
