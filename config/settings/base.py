@@ -190,6 +190,9 @@ SPECTACULAR_SETTINGS = {
 # one token may make per window (HTTP 429 beyond), and how long a token lookup is cached.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 256 * 1024)
 INGEST_RATE_LIMIT = env_int("INGEST_RATE_LIMIT", 600)
+# The create statement of an ingested run is prepared once per connection (PostgreSQL); switch
+# off behind a pooler in transaction mode (PgBouncer < 1.21), which cannot keep it.
+INGEST_PREPARED_STATEMENTS = env_bool("INGEST_PREPARED_STATEMENTS", True)
 INGEST_RATE_WINDOW_SECONDS = env_int("INGEST_RATE_WINDOW_SECONDS", 60)
 API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 30)
 # The most alerts one Alertmanager delivery may carry (more is a 400 that writes nothing; set

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from dataclasses import dataclass, replace
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -122,14 +124,50 @@ _run_columns_sql: dict[tuple[str, ...], str] = {}
 
 
 def _run_columns(names: tuple[str, ...]) -> str:
-    """``(col, …) SELECT %s, …`` for these run fields, built once per process."""
+    """``(col, …) SELECT %s::type, …`` for these run fields, built once per process. The casts
+    (to the column's type without its length, so an over-long value still fails instead of
+    being cut) type the parameters of the prepared statement."""
     sql = _run_columns_sql.get(names)
     if sql is None:
         qn = connection.ops.quote_name
-        meta = PipelineRun._meta
-        columns = ", ".join(qn(meta.get_field(name).column) for name in names)
-        sql = _run_columns_sql[names] = f"({columns}) SELECT {', '.join(['%s'] * len(names))}"
+        fields = [PipelineRun._meta.get_field(name) for name in names]
+        columns = ", ".join(qn(f.column) for f in fields)
+        casts = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}" for f in fields)
+        sql = _run_columns_sql[names] = f"({columns}) SELECT {casts}"
     return sql
+
+
+_prepared: dict[tuple, tuple[str, str, int]] = {}
+_prepared_lock = threading.Lock()
+
+
+def _execute_planned_once(cursor, shape: tuple, sql: str, params: list) -> None:
+    """Run ``sql`` as a server-side prepared statement, prepared once per connection for its
+    shape (the run's fields, the number of checks and of artefacts): planning the create
+    statement took about as long as running it (docs/benchmarks-ingest.md). Off with
+    ``INGEST_PREPARED_STATEMENTS=false``, for a pooler in transaction mode that cannot keep
+    prepared statements."""
+    if not settings.INGEST_PREPARED_STATEMENTS:
+        cursor.execute(sql, params)
+        return
+    entry = _prepared.get(shape)
+    if entry is None:
+        with _prepared_lock:
+            entry = _prepared.get(shape)
+            if entry is None:
+                name = f"releasegate_ingest_{len(_prepared)}"
+                head, *rest = sql.split("%s")
+                body = head + "".join(f"${i}{part}" for i, part in enumerate(rest, 1))
+                entry = _prepared[shape] = (name, f"PREPARE {name} AS {body}", len(rest))
+    name, prepare, count = entry
+    raw = connection.connection
+    known = getattr(connection, "releasegate_prepared", None)
+    if known is None or known[0] is not raw:  # a new connection knows none of them
+        known = connection.releasegate_prepared = (raw, set())
+    if name not in known[1]:
+        cursor.execute(prepare)
+        known[1].add(name)
+    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * count)})", params)
 
 
 def _insert_run_tree_postgresql(
@@ -156,7 +194,7 @@ def _insert_run_tree_postgresql(
     params: list = []
     sql = ["WITH "]
     if artefacts:
-        rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(artefacts))
+        rows = ", ".join(["(%s::int, %s::text, %s::text, %s::text, %s::text)"] * len(artefacts))
         sql.append(
             f"v(i, name, version, digest, uri) AS (VALUES {rows}), "
             # Every look-up below is a LATERAL probe driven by the reported rows (v), its
@@ -185,7 +223,7 @@ def _insert_run_tree_postgresql(
     # fields' get_db_prep_save would, without a model-field call per column.
     params += values.values()
     if checks:
-        rows = ", ".join(["(%s, %s, %s, %s::jsonb)"] * len(checks))
+        rows = ", ".join(["(%s::text, %s::text, %s::text, %s::jsonb)"] * len(checks))
         sql.append(
             f", chk AS (INSERT INTO {qn(PipelineCheck._meta.db_table)} "
             "(run_id, kind, name, status, metrics) "
@@ -202,8 +240,8 @@ def _insert_run_tree_postgresql(
         sql.append(
             f", art AS (INSERT INTO {artefact_table} "
             "(service_id, name, version, digest, uri, first_run_id, created_at) "
-            "SELECT DISTINCT ON (v.name, v.digest) %s, v.name, v.version, v.digest, v.uri, "
-            "run.id, %s FROM run, v LEFT JOIN LATERAL (SELECT 1 AS hit "
+            "SELECT DISTINCT ON (v.name, v.digest) %s::bigint, v.name, v.version, v.digest, "
+            "v.uri, run.id, %s::timestamptz FROM run, v LEFT JOIN LATERAL (SELECT 1 AS hit "
             f"FROM {artefact_table} a WHERE a.service_id = %s AND a.name = v.name "
             "AND a.digest = v.digest LIMIT 1) seen ON true WHERE seen.hit IS NULL "
             "ORDER BY v.name, v.digest, v.i RETURNING id, name, digest), "
@@ -213,7 +251,8 @@ def _insert_run_tree_postgresql(
             "WHERE a.service_id = %s AND a.name = d.name AND a.digest = d.digest LIMIT 1) o), "
             f"tag AS (INSERT INTO {tag_table} "
             "(artefact_id, service_id, name, version, uri, run_id, reported_by, created_at) "
-            "SELECT ids.id, %s, v.name, v.version, v.uri, run.id, %s, %s "
+            "SELECT ids.id, %s::bigint, v.name, v.version, v.uri, run.id, %s::text, "
+            "%s::timestamptz "
             "FROM run, v JOIN ids ON ids.name = v.name AND ids.digest = v.digest "
             "WHERE NOT EXISTS (SELECT 1 FROM known "
             "WHERE known.name = v.name AND known.version = v.version) "
@@ -225,14 +264,15 @@ def _insert_run_tree_postgresql(
         params += [service, created_at, service, service, service, reporter, created_at]
     else:
         sql.append(" SELECT (SELECT id FROM run), 0, NULL")
+    shape = (tuple(values), len(checks), len(artefacts))
     with connection.cursor() as cursor:
         if connection.in_atomic_block:
             # Inside a caller's transaction (a webhook), a failed statement must not doom
             # it: a savepoint. Alone (the REST endpoint) the statement is its own transaction.
             with transaction.atomic():
-                cursor.execute("".join(sql), params)
+                _execute_planned_once(cursor, shape, "".join(sql), params)
         else:
-            cursor.execute("".join(sql), params)
+            _execute_planned_once(cursor, shape, "".join(sql), params)
         run_id, inserted, known = cursor.fetchone()
     return run_id, inserted, known or []
 

@@ -51,3 +51,22 @@ def test_pages_are_never_on_the_machine_path(client):
     response = client.get("/accounts/login/")
     assert response.wsgi_request.machine_call is False
     assert "Content-Security-Policy" in response.headers
+
+
+def test_the_create_statement_is_prepared_once_per_connection(require_postgres, ci, settings):
+    from django.db import connection
+
+    for n in range(3):
+        assert (
+            ci.run(run_body(external_id=f"p{n}", version=f"2.4.{n}", artefacts=[])).status_code
+            == 201
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'releasegate_ingest_%%'"
+        )
+        assert cursor.fetchone()[0] >= 1
+    # Switched off (a pooler in transaction mode), the same statement runs unprepared.
+    settings.INGEST_PREPARED_STATEMENTS = False
+    assert ci.run(run_body(external_id="p9", version="2.4.9")).status_code == 201
+    assert PipelineRun.objects.filter(external_id__startswith="p").count() == 4
