@@ -53,6 +53,7 @@ def test_pages_are_never_on_the_machine_path(client):
     assert "Content-Security-Policy" in response.headers
 
 
+@pytest.mark.postgres
 def test_the_create_statement_is_prepared_once_per_connection(require_postgres, ci, settings):
     from django.db import connection
 
