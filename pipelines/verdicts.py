@@ -75,18 +75,51 @@ def run_result(gate: GateCheck, run: PipelineRun) -> tuple[str, str] | None:
     return (GateStatus.PASSED if ok else GateStatus.FAILED), f"performance test {check.status}"
 
 
-def releases_for_run(run: PipelineRun) -> list[Release]:
+# The releases whose gates a run can decide: open (neither a draft nor finished), of the run's
+# service, with the run's version or a commit their gates already saw.
+CLOSED_TO_RUNS = (*TERMINAL_STATES, ReleaseState.DRAFT)
+
+
+def _releases_matching(service_id: int, version: str, commit_sha: str):
     match = Q(pk__in=[])
-    if run.version:
-        match |= Q(version=run.version)
-    if run.commit_sha:
-        match |= Q(gate_checks__commit_sha=run.commit_sha)
+    if version:
+        match |= Q(version=version)
+    if commit_sha:
+        match |= Q(gate_checks__commit_sha=commit_sha)
+    return Release.objects.filter(match, services=service_id).exclude(state__in=CLOSED_TO_RUNS)
+
+
+def releases_for_run(run: PipelineRun) -> list[Release]:
     return list(
-        Release.objects.filter(match, services=run.service_id)
-        .exclude(state__in=[*TERMINAL_STATES, ReleaseState.DRAFT])
-        .distinct()
-        .order_by("id")
+        _releases_matching(run.service_id, run.version, run.commit_sha).distinct().order_by("id")
     )
+
+
+def run_may_affect_gates(*, service_id: int, version: str, commit_sha: str) -> bool:
+    """Whether a run of this service, version and commit concerns any open release: a run
+    that does not is stored and never queued for gate evaluation. The ingest statement on
+    PostgreSQL decides the same in SQL (``RUN_RELEVANCE_SQL``)."""
+    return _releases_matching(service_id, version, commit_sha).exists()
+
+
+def _run_relevance_sql() -> str:
+    """``run_may_affect_gates`` as one SQL boolean over five parameters: service, version,
+    version, commit, commit."""
+    through = Release.services.through._meta
+    states = ", ".join(f"'{state}'" for state in CLOSED_TO_RUNS if str(state).isidentifier())
+    assert states.count(",") == len(CLOSED_TO_RUNS) - 1
+    return (
+        f"EXISTS (SELECT 1 FROM {Release._meta.db_table} r "
+        f"JOIN {through.db_table} rs ON rs.{through.get_field('release').column} = r.id "
+        f"WHERE rs.{through.get_field('service').column} = %s::bigint "
+        f"AND r.state NOT IN ({states}) "
+        "AND ((%s::text <> '' AND r.version = %s::text) OR (%s::text <> '' AND EXISTS "
+        f"(SELECT 1 FROM {GateCheck._meta.db_table} g WHERE g.release_id = r.id "
+        "AND g.commit_sha = %s::text))))"
+    )
+
+
+RUN_RELEVANCE_SQL = _run_relevance_sql()
 
 
 def gates_evaluate_for_run(*, run_id: int, actor=None) -> int:

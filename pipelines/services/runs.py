@@ -28,6 +28,7 @@ from ..models import (
     TokenScope,
 )
 from ..reports import ArtefactReport, CheckReport, report_hash
+from ..verdicts import RUN_RELEVANCE_SQL, run_may_affect_gates
 from ._common import audit_actor, authorise_report, service_id_of, via
 from .artefacts import (
     ArtefactTampered,
@@ -126,15 +127,35 @@ _run_columns_sql: dict[tuple[str, ...], str] = {}
 def _run_columns(names: tuple[str, ...]) -> str:
     """``(col, …) SELECT %s::type, …`` for these run fields, built once per process. The casts
     (to the column's type without its length, so an over-long value still fails instead of
-    being cut) type the parameters of the prepared statement."""
+    being cut) type the parameters of the prepared statement. ``gates_pending`` is decided in
+    the statement: whether the run concerns an open release (``_run_params``)."""
     sql = _run_columns_sql.get(names)
     if sql is None:
         qn = connection.ops.quote_name
         fields = [PipelineRun._meta.get_field(name) for name in names]
         columns = ", ".join(qn(f.column) for f in fields)
-        casts = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}" for f in fields)
+        casts = ", ".join(
+            RUN_RELEVANCE_SQL
+            if f.name == "gates_pending"
+            else f"%s::{f.db_type(connection).split('(')[0]}"
+            for f in fields
+        )
         sql = _run_columns_sql[names] = f"({columns}) SELECT {casts}"
     return sql
+
+
+def _run_params(values: dict) -> list:
+    """The parameters of ``_run_columns``: the values as they are (plain Python values that
+    psycopg2 adapts as the fields' get_db_prep_save would, without a model-field call per
+    column), and for ``gates_pending`` the five of ``RUN_RELEVANCE_SQL``."""
+    params = []
+    for name, value in values.items():
+        if name == "gates_pending":
+            version, commit = values["version"], values["commit_sha"]
+            params += [values["service"], version, version, commit, commit]
+        else:
+            params.append(value)
+    return params
 
 
 _prepared: dict[tuple, tuple[str, str, int]] = {}
@@ -175,12 +196,13 @@ def _insert_run_tree_postgresql(
     checks: tuple[CheckReport, ...],
     artefacts: tuple[ArtefactReport, ...],
     reporter: str,
-) -> tuple[int | None, int, list]:
+) -> tuple[int | None, bool, int, list]:
     """The create path in one statement (PostgreSQL): the run, its checks, its artefacts and
     their versions through data-modifying CTEs, guarded so that nothing is inserted when a
     reported artefact version is already recorded with another digest. Returns (run id or
-    None when the run exists or was refused, versions inserted, the reported versions that
-    were recorded already as [name, version, digest, uri]). Raises IntegrityError, having
+    None when the run exists or was refused, whether it concerns an open release's gates,
+    versions inserted, the reported versions that were recorded already as [name, version,
+    digest, uri]). Raises IntegrityError, having
     written nothing, when a concurrent post inserted one of its digests or versions.
 
     This is the hottest write of the application; being one statement it needs no explicit
@@ -217,11 +239,9 @@ def _insert_run_tree_postgresql(
             if artefacts
             else ""
         )
-        + "ON CONFLICT (provider, external_id, attempt) DO NOTHING RETURNING id)"
+        + "ON CONFLICT (provider, external_id, attempt) DO NOTHING RETURNING id, gates_pending)"
     )
-    # Plain Python values (str, int, bool, None, aware datetime): psycopg2 adapts them as the
-    # fields' get_db_prep_save would, without a model-field call per column.
-    params += values.values()
+    params += _run_params(values)
     if checks:
         rows = ", ".join(["(%s::text, %s::text, %s::text, %s::jsonb)"] * len(checks))
         sql.append(
@@ -257,13 +277,14 @@ def _insert_run_tree_postgresql(
             "WHERE NOT EXISTS (SELECT 1 FROM known "
             "WHERE known.name = v.name AND known.version = v.version) "
             "ORDER BY v.name, v.version RETURNING 1)"
-            " SELECT (SELECT id FROM run), (SELECT count(*) FROM tag), "
+            " SELECT (SELECT id FROM run), (SELECT gates_pending FROM run), "
+            "(SELECT count(*) FROM tag), "
             "(SELECT json_agg(json_build_array(name, version, digest, uri)) FROM known)"
         )
         created_at = values["created_at"]
         params += [service, created_at, service, service, service, reporter, created_at]
     else:
-        sql.append(" SELECT (SELECT id FROM run), 0, NULL")
+        sql.append(" SELECT (SELECT id FROM run), (SELECT gates_pending FROM run), 0, NULL")
     shape = (tuple(values), len(checks), len(artefacts))
     with connection.cursor() as cursor:
         if connection.in_atomic_block:
@@ -273,8 +294,8 @@ def _insert_run_tree_postgresql(
                 _execute_planned_once(cursor, shape, "".join(sql), params)
         else:
             _execute_planned_once(cursor, shape, "".join(sql), params)
-        run_id, inserted, known = cursor.fetchone()
-    return run_id, inserted, known or []
+        run_id, pending, inserted, known = cursor.fetchone()
+    return run_id, bool(pending), inserted, known or []
 
 
 def _queue_gate_evaluation(run_id: int) -> None:
@@ -424,13 +445,17 @@ def _run_create_postgresql(
     versions."""
     now = timezone.now()
     values = _run_values(actor, service_id, event, digest, now)
-    run_id, inserted, known = _insert_run_tree_postgresql(values, checks, artefacts, reporter)
+    run_id, pending, inserted, known = _insert_run_tree_postgresql(
+        values, checks, artefacts, reporter
+    )
+    values["gates_pending"] = pending
     recorded = {(name, version): (digest, uri) for name, version, digest, uri in known}
     key = f"{event.provider}#{event.external_id}.{event.attempt}"
     _refuse_tampering(service_id, key, artefacts, recorded)
     if run_id is None:
         return None
-    _queue_gate_evaluation(run_id)
+    if pending:
+        _queue_gate_evaluation(run_id)
     ignored = [
         uri_ignored(a, recorded[(a.name, a.version)][1])
         for a in artefacts
@@ -472,6 +497,9 @@ def _run_upsert(
     now = timezone.now()
     if create:
         values = _run_values(actor, service_id, event, digest, now)
+        values["gates_pending"] = run_may_affect_gates(
+            service_id=service_id, version=event.version, commit_sha=event.commit_sha
+        )
         run_id = _insert_run_if_absent(values)
         if run_id is not None:
             run = _created_run(run_id, values)
@@ -486,7 +514,8 @@ def _run_upsert(
             recorded = artefacts_register(
                 service_id=service_id, run=run, artefacts=artefacts, reporter=reporter, now=now
             )
-            _queue_gate_evaluation(run_id)
+            if run.gates_pending:
+                _queue_gate_evaluation(run_id)
             return RunUpsertResult(
                 run=run, created=True, changed=True, checks=new_checks, ignored=recorded.ignored
             )
@@ -582,7 +611,9 @@ def _run_merge(actor, run, event, checks, artefacts, digest, reporter, now) -> R
         PipelineCheck.objects.bulk_update(to_update, ["status", "metrics"])
     run.report_hash = digest
     run.updated_at = now
-    run.gates_pending = True
+    run.gates_pending = run.gates_pending or run_may_affect_gates(
+        service_id=run.service_id, version=run.version, commit_sha=run.commit_sha
+    )
     run.save(update_fields=[*after.keys(), "report_hash", "gates_pending", "updated_at"])
     if check_changes:
         after["checks"] = check_changes
@@ -606,7 +637,8 @@ def _run_merge(actor, run, event, checks, artefacts, digest, reporter, now) -> R
         before=before,
         after=after,
     )
-    _queue_gate_evaluation(run.pk)
+    if run.gates_pending:
+        _queue_gate_evaluation(run.pk)
     return RunUpsertResult(
         run=run,
         created=False,

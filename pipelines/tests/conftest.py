@@ -56,6 +56,22 @@ def ci(ci_token):
     return CI(ci_token)
 
 
+def open_release(service, version: str = "2.4.0", state: str = "planned"):
+    """A release of ``service`` whose gates runs of ``version`` decide (state set directly)."""
+    from releases.models import Release
+    from tests.factories import ReleaseFactory
+
+    release = ReleaseFactory(services=[service], version=version)
+    Release.objects.filter(pk=release.pk).update(state=state)
+    return release
+
+
+@pytest.fixture
+def release_of_run(service):
+    """An open release of payments-api 2.4.0: the example run concerns its gates."""
+    return open_release(service)
+
+
 def run_body(**overrides) -> dict:
     """The example run of docs/ingestion.md, with overrides."""
     body = {

@@ -136,7 +136,9 @@ def test_a_run_id_of_another_service_is_refused(ci, other_service):
     assert PipelineRun.objects.get().service.slug == "payments-api"
 
 
-def test_gates_are_re_evaluated_after_commit(ci, django_capture_on_commit_callbacks):
+def test_gates_are_re_evaluated_after_commit(
+    ci, release_of_run, django_capture_on_commit_callbacks
+):
     with mock.patch("pipelines.tasks.evaluate_gates_for_runs.delay") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             ci.run(run_body())
@@ -147,7 +149,7 @@ def test_gates_are_re_evaluated_after_commit(ci, django_capture_on_commit_callba
     delay.assert_called_once_with([PipelineRun.objects.get().pk])
 
 
-def test_the_task_evaluates_and_clears_the_flag(ci):
+def test_the_task_evaluates_and_clears_the_flag(ci, release_of_run):
     from pipelines.tasks import evaluate_gates_for_runs
 
     ci.run(run_body())
@@ -159,7 +161,7 @@ def test_the_task_evaluates_and_clears_the_flag(ci):
     assert PipelineRun.objects.get().gates_pending is False
 
 
-def test_the_sweep_picks_up_runs_left_pending(ci):
+def test_the_sweep_picks_up_runs_left_pending(ci, release_of_run):
     from datetime import timedelta
 
     from django.utils import timezone
