@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbhygiene import vacuum_analyze
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SERVICE = "bench-payments"
@@ -300,6 +302,7 @@ def main() -> int:
     with connection.cursor() as cursor:
         cursor.execute(BARE_TABLE)
     connection.close()
+    vacuum_analyze(args.database_url)  # as production's autovacuum would have (dbhygiene.py)
     port, bare_port = free_port(), free_port()
     servers = [
         serve("config.wsgi:application", port, {}),

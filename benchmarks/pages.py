@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from dbhygiene import vacuum_analyze
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SEED_VERSION = "5"  # bump when seed_scale changes shape, to reseed the cached databases
@@ -71,6 +73,7 @@ def _prepare(scale: int, args: argparse.Namespace) -> None:
         # Seeded before: only bring the schema up to date (new indexes reach the cached
         # databases; a no-op when there is nothing to apply).
         subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        _analyze(env)
         return
     if args.postgres:
         _recreate_postgres(env["DATABASE_URL"])
@@ -83,6 +86,13 @@ def _prepare(scale: int, args: argparse.Namespace) -> None:
         [PYTHON, "manage.py", "seed_scale", "--scale", str(scale)], cwd=ROOT, env=env, check=True
     )
     marker.touch()
+    _analyze(env)
+
+
+def _analyze(env: dict) -> None:
+    sqlite = str(Path(env["RELEASEGATE_VAR_DIR"]) / "releasegate.sqlite3")
+    took = vacuum_analyze(env.get("DATABASE_URL"), sqlite_path=sqlite)
+    print(f"VACUUM ANALYZE / ANALYZE after seeding: {took:.1f} s", flush=True)
 
 
 def _recreate_postgres(url: str) -> None:

@@ -198,6 +198,54 @@ def test_a_late_incident_is_picked_up_by_the_next_refresh(service, production):
 
 
 @pytest.mark.django_db
+def test_a_refresh_rewrites_only_the_facts_that_changed(service, production):
+    """Every refresh rebuilds the recent window; facts that did not change are not written
+    (on PostgreSQL each rewrite left a dead row behind), vanished ones are deleted."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from dashboards.models import DeliveryFact
+
+    finished = timezone.now() - timedelta(days=2)
+    kept, changed, gone = (
+        DeploymentFactory(
+            service=service,
+            environment=production,
+            finished_at=finished - timedelta(hours=n),
+            started_at=finished - timedelta(hours=n, minutes=5),
+        )
+        for n in range(3)
+    )
+    metrics_facts_refresh(full=True)
+    assert DeliveryFact.objects.count() == 3
+
+    def fact_writes() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            metrics_facts_refresh()
+        return [
+            q["sql"]
+            for q in queries.captured_queries
+            if "dashboards_deliveryfact" in q["sql"]
+            and q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        ]
+
+    assert fact_writes() == []  # nothing changed: nothing written
+    Incident.objects.create(
+        deployment=changed,
+        service=service,
+        fingerprint="late",
+        started_at=finished,
+        status="open",
+    )
+    gone.delete()  # its fact goes with it (cascade); the refresh has nothing left to delete
+    writes = fact_writes()
+    assert len(writes) == 1 and writes[0].lstrip().upper().startswith("UPDATE")
+    assert DeliveryFact.objects.get(deployment=changed).failed is True
+    assert DeliveryFact.objects.get(deployment=kept).failed is False
+    assert DeliveryFact.objects.count() == 2
+
+
+@pytest.mark.django_db
 def test_trend_points_follow_each_refresh(service, production):
     """The organisation-wide trend buckets a refresh may have changed are ranked again with
     the facts: after an incremental refresh the points equal ranking every bucket afresh,
