@@ -70,21 +70,27 @@ def evaluate_gates_for_runs(run_ids: list[int]) -> int:
 
 
 @shared_task(name="pipelines.evaluate_pending_gates", acks_late=True)
-def evaluate_pending_gates(older_than_seconds: int = 30, limit: int = 1000) -> int:
+def evaluate_pending_gates(
+    older_than_seconds: int = 30, limit: int = 1000, horizon_hours: int = 48
+) -> int:
     """The beat sweep behind the dispatcher: runs still flagged some time after their change
-    (their process died before publishing, or the task failed for good) are evaluated now."""
+    (their process died before publishing, or the task failed for good) are evaluated now.
+    Every minute it reads the runs created within ``horizon_hours`` (a range of the
+    newest-first index: the flag has no index, so that clearing it is a HOT update); once a
+    day ``horizon_hours=0`` reads them all, for an old run changed and left pending."""
     from datetime import timedelta
 
     from django.utils import timezone
 
     from .models import PipelineRun
 
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    run_ids = list(
-        PipelineRun.objects.filter(gates_pending=True, updated_at__lt=cutoff)
-        .order_by("updated_at")
-        .values_list("pk", flat=True)[:limit]
+    now = timezone.now()
+    pending = PipelineRun.objects.filter(
+        gates_pending=True, updated_at__lt=now - timedelta(seconds=older_than_seconds)
     )
+    if horizon_hours:
+        pending = pending.filter(created_at__gte=now - timedelta(hours=horizon_hours))
+    run_ids = list(pending.order_by("-created_at", "-id").values_list("pk", flat=True)[:limit])
     return evaluate_gates_for_runs(run_ids) if run_ids else 0
 
 

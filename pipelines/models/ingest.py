@@ -141,8 +141,10 @@ class PipelineRun(models.Model):
     reported_by_integration = models.ForeignKey(
         "Integration", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # Set by every accepted change, cleared once the automated gates were re-evaluated for
-    # it: the durable half of the gate dispatch (a sweep re-queues what a crash dropped).
+    # Set by an accepted change of a run that concerns an open release, cleared once the
+    # automated gates were re-evaluated for it: the durable half of the gate dispatch (a sweep
+    # re-queues what a crash dropped). No index holds it, so clearing it is a HOT update
+    # (docs/workers.md, "Gate evaluation").
     gates_pending = models.BooleanField(default=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -156,11 +158,6 @@ class PipelineRun(models.Model):
         ]
         indexes = [
             models.Index(fields=["service", "version"]),
-            models.Index(
-                fields=["updated_at"],
-                condition=models.Q(gates_pending=True),
-                name="pipeline_run_gates_pending",
-            ),
             # The API lists runs newest first (``ordering``), all of them or one service's:
             # a page is a walk down one of these instead of a sort of every run.
             models.Index(fields=["-created_at", "-id"], name="pipeline_run_newest"),

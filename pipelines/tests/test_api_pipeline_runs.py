@@ -176,6 +176,41 @@ def test_the_sweep_picks_up_runs_left_pending(ci, release_of_run):
     assert PipelineRun.objects.get().gates_pending is False
 
 
+def test_an_old_run_left_pending_is_found_by_the_daily_sweep(ci, release_of_run):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines.tasks import evaluate_pending_gates
+
+    ci.run(run_body())
+    long_ago = timezone.now() - timedelta(days=3)
+    PipelineRun.objects.update(created_at=long_ago, updated_at=long_ago)
+    with mock.patch("pipelines.verdicts.gates_evaluate_for_run", return_value=1) as evaluate:
+        evaluate_pending_gates.run()  # the minute sweep: recent runs only
+        evaluate.assert_not_called()
+        evaluate_pending_gates.run(horizon_hours=0)  # the daily one: all runs
+    evaluate.assert_called_once()
+    assert PipelineRun.objects.get().gates_pending is False
+
+
+@pytest.mark.postgres
+def test_clearing_the_flag_is_a_hot_update(require_postgres):
+    """No index holds gates_pending, and the runs table leaves room for the new row version."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s",
+            [PipelineRun._meta.db_table],
+        )
+        assert not [d for d in (row[0] for row in cursor.fetchall()) if "gates_pending" in d]
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", [PipelineRun._meta.db_table]
+        )
+        assert "fillfactor=90" in cursor.fetchone()[0]
+
+
 def test_the_dispatcher_batches_runs_in_the_background(settings):
     import threading
 
