@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format check bench-ingest bench-poll bench-pages bench-scale clean
+.PHONY: install run test lint format check bench-ingest bench-gate-latency bench-poll bench-pages bench-scale clean
 
 # Create the virtual environment and install the pinned dependencies (re-run only when pyproject.toml changes).
 install: $(STAMP)
@@ -46,9 +46,13 @@ check: install
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-# Ingest benchmark on PostgreSQL: pipeline-run posts vs a one-INSERT baseline (docs/benchmarks-ingest.md).
+# Ingest benchmark on PostgreSQL: pipeline-run posts vs a bare Django app and a baseline view (docs/benchmarks-ingest.md).
 bench-ingest: install
 	$(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
+
+# Gate latency: CI post to stored verdict, idle and under half the ingest capacity (docs/benchmarks-ingest.md).
+bench-gate-latency: install
+	$(BIN)/python benchmarks/gate_latency.py $(BENCH_ARGS)
 
 # Poll 500 stub CI integrations (50–500 ms, 5% errors): sweep time vs ideal and retry share.
 bench-poll: install
