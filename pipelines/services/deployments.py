@@ -208,7 +208,7 @@ def _sync_release(actor, deployment, environment, *, record_refusal: bool) -> Do
     release = deployment.release
     if release is None or not environment.is_production or actor is None:
         return None
-    reporter = DeploymentReporter(actor) if getattr(actor, "token", None) else actor
+    reporter = DeploymentReporter(actor) if getattr(actor, "is_machine", False) else actor
     label = f"{deployment.provider} #{deployment.external_id}"
     steps = []
     state = deployment.state
