@@ -6,7 +6,8 @@
 - deployments: deployments reported by CD systems, moving their release along;
 - integrations: integrations, their secrets and the runs their webhooks report;
 - incidents: incidents opened and resolved by Alertmanager;
-- cdevents: CDEvents received, mapped onto runs, deployments and incidents.
+- cdevents: CDEvents received, mapped onto runs, deployments and incidents;
+- subscriptions: who receives the CDEvents Releasegate emits.
 
 Every service follows the project's order: atomic → lock → permission → change → audit →
 side effects on commit.
@@ -30,6 +31,7 @@ from .integrations import (
     webhook_run_receive,
 )
 from .runs import RunUpsertResult, pipeline_run_upsert
+from .subscriptions import cdevent_subscription_delete, cdevent_subscription_save
 from .tokens import DEFAULT_SCOPES, api_token_create, api_token_revoke
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "api_token_create",
     "api_token_revoke",
     "cdevent_receive",
+    "cdevent_subscription_delete",
+    "cdevent_subscription_save",
     "deployment_report_upsert",
     "integration_admin_saved",
     "integration_create",

@@ -14,6 +14,7 @@ from releases import services as release_services
 from releases.choices import DeploymentState, DeploymentStrategy, ReleaseState
 from releases.models import Deployment, Environment, Release, Service
 
+from .. import cdevents
 from ..authentication import DeploymentReporter
 from ..models import (
     TokenScope,
@@ -176,6 +177,8 @@ def _deployment_upsert(actor, service_id, environment, report) -> DeploymentResu
             },
         )
         on_commit_enqueue("evaluate_gates_for_deployment", deployment.pk)
+        if deployment.state != from_state:
+            cdevents.deployment_changed(deployment)
     refusal = _sync_release(actor, deployment, environment, record_refusal=changed)
     return DeploymentResult(
         deployment=deployment, created=created, changed=changed, refusal=refusal
