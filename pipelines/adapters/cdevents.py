@@ -106,18 +106,30 @@ def mapped_type(event_type: str) -> tuple[str, str]:
     return name, ""
 
 
-def parse_cloudevent(headers: dict[str, str], body: Any, content_type: str) -> CloudEvent:
-    """The envelope and CDEvent of a delivery. ``headers`` are the ``ce-*`` headers, by
-    lower-case name; ``body`` the decoded JSON."""
+def check_media_type(content_type: str) -> str:
+    """The media type of a delivery, if it is a CloudEvents mode read here (else
+    ``UnsupportedMode``, before the body is even parsed)."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media == BATCH:
         raise UnsupportedMode("The batched CloudEvents mode is not read: send one event a request.")
+    if media not in (STRUCTURED, "application/json", ""):
+        raise UnsupportedMode(
+            f"Content-Type {media!r} is not a CloudEvents mode read here: application/json "
+            f"with ce-* headers, or {STRUCTURED}."
+        )
+    return media
+
+
+def parse_cloudevent(headers: dict[str, str], body: Any, content_type: str) -> CloudEvent:
+    """The envelope and CDEvent of a delivery. ``headers`` are the ``ce-*`` headers, by
+    lower-case name; ``body`` the decoded JSON."""
+    media = check_media_type(content_type)
     if media == STRUCTURED:
         envelope = require_dict(body, "body")
         attrs = {k: envelope.get(k) for k in ("specversion", "id", "source", "type", "time")}
         event = _structured_data(envelope)
         mode, where = "structured", ""
-    elif media in ("application/json", ""):
+    else:
         if "ce-specversion" not in headers:
             raise AdapterError(
                 "Neither CloudEvents mode: send ce-* headers with a JSON body (binary mode) or "
@@ -126,11 +138,6 @@ def parse_cloudevent(headers: dict[str, str], body: Any, content_type: str) -> C
         attrs = {k: headers.get(f"ce-{k}") for k in ("specversion", "id", "source", "type")}
         event = require_dict(body, "body")
         mode, where = "binary", "ce-"
-    else:
-        raise UnsupportedMode(
-            f"Content-Type {media!r} is not a CloudEvents mode read here: application/json "
-            f"with ce-* headers, or {STRUCTURED}."
-        )
     if attrs["specversion"] != CLOUDEVENTS_SPEC_VERSION:
         raise AdapterError(
             f"{where}specversion must be {CLOUDEVENTS_SPEC_VERSION!r}, got {attrs['specversion']!r}"

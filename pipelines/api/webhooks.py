@@ -310,6 +310,7 @@ class CDEventsWebhookView(WebhookView):
         }
         content_type = request.META.get("CONTENT_TYPE", "")
         try:
+            cdevents.check_media_type(content_type)
             event = cdevents.parse_cloudevent(headers, self.parse(body), content_type)
         except cdevents.UnsupportedMode as exc:
             raise exceptions.UnsupportedMediaType(content_type, detail=str(exc)) from None

@@ -254,6 +254,8 @@ def _service_event(integration, event: ce.CloudEvent, name: str) -> CDEventResul
                 service=service, environment=environment, state=DeploymentState.SUCCEEDED
             )
             .exclude(version=version)
+            # Only a deployment a CD system reported under an id can be reported again.
+            .exclude(external_id="")
             .order_by("-finished_at", "-started_at", "-id")
             .first()
         )

@@ -263,6 +263,16 @@ def test_a_production_deployment_moves_its_release(integration, service, product
     moved = AuditEvent.objects.filter(release_id=release.pk, action__startswith="release.")
     assert moved and {e.actor_label for e in moved} == {"integration:argo-events"}
 
+    # Rolled back to 2.3.0: the 2.4.0 deployment is rolled back, and its release with it.
+    back = example("service_rolledback", id="rollback-1")
+    back["subject"]["content"]["environment"] = {"id": "production"}
+    back["subject"]["content"]["artifactId"] = "pkg:oci/myapp@sha256%3Aabc?tag=2.3.0"
+    response = post(back, "binary")
+    assert response.status_code == 200, response.json()
+    release.refresh_from_db()
+    assert release.state == ReleaseState.ROLLED_BACK
+    assert Deployment.objects.get().state == "rolled_back"
+
 
 def test_a_refused_release_move_is_a_409_again_on_redelivery(
     integration, service, production, artefact
@@ -373,6 +383,11 @@ def test_cloudevents_envelope_problems(integration):
         HTTP_AUTHORIZATION=f"Bearer {SECRET}",
     )
     assert batch.status_code == 415
+    text = Client().post(
+        URL, b"not json", content_type="text/plain", HTTP_AUTHORIZATION=f"Bearer {SECRET}"
+    )
+    assert text.status_code == 415
+    assert "application/cloudevents+json" in text.json()["detail"]
     plain = Client().post(
         URL,
         json.dumps(event).encode(),
