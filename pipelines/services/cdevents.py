@@ -29,6 +29,7 @@ from releases.models import Deployment, Environment, Service
 from ..adapters import cdevents as ce
 from ..adapters.types import AlertEvent, Ignored, RunEvent
 from ..authentication import IntegrationPrincipal
+from ..cdevents import source as emitted_source
 from ..models import Artefact, ArtefactTag, Integration, WebhookDelivery
 from ..reports import DeploymentReport
 from .deployments import DeploymentResult, deployment_report_upsert
@@ -80,6 +81,10 @@ def cdevent_receive(*, integration: Integration, event: ce.CloudEvent) -> CDEven
     Raises ``InvalidInput`` (400) when the event names no service, environment or version of
     ours; an event that maps onto nothing recorded yet is answered with ``recorded=False``."""
     name, why_not = ce.mapped_type(event.type)
+    if event.source == emitted_source():
+        # Our own event coming back (a subscriber that is also a bus forwarding to us): it
+        # announces a fact recorded here already, and recording it again would duplicate it.
+        why_not = f"Emitted by this Releasegate (source {event.source}): already recorded."
     if why_not:
         return CDEventResult(False, f"Ignored: {why_not}", ignored=[Ignored("type", why_not)])
     ignored = _unmapped(event)

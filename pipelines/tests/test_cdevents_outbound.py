@@ -30,6 +30,7 @@ from pipelines.services import alerts_receive, cdevent_subscription_save, integr
 from pipelines.tests.conftest import run_body
 from releases import services as release_services
 from releases.choices import ReleaseState
+from releases.models import Deployment
 from tests import cdevents as spec
 from tests.factories import ReleaseFactory, force_state, make_ready
 
@@ -318,7 +319,7 @@ def test_no_subscription_no_rows(ci, production):
 def test_an_emitted_event_reads_back_through_the_cdevents_endpoint(
     subscription, ci, service, production
 ):
-    """Interoperability: what we emit, a Releasegate (or any CDEvents consumer) reads."""
+    """Interoperability: what we emit, another Releasegate (or any CDEvents consumer) reads."""
     from pipelines.tests.test_cdevents_inbound import post
 
     deploy(ci, "succeeded")
@@ -331,9 +332,16 @@ def test_an_emitted_event_reads_back_through_the_cdevents_endpoint(
         service_slugs=[service.slug],
         secret="cdevents-shared-secret",
     )
+    # Our own event coming back (a bus forwarding everything) is not recorded twice.
+    mirrored = post(event, "binary")
+    assert mirrored.status_code == 202
+    assert "Emitted by this Releasegate" in mirrored.json()["detail"]
+    # Another Releasegate's event (another source) is read like any producer's.
+    event["context"]["source"] = "https://releasegate.peer.example"
     response = post(event, "binary")
     assert response.status_code == 200, response.json()
     assert response.json()["deployment"]["version"] == "2.4.0"
+    assert Deployment.objects.count() == 2
 
 
 def test_a_subscription_added_and_changed_in_the_admin_is_audited_without_its_secret(client):
