@@ -80,11 +80,14 @@ def cdevent_receive(*, integration: Integration, event: ce.CloudEvent) -> CDEven
     """Record one verified CDEvent. Permissions: the integration reports for its services only.
     Raises ``InvalidInput`` (400) when the event names no service, environment or version of
     ours; an event that maps onto nothing recorded yet is answered with ``recorded=False``."""
-    name, why_not = ce.mapped_type(event.type)
     if event.source == emitted_source():
         # Our own event coming back (a subscriber that is also a bus forwarding to us): it
         # announces a fact recorded here already, and recording it again would duplicate it.
         why_not = f"Emitted by this Releasegate (source {event.source}): already recorded."
+        return CDEventResult(
+            False, f"Ignored: {why_not}", ignored=[Ignored("context.source", why_not)]
+        )
+    name, why_not = ce.mapped_type(event.type)
     if why_not:
         return CDEventResult(False, f"Ignored: {why_not}", ignored=[Ignored("type", why_not)])
     ignored = _unmapped(event)
