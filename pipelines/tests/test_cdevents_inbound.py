@@ -396,3 +396,35 @@ def test_cloudevents_envelope_problems(integration):
     )
     assert plain.status_code == 400
     assert "ce-* headers" in plain.json()["errors"]["payload"][0]
+
+
+def test_structured_mode_reads_base64_data(integration, test123, artefact):
+    import base64
+
+    event = example("service_deployed")
+    context = event["context"]
+    envelope = {
+        "specversion": "1.0",
+        "id": context["id"],
+        "source": context["source"],
+        "type": context["type"],
+        "data_base64": base64.b64encode(json.dumps(event).encode()).decode(),
+    }
+    response = Client().post(
+        URL,
+        json.dumps(envelope).encode(),
+        content_type="application/cloudevents+json",
+        HTTP_AUTHORIZATION=f"Bearer {SECRET}",
+    )
+    assert response.status_code == 200, response.json()
+    assert Deployment.objects.get().version == "2.4.0"
+    envelope["data_base64"] = "not base64!"
+    envelope["id"] = "other"
+    bad = Client().post(
+        URL,
+        json.dumps(envelope).encode(),
+        content_type="application/cloudevents+json",
+        HTTP_AUTHORIZATION=f"Bearer {SECRET}",
+    )
+    assert bad.status_code == 400
+    assert "data_base64" in bad.json()["errors"]["payload"][0]

@@ -385,3 +385,16 @@ def test_a_subscription_added_and_changed_in_the_admin_is_audited_without_its_se
         "/admin/pipelines/cdeventsubscription/add/", {**add, "name": "b", "secret": ""}
     )
     assert missing.status_code == 200 and CDEventSubscription.objects.count() == 1
+
+
+def test_a_subscription_refuses_what_it_cannot_use(subscriber):
+    from core.errors import InvalidInput
+
+    url = subscriber.url_for("/x")
+    with pytest.raises(InvalidInput, match="prefixes"):
+        cdevent_subscription_save(
+            actor=None, name="x", url=url, secret="s", event_types=["service.deployed"]
+        )
+    with pytest.raises(InvalidInput, match="needs a secret"):
+        cdevent_subscription_save(actor=None, name="x", url=url)
+    assert not CDEventSubscription.objects.exists()
