@@ -20,6 +20,9 @@ def actor_parts(actor: Any) -> dict[str, Any]:
     token = getattr(actor, "token", None)
     if getattr(actor, "is_machine", False) and token is not None:
         return {"actor": None, "actor_token_id": token.pk, "actor_label": f"token:{token.name}"}
+    if getattr(actor, "is_machine", False):
+        # A webhook integration (no token, no user): named by its label.
+        return {"actor": None, "actor_token_id": None, "actor_label": actor.get_username()}
     return {"actor": actor, "actor_token_id": None, "actor_label": actor.get_username()}
 
 

@@ -245,14 +245,18 @@ def webhook_secret() -> str:
     )
 
 
-def post_signed(url: str, payload: dict, *, secret: str, key: str) -> DeliveryOutcome:
+def post_signed(
+    url: str, payload: dict, *, secret: str, key: str, headers: dict[str, str] | None = None
+) -> DeliveryOutcome:
     """POST JSON signed with HMAC-SHA256 and timestamped; 2xx is success. Through the
     outbound guard: a destination that is (or now resolves to) a private address is a
-    permanent failure, with the reason, and nothing is sent."""
+    permanent failure, with the reason, and nothing is sent. ``headers`` are sent as well
+    (the CloudEvents ``ce-*`` attributes of a CDEvent); they cannot replace the signature."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     ts = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
+        **(headers or {}),
         TIMESTAMP_HEADER: ts,
         SIGNATURE_HEADER: sign(secret, ts, body),
         KEY_HEADER: key,

@@ -21,6 +21,8 @@ from .models import (
     ApiToken,
     Artefact,
     ArtefactTag,
+    CDEventDelivery,
+    CDEventSubscription,
     DeploymentCheck,
     Incident,
     Integration,
@@ -40,6 +42,8 @@ from .models import (
 from .queueing import enqueue_on_commit
 from .services import (
     api_token_revoke,
+    cdevent_subscription_delete,
+    cdevent_subscription_save,
     integration_admin_saved,
     integration_delete,
     integration_secret_revoke,
@@ -393,3 +397,87 @@ class NotificationPreferenceAdmin(admin.ModelAdmin):
     form = OutboundURLForm
     formfield_overrides = HTTPS_URLS
     list_display = ["user"]
+
+
+class CDEventSubscriptionForm(forms.ModelForm):
+    """The secret is write-only: left blank on a change, the current one is kept."""
+
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="HMAC-SHA256 key of X-Releasegate-Signature; blank keeps the current one.",
+    )
+    event_types = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One CDEvents type prefix a line (dev.cdevents.service., "
+        "dev.cdeventsx.releasegate-approval.…); empty: every event.",
+    )
+
+    class Meta:
+        model = CDEventSubscription
+        fields = ["name", "url", "secret", "event_types", "enabled"]
+
+    url = forms.URLField(max_length=500, assume_scheme="https")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["event_types"] = "\n".join(self.instance.event_types or [])
+
+    def clean_event_types(self):
+        return [line.strip() for line in self.cleaned_data["event_types"].splitlines() if line]
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            check_outbound_url(url)
+        except OutboundRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return url
+
+    def clean_secret(self):
+        secret = self.cleaned_data.get("secret") or ""
+        if not secret and not self.instance.pk:
+            raise forms.ValidationError("Enter the secret that signs the deliveries.")
+        return secret
+
+
+@admin.register(CDEventSubscription)
+class CDEventSubscriptionAdmin(admin.ModelAdmin):
+    """CDEvents consumers (docs/cdevents.md). Saved and deleted through the services, so every
+    change is validated (outbound address guard) and audited like an integration's."""
+
+    form = CDEventSubscriptionForm
+    list_display = ["name", "url", "enabled", "created_at"]
+    list_filter = ["enabled"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["name", "created_at"] if obj else ["created_at"]
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        saved = cdevent_subscription_save(
+            actor=request.user,
+            name=obj.name if change else data["name"],
+            url=data["url"],
+            secret=data.get("secret") or "",
+            event_types=data.get("event_types") or [],
+            enabled=data.get("enabled", False),
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        cdevent_subscription_delete(actor=request.user, subscription=obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for subscription in queryset:
+                cdevent_subscription_delete(actor=request.user, subscription=subscription)
+
+
+@admin.register(CDEventDelivery)
+class CDEventDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["event_type", "subscription", "status", "attempts", "created_at"]
+    list_filter = ["status", "event_type"]
+    readonly_fields = [f.name for f in CDEventDelivery._meta.fields]

@@ -23,6 +23,10 @@ class PipelinesConfig(AppConfig):
         from .promotion import promotion_provider
 
         readiness.register(promotion_provider)
+        # Approval events to CDEvents subscribers (pipelines/cdevents.py).
+        from . import cdevents
+
+        readiness.register_transition_listener(cdevents.release_transitioned)
         panel.register("incidents", release_incidents)
 
         # Core's notification outbox hands new rows to pipelines' delivery task.

@@ -187,6 +187,10 @@ class IntegrationPrincipal:
         return False
 
     def has_scope(self, scope: str) -> bool:
+        # CI webhooks report runs; a CDEvents integration also reports deployments (its
+        # service.* events), as a CD system's token would.
+        if scope == "deployments:write":
+            return self.integration.provider == "cdevents"
         return scope == "runs:write"
 
 

@@ -120,16 +120,34 @@ def deliver_notification(notification_id: int) -> str:
 
 @shared_task(name="pipelines.deliver_due_notifications", soft_time_limit=240, time_limit=300)
 def deliver_due_notifications() -> int:
-    """Beat fan-out: due notification rows, due rollback webhooks, and re-sending tasks whose
-    enqueue failed while the broker was down."""
+    """Beat fan-out: due notification rows, due rollback webhooks, freeze starts and ends to
+    announce and due CDEvents deliveries, and re-sending tasks whose enqueue failed while the
+    broker was down."""
     from core.notifications import deliver_due_notifications as sweep
 
+    from . import cdevents
     from .queueing import requeue_task_outbox
     from .verification import call_due_rollback_webhooks
 
     requeue_task_outbox()
     call_due_rollback_webhooks()
+    cdevents.freezes_sweep()
+    cdevents.deliver_due()
     return sweep()
+
+
+@shared_task(
+    name="pipelines.deliver_cdevent",
+    autoretry_for=(ConnectionError, OSError),
+    soft_time_limit=60,
+    time_limit=90,
+    **_RETRYING,
+)
+def deliver_cdevent(delivery_id: int) -> str:
+    """Deliver one emitted CDEvent (a failed send is rescheduled on the row, not retried)."""
+    from .cdevents import deliver
+
+    return deliver(delivery_id)
 
 
 @shared_task(name="pipelines.poll_due_integrations", soft_time_limit=240, time_limit=300)

@@ -8,6 +8,7 @@ it to a 400 and never a 500.
 
 from __future__ import annotations
 
+from . import cdevents
 from .alertmanager import parse_alertmanager
 from .github import parse_workflow_run, verify_any, verify_signature
 from .gitlab import parse_pipeline_hook, verify_token
@@ -18,6 +19,7 @@ __all__ = [
     "AdapterError",
     "AlertEvent",
     "RunEvent",
+    "cdevents",
     "parse_alertmanager",
     "parse_notification",
     "parse_pipeline_hook",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Provider = Literal["github_actions", "gitlab", "jenkins"]
+Provider = Literal["github_actions", "gitlab", "jenkins", "cdevents"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 AlertStatus = Literal["firing", "resolved"]
 

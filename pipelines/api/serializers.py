@@ -182,6 +182,16 @@ class WebhookResultSerializer(serializers.Serializer):
     ignored = IgnoredSerializer(many=True, required=False, help_text=IGNORED_HELP)
 
 
+class CDEventResultSerializer(WebhookResultSerializer):
+    """What a CDEvent became: a run, a deployment (as ``POST /api/v1/deployments/`` answers
+    it), incidents, or nothing (202, ``ignored`` says why)."""
+
+    recorded = serializers.BooleanField()
+    type = serializers.CharField(help_text="The CloudEvent's type, as received.")
+    mode = serializers.ChoiceField(choices=[("binary", "binary"), ("structured", "structured")])
+    deployment = DeploymentOutputSerializer(required=False)
+
+
 # --- reads ------------------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ urlpatterns = [
         webhooks.AlertmanagerWebhookView.as_view(),
         name="webhook-alertmanager",
     ),
+    path("webhooks/cdevents/", webhooks.CDEventsWebhookView.as_view(), name="webhook-cdevents"),
 ]
 
 if settings.RELEASEGATE_BENCHMARK_BASELINE:

@@ -1,4 +1,4 @@
-"""Native webhooks: GitHub Actions, GitLab CI, Jenkins, Alertmanager.
+"""Native webhooks: GitHub Actions, GitLab CI, Jenkins, Alertmanager, CDEvents.
 
 Each view reads the raw body (size-limited), verifies it against the active secrets of the
 provider's enabled integrations (constant time; two secrets verify during a rotation),
@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from .. import services
 from ..adapters import (
     AdapterError,
+    cdevents,
     parse_alertmanager,
     parse_notification,
     parse_pipeline_hook,
@@ -29,8 +30,8 @@ from ..adapters import (
 )
 from ..models import IntegrationProvider
 from . import validation
-from .serializers import ErrorSerializer, WebhookResultSerializer
-from .views import read_body
+from .serializers import CDEventResultSerializer, ErrorSerializer, WebhookResultSerializer
+from .views import deployment_body, read_body
 
 
 class SecretInURL(exceptions.AuthenticationFailed):
@@ -241,4 +242,114 @@ class AlertmanagerWebhookView(WebhookView):
                 "ignored": [i.as_dict() for i in result.ignored],
             },
             status=status.HTTP_200_OK,
+        )
+
+
+class CDEventsWebhookView(WebhookView):
+    """CDEvents v0.5 over CloudEvents HTTP, binary or structured mode
+    (``pipelines/adapters/cdevents.py``), mapped by ``services.cdevent_receive``.
+
+    Verified by the CDEvents integration's secret: an HMAC-SHA256 of the raw body in
+    ``X-Releasegate-Signature-256: sha256=<hex>``, or the secret itself as a bearer token
+    (or ``X-Releasegate-Token``), for senders that cannot sign."""
+
+    @extend_schema(
+        operation_id="webhooks_cdevents",
+        summary="CDEvents (CloudEvents over HTTP, binary or structured mode)",
+        request={
+            "application/json": {"type": "object", "description": "Binary mode: the CDEvent."},
+            cdevents.STRUCTURED: {
+                "type": "object",
+                "description": "Structured mode: the CloudEvent, its data the CDEvent.",
+            },
+        },
+        parameters=[
+            OpenApiParameter("X-Releasegate-Signature-256", str, OpenApiParameter.HEADER),
+            *SHARED_SECRET_PARAMETERS,
+            *(
+                OpenApiParameter(f"ce-{name}", str, OpenApiParameter.HEADER)
+                for name in ("specversion", "id", "source", "type", "time", "subject")
+            ),
+        ],
+        responses={
+            **_responses(),
+            200: OpenApiResponse(
+                CDEventResultSerializer, description="Recorded, unchanged or a duplicate."
+            ),
+            202: OpenApiResponse(
+                CDEventResultSerializer,
+                description="Accepted, nothing recorded: a type not read, or nothing to "
+                "apply it to (``ignored`` says why).",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="Conflicts with what is recorded, or the deployment is recorded "
+                "but governance refuses to move its release (``blockers``).",
+            ),
+            415: OpenApiResponse(ErrorSerializer, description="Not a CloudEvents mode read here."),
+        },
+        tags=["webhooks"],
+    )
+    def post(self, request):
+        body = read_body(request)
+        signature = request.META.get("HTTP_X_RELEASEGATE_SIGNATURE_256")
+        if signature:
+            integration = services.integrations_verifying(
+                IntegrationProvider.CDEVENTS, lambda secrets: verify_any(secrets, body, signature)
+            )
+            if integration is None:
+                raise BadSignature()
+        else:
+            integration = self.integration_by_shared_secret(
+                request, IntegrationProvider.CDEVENTS, verify_token
+            )
+        headers = {
+            f"ce-{name}": request.META[f"HTTP_CE_{name.upper()}"]
+            for name in ("specversion", "id", "source", "type")
+            if f"HTTP_CE_{name.upper()}" in request.META
+        }
+        content_type = request.META.get("CONTENT_TYPE", "")
+        try:
+            cdevents.check_media_type(content_type)
+            event = cdevents.parse_cloudevent(headers, self.parse(body), content_type)
+        except cdevents.UnsupportedMode as exc:
+            raise exceptions.UnsupportedMediaType(content_type, detail=str(exc)) from None
+        except AdapterError as exc:
+            raise exceptions.ValidationError({"payload": [str(exc)]}) from None
+        try:
+            result = services.cdevent_receive(integration=integration, event=event)
+        except AdapterError as exc:
+            raise exceptions.ValidationError({"payload": [str(exc)]}) from None
+        answer = {
+            "detail": result.detail,
+            "recorded": result.recorded,
+            "duplicate": result.duplicate,
+            "type": event.type,
+            "mode": event.mode,
+            "ignored": [i.as_dict() for i in result.ignored],
+        }
+        if result.run is not None:
+            answer["run"] = result.run
+        if result.incidents_opened or result.incidents_resolved:
+            answer["incidents_opened"] = result.incidents_opened
+            answer["incidents_resolved"] = result.incidents_resolved
+        if result.deployment is not None:
+            answer["deployment"] = deployment_body(
+                result.deployment, result.report, result.environment
+            )
+            refusal = result.deployment.refusal
+            if refusal is not None:
+                refused = {
+                    "detail": "Deployment recorded, but the release cannot move: "
+                    + refusal.message,
+                    "code": refusal.code,
+                    "deployment": answer["deployment"],
+                }
+                if isinstance(refusal.details, dict):
+                    refused["errors"] = refusal.details
+                elif refusal.details is not None:
+                    refused["blockers"] = list(refusal.details)
+                return Response(refused, status=status.HTTP_409_CONFLICT)
+        return Response(
+            answer, status=status.HTTP_200_OK if result.recorded else status.HTTP_202_ACCEPTED
         )

@@ -4,7 +4,8 @@
   deliveries, incidents (what CI/CD and monitoring systems report);
 - polling: the poll state of integrations that cannot reach us;
 - verification: deployment verification against Prometheus and rollback policies;
-- outbox: durable markers of tasks whose enqueue failed;
+- outbox: durable markers of tasks whose enqueue failed; CDEvents subscriptions and the
+  outbox of the events emitted to them;
 - checks: deployment checks asked at the deploy boundary and their answers;
 - retention: summaries of pruned runs and the record of each pruning batch.
 """
@@ -35,6 +36,9 @@ from .ingest import (
     hash_token,
 )
 from .outbox import (
+    CDEventDelivery,
+    CDEventDeliveryStatus,
+    CDEventSubscription,
     TaskOutbox,
 )
 from .polling import (
@@ -57,6 +61,9 @@ __all__ = [
     "ApiToken",
     "ApiTokenQuerySet",
     "Artefact",
+    "CDEventDelivery",
+    "CDEventDeliveryStatus",
+    "CDEventSubscription",
     "ArtefactTag",
     "CheckDecision",
     "CheckKind",

@@ -87,6 +87,7 @@ class Provider(models.TextChoices):
     GITLAB = "gitlab", "GitLab CI"
     JENKINS = "jenkins", "Jenkins"
     GENERIC = "generic", "Other CI"
+    CDEVENTS = "cdevents", "CDEvents"
 
 
 class CheckKind(models.TextChoices):
@@ -264,6 +265,7 @@ class IntegrationProvider(models.TextChoices):
     GITLAB = "gitlab", "GitLab CI"
     JENKINS = "jenkins", "Jenkins"
     ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+    CDEVENTS = "cdevents", "CDEvents (CloudEvents over HTTP)"
 
 
 class Integration(models.Model):

@@ -14,6 +14,7 @@ from releases import services as release_services
 from releases.choices import DeploymentState, DeploymentStrategy, ReleaseState
 from releases.models import Deployment, Environment, Release, Service
 
+from .. import cdevents
 from ..authentication import DeploymentReporter
 from ..models import (
     TokenScope,
@@ -176,6 +177,8 @@ def _deployment_upsert(actor, service_id, environment, report) -> DeploymentResu
             },
         )
         on_commit_enqueue("evaluate_gates_for_deployment", deployment.pk)
+        if deployment.state != from_state:
+            cdevents.deployment_changed(deployment)
     refusal = _sync_release(actor, deployment, environment, record_refusal=changed)
     return DeploymentResult(
         deployment=deployment, created=created, changed=changed, refusal=refusal
@@ -208,7 +211,7 @@ def _sync_release(actor, deployment, environment, *, record_refusal: bool) -> Do
     release = deployment.release
     if release is None or not environment.is_production or actor is None:
         return None
-    reporter = DeploymentReporter(actor) if getattr(actor, "token", None) else actor
+    reporter = DeploymentReporter(actor) if getattr(actor, "is_machine", False) else actor
     label = f"{deployment.provider} #{deployment.external_id}"
     steps = []
     state = deployment.state

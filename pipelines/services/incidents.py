@@ -13,6 +13,7 @@ from core.errors import InvalidInput
 from releases.choices import DeploymentState
 from releases.models import Deployment, Environment
 
+from .. import cdevents
 from ..adapters.types import AlertEvent, Ignored
 from ..models import (
     Incident,
@@ -154,6 +155,7 @@ def _incident_open(integration, service_id, env_ids, alert: AlertEvent) -> str |
         f"{via_integration(integration)}",
         after={"fingerprint": incident.fingerprint, "deployment": deployment.pk},
     )
+    cdevents.incident_changed(incident)
     return None
 
 
@@ -181,4 +183,5 @@ def _incident_resolve(integration, alert: AlertEvent) -> str | None:
         reason=f"Alert {_text(alert.alertname or alert.fingerprint, 200)} resolved. "
         f"{via_integration(integration)}",
     )
+    cdevents.incident_changed(incident)
     return None

@@ -17,12 +17,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from config.wsgi import application
+from pipelines.services import integration_create
 
 from .conftest import make_token
 
 INGESTION = (
     r"^/api/v1/(pipeline-runs|deployments|deployment-checks"
-    r"|webhooks/(github|gitlab|jenkins|alertmanager))/$"
+    r"|webhooks/(github|gitlab|jenkins|alertmanager|cdevents))/$"
 )
 CHECKS = [
     not_a_server_error,
@@ -38,11 +39,21 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application).include(pat
 @pytest.fixture
 def token(service, production, settings):
     settings.INGEST_RATE_LIMIT = 0
-    return make_token(
+    raw = make_token(
         "schemathesis",
         [service],
         scopes=["runs:write", "deployments:write", "deployments:check"],
     )
+    # The CDEvents receiver takes its integration's secret as a bearer token: the same
+    # value, so the generated deliveries get past authentication to the parsing.
+    integration_create(
+        actor=None,
+        provider="cdevents",
+        name="schemathesis",
+        service_slugs=[service.slug],
+        secret=raw,
+    )
+    return raw
 
 
 @pytest.fixture(autouse=True)
