@@ -45,7 +45,7 @@ def remove_daily_sweep(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("pipelines", "0013_retention_summaries"),
+        ("pipelines", "0015_cdevents_subscriptions_outbox"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
