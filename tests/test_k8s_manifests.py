@@ -209,6 +209,7 @@ def test_deployments_wait_for_the_migration_job(objects):
     assert "grant_app_role" in " ".join(container["command"])
     env = {e["name"]: e for e in container["env"]}
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_OWNER_URL"
+    assert "lock_timeout=" in env["PGOPTIONS"]["value"]  # fail fast rather than queue
     assert job["metadata"]["labels"]["releasegate.io/phase"] == "migrate"
     # What the Job needs is applied with it, in the first step of a rollout.
     assert _config(objects)["metadata"]["labels"]["releasegate.io/phase"] == "migrate"
