@@ -10,9 +10,12 @@ these files; .ci/run installs kubectl where a package source offers it.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -316,3 +319,31 @@ def _config(objects) -> dict:
         if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("releasegate-config-")
     ]
     return config
+
+
+def test_the_config_map_and_secret_start_the_production_settings(tmp_path):
+    """The environment a pod gets (the production overlay's ConfigMap, the Secret's keys with
+    real-looking values) passes `manage.py check --deploy` without a finding and gunicorn's
+    own config check, as the container would start them. Only RELEASEGATE_VAR_DIR points at a
+    temporary directory instead of the pod's emptyDir."""
+    objects = _render("production")
+    env = {
+        "PATH": os.environ["PATH"],
+        **_config(objects)["data"],
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": "postgres://releasegate_app:x@db.invalid:5432/releasegate",
+        "REDIS_URL": "redis://redis.invalid:6379/0",
+        "AUDIT_CHAIN_KEYS": "k1:" + secrets.token_urlsafe(32),
+        "RELEASEGATE_VAR_DIR": str(tmp_path),
+        "HOME": str(tmp_path),
+    }
+    web = _one(objects, "Deployment", "releasegate-web")["spec"]["template"]["spec"]
+    command = web["containers"][0]["command"]
+    for argv in (
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        [sys.executable, "-m", *command, "--check-config"],
+    ):
+        result = subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, f"{argv}:\n{result.stdout}\n{result.stderr}"
