@@ -390,7 +390,8 @@ def test_dump_drop_restore_keeps_the_audit_trail_pages_tokens_and_pending_gates(
         },
     )
     assert status == 201, body
-    _wait(lambda: broker.dbsize() > 0, timeout=20, what="the gate evaluation in Redis")
+    # Celery's default queue is a Redis list named "celery".
+    _wait(lambda: broker.llen("celery") > 0, timeout=20, what="the gate evaluation in Redis")
     before = _capture(setup)
     web.stop()
     gate_before = drill.shell(source, GATE.replace("__GATE__", str(setup["gate"])))
@@ -407,7 +408,7 @@ def test_dump_drop_restore_keeps_the_audit_trail_pages_tokens_and_pending_gates(
     drill.drop(source)
     assert not drill.exists(source)
     broker.flushall()  # the drill's own redis-server: its queue, cache and counters are gone
-    assert broker.dbsize() == 0
+    assert broker.dbsize() == 0 and broker.llen("celery") == 0
 
     drill.admin(f'CREATE DATABASE "{restored}"')
     subprocess.run(
