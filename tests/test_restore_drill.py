@@ -15,8 +15,8 @@ with `pg_restore`, and checks:
 Redis holds nothing a restore must bring back. Everything runs in subprocesses on 127.0.0.1
 ports 18150 (gunicorn) and 18151 (a redis-server the drill starts without persistence), in
 databases named after DATABASE_URL's with `_drill` and `_drill_restored` appended; each
-process runs under `timeout -s KILL` and is stopped at teardown. About a minute, most of it
-migrate and seed_demo. PostgreSQL only.
+process runs under `timeout -s KILL` and is stopped at teardown. About two minutes on a loaded
+machine, most of it migrate and seed_demo. PostgreSQL only.
 """
 
 from __future__ import annotations
