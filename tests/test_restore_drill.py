@@ -300,7 +300,7 @@ class Drill:
                 return _http("GET", "/healthz/", timeout=2)[0] == 200
             return False
 
-        _wait(up, timeout=60, what="gunicorn")
+        _wait(up, timeout=120, what="gunicorn")
         return web
 
     def stop_all(self) -> None:
@@ -401,7 +401,7 @@ def test_dump_drop_restore_keeps_the_audit_trail_pages_tokens_and_pending_gates(
     )
     assert status == 201, body
     # Celery's default queue is a Redis list named "celery".
-    _wait(lambda: broker.llen("celery") > 0, timeout=20, what="the gate evaluation in Redis")
+    _wait(lambda: broker.llen("celery") > 0, timeout=60, what="the gate evaluation in Redis")
     before = _capture(setup)
     web.stop()
     gate_before = drill.shell(source, GATE.replace("__GATE__", str(setup["gate"])))
