@@ -3,8 +3,8 @@ lean path that machine calls to the API take through the middleware stack.
 
 **The machine path.** A call under ``/api/v1/`` that carries no cookie cannot be a browser's
 session: it is a CI job, a CD system or a script with a bearer token, or a signed webhook. Such
-a call needs none of the browser's middleware — sessions, CSRF, messages, the signed-in user,
-htmx, Content-Security-Policy, Permissions-Policy, frame options, static files —
+a call needs none of the browser's middleware — sessions, messages, the signed-in user, htmx,
+Content-Security-Policy, Permissions-Policy, static files —
 and on the ingest endpoint they cost as much as the work itself (docs/benchmarks-ingest.md).
 ``MachinePathMiddleware`` decides once per request; each browser-only middleware in
 ``MIDDLEWARE`` is wrapped by ``browser_only`` and steps aside on that path. Security behaviour
@@ -86,14 +86,10 @@ BrowserOnlyPermissionsPolicyMiddleware = browser_only(
 BrowserOnlyCSPMiddleware = browser_only("csp.middleware.CSPMiddleware")
 BrowserOnlyWhiteNoiseMiddleware = browser_only("whitenoise.middleware.WhiteNoiseMiddleware")
 BrowserOnlySessionMiddleware = browser_only("django.contrib.sessions.middleware.SessionMiddleware")
-BrowserOnlyCsrfViewMiddleware = browser_only("django.middleware.csrf.CsrfViewMiddleware")
 BrowserOnlyAuthenticationMiddleware = browser_only(
     "django.contrib.auth.middleware.AuthenticationMiddleware"
 )
 BrowserOnlyMessageMiddleware = browser_only("django.contrib.messages.middleware.MessageMiddleware")
-BrowserOnlyXFrameOptionsMiddleware = browser_only(
-    "django.middleware.clickjacking.XFrameOptionsMiddleware"
-)
 BrowserOnlyHtmxMiddleware = browser_only("django_htmx.middleware.HtmxMiddleware")
 
 
