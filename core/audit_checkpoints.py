@@ -1,0 +1,144 @@
+"""Signed checkpoints of the audit trail's chain heads (core.models.AuditCheckpoint): the
+only writer of checkpoints, and their export outside the database. Imports no project app.
+
+A checkpoint is written by the beat task ``core.audit_checkpoint`` (the heads that moved
+since the last periodic one), into every evidence pack (its release's head), and once by
+``manage.py reanchor_audit`` (the final heads of the unkeyed trail). Each is signed with
+the current audit key (core.audit_keys) and exported as ``<name>.json`` to
+``AUDIT_CHECKPOINT_DIR``, written atomically (a temporary file in the same directory,
+fsynced, then renamed), so a reader never sees half a file. The file is written inside the
+transaction that stores the row: if that transaction then rolls back, the file remains and
+still states heads that were committed (heads are read as committed), so it verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import audit_keys
+from .models import AuditChainHead, AuditCheckpoint, CheckpointKind
+
+FORMAT = "releasegate-audit-checkpoint"
+VERSION = 1
+
+
+def checkpoint_body(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """What the signature covers: everything but the signature itself."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": checkpoint.name,
+        "created_at": checkpoint.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "kind": checkpoint.kind,
+        "key_id": checkpoint.key_id,
+        "heads": {key: [int(seq), str(h)] for key, (seq, h) in sorted(checkpoint.heads.items())},
+    }
+
+
+def _message(body: dict[str, Any]) -> bytes:
+    fields = {k: v for k, v in body.items() if k != "signature"}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """The checkpoint as exported and as embedded in an evidence pack: body and signature."""
+    return {**checkpoint_body(checkpoint), "signature": checkpoint.signature}
+
+
+def document_is_signed(document: dict[str, Any]) -> bool:
+    """Whether an exported or embedded checkpoint carries a valid signature of its body."""
+    signature, key_id = document.get("signature"), document.get("key_id")
+    if not isinstance(signature, str) or not isinstance(key_id, str):
+        return False
+    return audit_keys.matches(signature, key_id, _message(document))
+
+
+def checkpoint_dir() -> Path:
+    return Path(settings.AUDIT_CHECKPOINT_DIR)
+
+
+def current_heads(chains: list[str] | None = None) -> dict[str, list]:
+    """The committed head of every chain (or of ``chains``), as ``{key: [seq, hash]}``."""
+    heads = AuditChainHead.objects.exclude(seq=0)
+    if chains is not None:
+        heads = heads.filter(key__in=chains)
+    return {key: [seq, h] for key, seq, h in heads.values_list("key", "seq", "hash").iterator()}
+
+
+def checkpoint_write(*, kind: str, heads: dict[str, list]) -> AuditCheckpoint:
+    """Sign ``heads`` with the current key, store the checkpoint and export its file."""
+    now = timezone.now()
+    checkpoint = AuditCheckpoint(
+        name=f"{now:%Y%m%dT%H%M%S%fZ}-{kind}-{secrets.token_hex(4)}",
+        created_at=now,
+        kind=kind,
+        heads=heads,
+        key_id=audit_keys.current_key_id(),
+    )
+    checkpoint.signature = audit_keys.sign(checkpoint.key_id, _message(checkpoint_body(checkpoint)))
+    with transaction.atomic():
+        checkpoint.save()
+        export(checkpoint)
+    return checkpoint
+
+
+def checkpoint_periodic() -> AuditCheckpoint | None:
+    """Beat: sign the heads that moved since the last periodic checkpoint (every head the
+    first time). None when nothing moved. Safe to run twice: the second finds nothing new."""
+    last = AuditCheckpoint.objects.filter(kind=CheckpointKind.PERIODIC).order_by("-id").first()
+    seen = last.heads if last else {}
+    heads = {k: v for k, v in current_heads().items() if seen.get(k) != v}
+    if not heads:
+        return None
+    return checkpoint_write(kind=CheckpointKind.PERIODIC, heads=heads)
+
+
+def export(checkpoint: AuditCheckpoint) -> Path:
+    """Write ``<name>.json`` atomically into the checkpoint directory."""
+    directory = checkpoint_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{checkpoint.name}.json"
+    data = json.dumps(checkpoint_document(checkpoint), sort_keys=True, indent=2).encode()
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{checkpoint.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
+    return target
+
+
+def exported_documents() -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """Every exported checkpoint file (sorted by name), parsed; None for one that is not
+    a checkpoint document."""
+    directory = checkpoint_dir()
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob("*.json")):
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            yield path, None
+            continue
+        ok = isinstance(document, dict) and document.get("format") == FORMAT
+        yield path, document if ok and isinstance(document.get("heads"), dict) else None
