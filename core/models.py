@@ -209,12 +209,28 @@ class AuditCheckpoint(models.Model):
     key_id = models.CharField(max_length=16)
     signature = models.CharField(max_length=64)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         db_table = "core_auditcheckpoint"
         ordering = ["created_at", "id"]
+        constraints = [
+            # The unkeyed trail is re-anchored once, even by two concurrent runs.
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(kind="anchor"), name="audit_one_anchor"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Audit checkpoint {self.name} ({self.kind}, {len(self.heads)} chains)"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit checkpoints are append-only: they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit checkpoints are append-only: they cannot be deleted.")
 
 
 # --- notification outbox -----------------------------------------------------------------------

@@ -6,6 +6,22 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
+# Rows of the checkpoint table are refused UPDATE and DELETE like the events (the function
+# is core 0001's). No TRUNCATE trigger: the application role has no TRUNCATE right, and the
+# test suite's flush truncates.
+TRIGGER = """
+DROP TRIGGER IF EXISTS core_auditcheckpoint_no_update_delete ON core_auditcheckpoint;
+CREATE TRIGGER core_auditcheckpoint_no_update_delete
+    BEFORE UPDATE OR DELETE ON core_auditcheckpoint
+    FOR EACH ROW EXECUTE FUNCTION governance_audit_append_only();
+"""
+
+
+def append_only_trigger(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(TRIGGER, params=None)
+
+
 CHECKPOINT_TASK = "Audit trail checkpoint (signed chain heads, exported)"
 
 
@@ -53,6 +69,7 @@ class Migration(migrations.Migration):
             options={
                 'db_table': 'core_auditcheckpoint',
                 'ordering': ['created_at', 'id'],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('kind', 'anchor')), fields=('kind',), name='audit_one_anchor')],
             },
         ),
         migrations.AddField(
@@ -60,5 +77,6 @@ class Migration(migrations.Migration):
             name='key_id',
             field=models.CharField(blank=True, default='', editable=False, max_length=16),
         ),
+        migrations.RunPython(append_only_trigger, migrations.RunPython.noop),
         migrations.RunPython(create_schedule, remove_schedule),
     ]

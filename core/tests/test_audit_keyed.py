@@ -55,19 +55,16 @@ def _events(release) -> list[AuditEvent]:
 def _tamper(statements: list[tuple[str, list]]) -> None:
     """Rewrite rows as the table's owner would: on PostgreSQL, around the append-only trigger
     (the test connects as the owner, who may disable it)."""
+    tables = ("governance_auditevent", "core_auditcheckpoint")
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE governance_auditevent "
-                "DISABLE TRIGGER governance_auditevent_no_update_delete"
-            )
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         for sql, params in statements:
             cursor.execute(sql, params)
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE governance_auditevent "
-                "ENABLE TRIGGER governance_auditevent_no_update_delete"
-            )
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
 
 def _rewrite_and_rehash(events, index: int, *, key_id: str, secret: bytes | None) -> None:
@@ -215,8 +212,13 @@ def test_a_rewrite_that_also_rewrites_the_database_checkpoints_is_caught_by_the_
         checkpoint.signature = audit_keys.sign(
             "k1", audit_checkpoints._message(audit_checkpoints.checkpoint_body(checkpoint))
         )
-        AuditCheckpoint.objects.filter(pk=checkpoint.pk).update(
-            heads=checkpoint.heads, signature=checkpoint.signature
+        _tamper(
+            [
+                (
+                    "UPDATE core_auditcheckpoint SET heads = %s, signature = %s WHERE id = %s",
+                    [json.dumps(checkpoint.heads), checkpoint.signature, checkpoint.pk],
+                )
+            ]
         )
     report = verify_chains(stop_at_first=False)
     assert [p.event_id for p in report.problems] == [events[2].pk]
@@ -231,9 +233,13 @@ def test_removed_or_altered_checkpoints_are_reported(history, settings):
     services.release_update(release=history, actor=history.owner, changes={"name": "Y"})
     gone = audit_checkpoints.checkpoint_periodic()
     # An unsigned edit of a stored checkpoint, a stored one deleted, a file deleted.
-    AuditCheckpoint.objects.filter(pk=kept.pk).update(heads={})
+    _tamper(
+        [
+            ("UPDATE core_auditcheckpoint SET heads = '{}' WHERE id = %s", [kept.pk]),
+            ("DELETE FROM core_auditcheckpoint WHERE id = %s", [gone.pk]),
+        ]
+    )
     (settings.AUDIT_CHECKPOINT_DIR / f"{kept.name}.json").unlink()
-    AuditCheckpoint.objects.filter(pk=gone.pk).delete()
     ok, message = _verify()
     assert not ok
     assert f"checkpoint {kept.name} in the database does not carry a valid signature" in message
@@ -375,3 +381,33 @@ def test_audit_keys_are_read_as_id_and_base64_pairs(monkeypatch):
             env_secret_keys("X_KEYS")
     monkeypatch.delenv("X_KEYS")
     assert env_secret_keys("X_KEYS") is None
+
+
+@pytest.mark.django_db
+def test_checkpoints_are_append_only(history):
+    from core.models import AppendOnlyError
+
+    checkpoint = audit_checkpoints.checkpoint_periodic()
+    with pytest.raises(AppendOnlyError):
+        checkpoint.save()
+    with pytest.raises(AppendOnlyError):
+        AuditCheckpoint.objects.filter(pk=checkpoint.pk).update(heads={})
+    with pytest.raises(AppendOnlyError):
+        AuditCheckpoint.objects.all().delete()
+    if connection.vendor == "postgresql":  # the database refuses raw SQL too
+        with (
+            connection.cursor() as cursor,
+            pytest.raises(Exception, match="append-only"),
+            transaction.atomic(),
+        ):
+            cursor.execute("DELETE FROM core_auditcheckpoint")
+    assert AuditCheckpoint.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_unkeyed_trail_is_anchored_once_even_by_concurrent_runs(keys):
+    from django.db import IntegrityError
+
+    audit_checkpoints.checkpoint_write(kind="anchor", heads={})
+    with pytest.raises(IntegrityError), transaction.atomic():
+        audit_checkpoints.checkpoint_write(kind="anchor", heads={})

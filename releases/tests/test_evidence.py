@@ -193,6 +193,7 @@ def test_verify_audit_compares_the_trail_with_the_heads_frozen_into_packs(
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER USER")
+            cursor.execute("ALTER TABLE core_auditcheckpoint DISABLE TRIGGER USER")
         cursor.execute(
             "UPDATE governance_auditevent SET reason = %s, hash = %s WHERE id = %s",
             [last.reason, last.hash, last.pk],
@@ -204,6 +205,7 @@ def test_verify_audit_compares_the_trail_with_the_heads_frozen_into_packs(
         cursor.execute("DELETE FROM core_auditcheckpoint")
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")
+            cursor.execute("ALTER TABLE core_auditcheckpoint ENABLE TRIGGER USER")
     for path in settings.AUDIT_CHECKPOINT_DIR.iterdir():
         path.unlink()
     err = StringIO()

@@ -10,6 +10,7 @@ chain's anchored link, and every later link is keyed. It runs once: a second run
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
 
 from core.audit_chain import verify_chains
 from core.audit_checkpoints import checkpoint_dir, checkpoint_write
@@ -55,7 +56,10 @@ class Command(BaseCommand):
                 "history. Investigate (verify_audit --all-problems) before re-anchoring."
             )
         heads = {key: [last, hash_] for key, (_, last, hash_) in sorted(prefixes.items())}
-        checkpoint = checkpoint_write(kind=CheckpointKind.ANCHOR, heads=heads)
+        try:
+            checkpoint = checkpoint_write(kind=CheckpointKind.ANCHOR, heads=heads)
+        except IntegrityError:  # audit_one_anchor: a concurrent run anchored first
+            raise CommandError("The trail was re-anchored by another run meanwhile.") from None
         events = sum(count for count, _, _ in prefixes.values())
         self.stdout.write(
             f"Re-anchored {len(heads)} chains ({events} unkeyed events) in checkpoint "
