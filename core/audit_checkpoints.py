@@ -18,7 +18,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from .models import AuditChainHead, AuditCheckpoint, CheckpointKind
 
 FORMAT = "releasegate-audit-checkpoint"
 VERSION = 1
+# A head that has not moved is stated again by a periodic checkpoint after this long.
+RESTATE_AFTER = timedelta(days=7)
 
 
 def checkpoint_body(checkpoint: AuditCheckpoint) -> dict[str, Any]:
@@ -94,10 +96,16 @@ def checkpoint_write(*, kind: str, heads: dict[str, list]) -> AuditCheckpoint:
 
 
 def checkpoint_periodic() -> AuditCheckpoint | None:
-    """Beat: sign the heads that moved since the last periodic checkpoint (every head the
-    first time). None when nothing moved. Safe to run twice: the second finds nothing new."""
-    last = AuditCheckpoint.objects.filter(kind=CheckpointKind.PERIODIC).order_by("-id").first()
-    seen = last.heads if last else {}
+    """Beat: sign the heads that moved since the periodic checkpoints of the last
+    ``RESTATE_AFTER`` stated them (so every head is restated at least that often, and a
+    window of recent files states them all). None when nothing moved. Safe to run twice:
+    the second finds nothing new."""
+    recent = AuditCheckpoint.objects.filter(
+        kind=CheckpointKind.PERIODIC, created_at__gte=timezone.now() - RESTATE_AFTER
+    ).order_by("id")
+    seen: dict[str, list] = {}
+    for stated in recent.values_list("heads", flat=True).iterator(chunk_size=50):
+        seen.update(stated)
     heads = {k: v for k, v in current_heads().items() if seen.get(k) != v}
     if not heads:
         return None

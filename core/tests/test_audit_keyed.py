@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from core import audit_checkpoints, audit_keys
@@ -187,10 +189,21 @@ def test_a_periodic_checkpoint_signs_the_heads_that_moved_and_exports_them(histo
     assert document["signature"] == checkpoint.signature and document["key_id"] == "k1"
     assert audit_checkpoints.document_is_signed(document)
     assert audit_checkpoints.checkpoint_periodic() is None  # nothing moved since
+    team = TeamFactory()
+    with transaction.atomic():
+        audit_record(actor=None, action="team.note", target=team)
+    other = f"releases.team:{team.pk}"
+    assert list(audit_checkpoints.checkpoint_periodic().heads) == [other]
     services.release_update(release=history, actor=history.owner, changes={"name": "Y"})
     assert list(audit_checkpoints.checkpoint_periodic().heads) == [head.key]
+    assert audit_checkpoints.checkpoint_periodic() is None
     ok, out = _verify()
-    assert ok and "2 signed checkpoints, 2 exported checkpoint files" in out
+    assert ok and "3 signed checkpoints, 3 exported checkpoint files" in out
+    # A head that has not moved for a week is stated again.
+    _tamper(
+        [("UPDATE core_auditcheckpoint SET created_at = %s", [timezone.now() - timedelta(days=8)])]
+    )
+    assert set(audit_checkpoints.checkpoint_periodic().heads) == {head.key, other}
 
 
 @pytest.mark.django_db
