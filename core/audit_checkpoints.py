@@ -14,6 +14,7 @@ still states heads that were committed (heads are read as committed), so it veri
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -28,6 +29,8 @@ from django.utils import timezone
 
 from . import audit_keys
 from .models import AuditChainHead, AuditCheckpoint, CheckpointKind
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "releasegate-audit-checkpoint"
 VERSION = 1
@@ -78,8 +81,12 @@ def current_heads(chains: list[str] | None = None) -> dict[str, list]:
     return {key: [seq, h] for key, seq, h in heads.values_list("key", "seq", "hash").iterator()}
 
 
-def checkpoint_write(*, kind: str, heads: dict[str, list]) -> AuditCheckpoint:
-    """Sign ``heads`` with the current key, store the checkpoint and export its file."""
+def checkpoint_write(*, kind: str, heads: dict[str, list], strict: bool = True) -> AuditCheckpoint:
+    """Sign ``heads`` with the current key, store the checkpoint and export its file.
+
+    ``strict=False`` (evidence packs, captured inside a release's deployment) logs a failed
+    export instead of refusing the whole change: the row stays, and verify_audit reports it
+    without its file until someone looks."""
     now = timezone.now()
     checkpoint = AuditCheckpoint(
         name=f"{now:%Y%m%dT%H%M%S%fZ}-{kind}-{secrets.token_hex(4)}",
@@ -91,7 +98,12 @@ def checkpoint_write(*, kind: str, heads: dict[str, list]) -> AuditCheckpoint:
     checkpoint.signature = audit_keys.sign(checkpoint.key_id, _message(checkpoint_body(checkpoint)))
     with transaction.atomic():
         checkpoint.save()
-        export(checkpoint)
+        try:
+            export(checkpoint)
+        except OSError:
+            if strict:
+                raise
+            logger.exception("Audit checkpoint %s could not be exported.", checkpoint.name)
     return checkpoint
 
 

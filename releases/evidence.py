@@ -313,7 +313,13 @@ def evidence_pack_capture(*, release: Release | int, actor, trigger: str) -> Evi
         # (core.audit_checkpoints): the pack carries the proof, verify_audit checks it.
         snapshot["audit_checkpoint"] = (
             checkpoint_document(
-                checkpoint_write(kind=CheckpointKind.EVIDENCE, heads={key: [head.seq, head.hash]})
+                checkpoint_write(
+                    kind=CheckpointKind.EVIDENCE,
+                    heads={key: [head.seq, head.hash]},
+                    # A full disk must not stop a deployment being recorded; verify_audit
+                    # reports the checkpoint without its file.
+                    strict=False,
+                )
             )
             if head and head.seq
             else None

@@ -213,3 +213,19 @@ def test_verify_audit_compares_the_trail_with_the_heads_frozen_into_packs(
         call_command("verify_audit", stdout=StringIO(), stderr=err)
     assert f"audit event #{last.pk} " in err.getvalue()
     assert f"evidence pack #{pack.pk}" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_checkpoint_that_cannot_be_exported_does_not_stop_the_deployment(
+    deploying, release_manager, settings, tmp_path
+):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.AUDIT_CHECKPOINT_DIR = blocker / "checkpoints"
+    services.release_mark_deployed(release=deploying, actor=release_manager)
+    pack = EvidencePack.objects.get(release=deploying)
+    name = pack.snapshot["audit_checkpoint"]["name"]
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("verify_audit", stdout=StringIO(), stderr=err)
+    assert f"checkpoint {name} has no exported file" in err.getvalue()
