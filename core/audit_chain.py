@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import audit_checkpoints, audit_keys
 from .models import AuditChainHead, AuditCheckpoint, AuditEvent, CheckpointKind
@@ -91,7 +92,7 @@ class _Claims:
                 self.anchored[key] = max(self.anchored.get(key, 0), seq)
 
 
-def _collect_claims(report: ChainReport, chain: str | None) -> _Claims:
+def _collect_claims(report: ChainReport, chain: str | None, directory: Path | None) -> _Claims:
     """Read every checkpoint (rows and exported files) and frozen head; a checkpoint whose
     signature does not verify, a file without its row or a row without its file is a
     problem of its own, and its heads are not trusted."""
@@ -115,8 +116,8 @@ def _collect_claims(report: ChainReport, chain: str | None) -> _Claims:
             continue
         claims.add_document(document, f"checkpoint {checkpoint.name}", chain)
     exported: set[str] = set()
-    directory = audit_checkpoints.checkpoint_dir()
-    for path, document in audit_checkpoints.exported_documents():
+    directory = directory or audit_checkpoints.checkpoint_dir()
+    for path, document in audit_checkpoints.exported_documents(directory):
         report.files += 1
         if document is None or not audit_checkpoints.document_is_signed(document):
             report.problems.append(
@@ -181,16 +182,22 @@ def _hash_problem(event: AuditEvent, anchored: int) -> str | None:
 
 
 def verify_chains(
-    *, chain: str | None = None, stop_at_first: bool = True, require_anchor: bool = True
+    *,
+    chain: str | None = None,
+    stop_at_first: bool = True,
+    require_anchor: bool = True,
+    checkpoint_dir: Path | None = None,
 ) -> ChainReport:
     """Walk every chain (or one) in link order and report the first event of each where the
-    hashes, the links, a checkpoint or a frozen head disagree; then what the checkpoints
-    and heads say beyond the trail's end. ``require_anchor=False`` accepts unkeyed events
-    that no re-anchoring checkpoint covers (``reanchor_audit`` checks before anchoring).
+        hashes, the links, a checkpoint or a frozen head disagree; then what the checkpoints
+        and heads say beyond the trail's end. ``require_anchor=False`` accepts unkeyed events
+        that no re-anchoring checkpoint covers (``reanchor_audit`` checks before anchoring).
+    ``checkpoint_dir`` reads the exported files from elsewhere (a synced copy) than
+    ``AUDIT_CHECKPOINT_DIR``.
 
-    Streams the events, so memory grows with the number of claims, not of events."""
+        Streams the events, so memory grows with the number of claims, not of events."""
     report = ChainReport()
-    claims = _collect_claims(report, chain)
+    claims = _collect_claims(report, chain, checkpoint_dir)
     heads = AuditChainHead.objects.all()
     events = AuditEvent.objects.select_related("target_type").order_by("chain_key", "chain_seq")
     if chain:

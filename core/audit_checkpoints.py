@@ -148,10 +148,12 @@ def export(checkpoint: AuditCheckpoint) -> Path:
     return target
 
 
-def exported_documents() -> Iterator[tuple[Path, dict[str, Any] | None]]:
-    """Every exported checkpoint file (sorted by name), parsed; None for one that is not
-    a checkpoint document."""
-    directory = checkpoint_dir()
+def exported_documents(
+    directory: Path | None = None,
+) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """Every exported checkpoint file (sorted by name) in ``directory`` (default: the
+    export directory), parsed; None for one that is not a checkpoint document."""
+    directory = Path(directory) if directory else checkpoint_dir()
     if not directory.is_dir():
         return
     for path in sorted(directory.glob("*.json")):

@@ -424,3 +424,16 @@ def test_the_unkeyed_trail_is_anchored_once_even_by_concurrent_runs(keys):
     audit_checkpoints.checkpoint_write(kind="anchor", heads={})
     with pytest.raises(IntegrityError), transaction.atomic():
         audit_checkpoints.checkpoint_write(kind="anchor", heads={})
+
+
+@pytest.mark.django_db
+def test_verify_reads_a_synced_copy_of_the_checkpoints(history, settings, tmp_path):
+    audit_checkpoints.checkpoint_periodic()
+    copy = tmp_path / "synced"
+    copy.mkdir()
+    for path in settings.AUDIT_CHECKPOINT_DIR.iterdir():
+        path.rename(copy / path.name)
+    assert not _verify()[0]  # the export directory is empty now
+    out = StringIO()
+    call_command("verify_audit", "--checkpoint-dir", str(copy), stdout=out)
+    assert "1 signed checkpoints, 1 exported checkpoint files" in out.getvalue()

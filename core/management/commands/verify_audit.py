@@ -2,6 +2,8 @@
 hashes and links of every chain, the signed checkpoints in the database and exported to
 ``AUDIT_CHECKPOINT_DIR``, and the chain heads frozen into evidence packs."""
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from core.audit_chain import verify_chains
@@ -19,9 +21,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--all-problems", action="store_true", help="Report the first problem of every chain."
         )
+        parser.add_argument(
+            "--checkpoint-dir",
+            type=Path,
+            help="Read the exported checkpoints from here (e.g. a synced copy) instead of "
+            "AUDIT_CHECKPOINT_DIR.",
+        )
 
-    def handle(self, *args, chain=None, all_problems=False, **options):
-        report = verify_chains(chain=chain, stop_at_first=not all_problems)
+    def handle(self, *args, chain=None, all_problems=False, checkpoint_dir=None, **options):
+        report = verify_chains(
+            chain=chain, stop_at_first=not all_problems, checkpoint_dir=checkpoint_dir
+        )
         if report.ok:
             self.stdout.write(
                 f"OK: {report.events} audit events in {report.chains} chains verified."
