@@ -56,6 +56,7 @@ class ChainReport:
     chains: int = 0
     checkpoints: int = 0
     files: int = 0
+    remote: int = 0
     frozen_heads: int = 0
     problems: list[ChainProblem] = field(default_factory=list)
 
@@ -117,31 +118,39 @@ def _collect_claims(report: ChainReport, chain: str | None, directory: Path | No
         claims.add_document(document, f"checkpoint {checkpoint.name}", chain)
     exported: set[str] = set()
     directory = directory or audit_checkpoints.checkpoint_dir()
-    for path, document in audit_checkpoints.exported_documents(directory):
-        report.files += 1
+    copies = [(str(path), doc) for path, doc in audit_checkpoints.exported_documents(directory)]
+    report.files = len(copies)
+    if audit_checkpoints.s3_enabled():
+        # The bucket's copies: checked like the files, but a row the bucket lacks is no
+        # problem (the beat task copies within the hour).
+        remote = list(audit_checkpoints.s3_documents())
+        report.remote = len(remote)
+        copies += remote
+    for where, document in copies:
         if document is None or not audit_checkpoints.document_is_signed(document):
             report.problems.append(
                 ChainProblem(
                     "",
                     None,
                     None,
-                    f"the exported checkpoint file {path} is not a validly signed checkpoint.",
+                    f"the exported checkpoint {where} is not a validly signed checkpoint.",
                 )
             )
             continue
         name = str(document.get("name"))
-        exported.add(name)
+        if not where.startswith("s3://"):
+            exported.add(name)
         if name not in stored:
             report.problems.append(
                 ChainProblem(
                     "",
                     None,
                     None,
-                    f"checkpoint {name} was exported to {path} but is missing from the "
+                    f"checkpoint {name} was exported to {where} but is missing from the "
                     "database: checkpoints were removed.",
                 )
             )
-        claims.add_document(document, f"exported checkpoint {path}", chain)
+        claims.add_document(document, f"exported checkpoint {where}", chain)
     for name in sorted(set(stored) - exported):
         report.problems.append(
             ChainProblem(

@@ -164,3 +164,68 @@ def exported_documents(
             continue
         ok = isinstance(document, dict) and document.get("format") == FORMAT
         yield path, document if ok and isinstance(document.get("heads"), dict) else None
+
+
+# --- the copy in an S3-compatible bucket (optional) ---------------------------------------------
+
+
+def s3_enabled() -> bool:
+    return bool(settings.AUDIT_CHECKPOINT_S3_BUCKET)
+
+
+def _s3():
+    import boto3  # only when a bucket is configured
+
+    return boto3.client("s3", endpoint_url=settings.AUDIT_CHECKPOINT_S3_ENDPOINT_URL)
+
+
+def _s3_keys(client) -> Iterator[str]:
+    paginator = client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(
+        Bucket=settings.AUDIT_CHECKPOINT_S3_BUCKET, Prefix=settings.AUDIT_CHECKPOINT_S3_PREFIX
+    )
+    for page in pages:
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(".json"):
+                yield item["Key"]
+
+
+def sync_to_s3() -> int:
+    """Copy every exported checkpoint file the bucket lacks into it; the number copied. A
+    file already there is never overwritten (object lock on the bucket makes that final)."""
+    if not s3_enabled():
+        return 0
+    client = _s3()
+    present = set(_s3_keys(client))
+    copied = 0
+    for path in sorted(checkpoint_dir().glob("*.json")) if checkpoint_dir().is_dir() else []:
+        key = f"{settings.AUDIT_CHECKPOINT_S3_PREFIX}{path.name}"
+        if key in present:
+            continue
+        client.put_object(
+            Bucket=settings.AUDIT_CHECKPOINT_S3_BUCKET,
+            Key=key,
+            Body=path.read_bytes(),
+            ContentType="application/json",
+        )
+        copied += 1
+    return copied
+
+
+def s3_documents() -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """Every checkpoint in the bucket, as (s3:// address, parsed document or None)."""
+    if not s3_enabled():
+        return
+    client = _s3()
+    bucket = settings.AUDIT_CHECKPOINT_S3_BUCKET
+    for key in _s3_keys(client):
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        ok = isinstance(document, dict) and document.get("format") == FORMAT
+        yield (
+            f"s3://{bucket}/{key}",
+            (document if ok and isinstance(document.get("heads"), dict) else None),
+        )

@@ -307,6 +307,12 @@ if AUDIT_CHAIN_KEY_ID not in AUDIT_CHAIN_KEYS:
 # Signed checkpoints of every chain head are also written here, one JSON file each, outside
 # the database (a volume the database's owner cannot rewrite; docs/operations.md).
 AUDIT_CHECKPOINT_DIR = Path(env_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints")))
+# ... and, if a bucket is named, copied to an S3-compatible bucket by the beat task (and read
+# back by verify_audit). Credentials come from boto3's usual sources (AWS_ACCESS_KEY_ID, ...);
+# the endpoint URL is for S3-compatible stores (MinIO, Ceph, ...).
+AUDIT_CHECKPOINT_S3_BUCKET = env_str("AUDIT_CHECKPOINT_S3_BUCKET", "")
+AUDIT_CHECKPOINT_S3_PREFIX = env_str("AUDIT_CHECKPOINT_S3_PREFIX", "audit-checkpoints/")
+AUDIT_CHECKPOINT_S3_ENDPOINT_URL = env_str("AUDIT_CHECKPOINT_S3_ENDPOINT_URL", "") or None
 
 # Response headers a browser enforces. Every asset is served by the app, htmx needs no eval and
 # the templates carry no inline script or style, so the policy is 'self' throughout; the one

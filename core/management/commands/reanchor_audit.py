@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
 from core.audit_chain import verify_chains
-from core.audit_checkpoints import checkpoint_dir, checkpoint_write
+from core.audit_checkpoints import checkpoint_dir, checkpoint_write, sync_to_s3
 from core.models import AuditCheckpoint, AuditEvent, CheckpointKind
 
 
@@ -60,6 +60,7 @@ class Command(BaseCommand):
             checkpoint = checkpoint_write(kind=CheckpointKind.ANCHOR, heads=heads)
         except IntegrityError:  # audit_one_anchor: a concurrent run anchored first
             raise CommandError("The trail was re-anchored by another run meanwhile.") from None
+        sync_to_s3()  # the anchor matters most: copy it off-site now, not within the hour
         events = sum(count for count, _, _ in prefixes.values())
         self.stdout.write(
             f"Re-anchored {len(heads)} chains ({events} unkeyed events) in checkpoint "

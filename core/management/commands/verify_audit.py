@@ -36,9 +36,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"OK: {report.events} audit events in {report.chains} chains verified."
             )
+            remote = f", {report.remote} checkpoints in the S3 bucket" if report.remote else ""
             self.stdout.write(
                 f"Checked against {report.checkpoints} signed checkpoints, {report.files} "
-                f"exported checkpoint files and {report.frozen_heads} frozen evidence heads."
+                f"exported checkpoint files{remote} and {report.frozen_heads} frozen evidence "
+                "heads."
             )
             return
         for problem in report.problems:
