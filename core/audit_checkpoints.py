@@ -6,9 +6,10 @@ since the last periodic one), into every evidence pack (its release's head), and
 ``manage.py reanchor_audit`` (the final heads of the unkeyed trail). Each is signed with
 the current audit key (core.audit_keys) and exported as ``<name>.json`` to
 ``AUDIT_CHECKPOINT_DIR``, written atomically (a temporary file in the same directory,
-fsynced, then renamed), so a reader never sees half a file. The file is written inside the
-transaction that stores the row: if that transaction then rolls back, the file remains and
-still states heads that were committed (heads are read as committed), so it verifies.
+fsynced, then renamed), so a reader never sees half a file. Periodic and anchor heads are
+read as committed, and their file is written inside the transaction that stores the row (a
+failed export refuses the checkpoint); an evidence pack's head includes its own transaction's
+events, so its file is written after that transaction commits (``checkpoint_write``).
 """
 
 from __future__ import annotations
@@ -81,12 +82,17 @@ def current_heads(chains: list[str] | None = None) -> dict[str, list]:
     return {key: [seq, h] for key, seq, h in heads.values_list("key", "seq", "hash").iterator()}
 
 
-def checkpoint_write(*, kind: str, heads: dict[str, list], strict: bool = True) -> AuditCheckpoint:
+def checkpoint_write(
+    *, kind: str, heads: dict[str, list], after_commit: bool = False
+) -> AuditCheckpoint:
     """Sign ``heads`` with the current key, store the checkpoint and export its file.
 
-    ``strict=False`` (evidence packs, captured inside a release's deployment) logs a failed
-    export instead of refusing the whole change: the row stays, and verify_audit reports it
-    without its file until someone looks."""
+    By default the heads are committed ones (read outside any change), and the file is
+    written before the row commits: a failed export refuses the checkpoint. With
+    ``after_commit`` (evidence packs, whose head includes events of the caller's own
+    transaction) the file is written once that transaction commits — never for heads that
+    roll back — and a failed export is logged instead of undoing a deployment: the row
+    stays, and verify_audit reports it without its file until someone looks."""
     now = timezone.now()
     checkpoint = AuditCheckpoint(
         name=f"{now:%Y%m%dT%H%M%S%fZ}-{kind}-{secrets.token_hex(4)}",
@@ -98,13 +104,18 @@ def checkpoint_write(*, kind: str, heads: dict[str, list], strict: bool = True) 
     checkpoint.signature = audit_keys.sign(checkpoint.key_id, _message(checkpoint_body(checkpoint)))
     with transaction.atomic():
         checkpoint.save()
-        try:
+        if after_commit:
+            transaction.on_commit(lambda: _export_or_log(checkpoint))
+        else:
             export(checkpoint)
-        except OSError:
-            if strict:
-                raise
-            logger.exception("Audit checkpoint %s could not be exported.", checkpoint.name)
     return checkpoint
+
+
+def _export_or_log(checkpoint: AuditCheckpoint) -> None:
+    try:
+        export(checkpoint)
+    except OSError:
+        logger.exception("Audit checkpoint %s could not be exported.", checkpoint.name)
 
 
 def checkpoint_periodic() -> AuditCheckpoint | None:

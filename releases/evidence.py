@@ -316,9 +316,10 @@ def evidence_pack_capture(*, release: Release | int, actor, trigger: str) -> Evi
                 checkpoint_write(
                     kind=CheckpointKind.EVIDENCE,
                     heads={key: [head.seq, head.hash]},
-                    # A full disk must not stop a deployment being recorded; verify_audit
-                    # reports the checkpoint without its file.
-                    strict=False,
+                    # The head includes this transaction's events: export once they
+                    # commit. A full disk must not stop a deployment being recorded;
+                    # verify_audit reports the checkpoint without its file.
+                    after_commit=True,
                 )
             )
             if head and head.seq

@@ -9,7 +9,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from core.audit_checkpoints import document_is_signed
 from core.models import AuditChainHead, AuditCheckpoint, AuditEvent, audit_event_hash
@@ -165,9 +165,10 @@ def test_the_summary_shows_labels_and_the_governing_risk(client, deploying, rele
 
 @pytest.mark.django_db
 def test_a_pack_carries_a_signed_checkpoint_of_its_head_exported_as_a_file(
-    deploying, release_manager, settings
+    deploying, release_manager, settings, django_capture_on_commit_callbacks
 ):
-    services.release_mark_deployed(release=deploying, actor=release_manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.release_mark_deployed(release=deploying, actor=release_manager)
     pack = EvidencePack.objects.get(release=deploying)
     document = pack.snapshot["audit_checkpoint"]
     assert document["kind"] == "evidence" and document_is_signed(document)
@@ -217,15 +218,31 @@ def test_verify_audit_compares_the_trail_with_the_heads_frozen_into_packs(
 
 @pytest.mark.django_db
 def test_a_checkpoint_that_cannot_be_exported_does_not_stop_the_deployment(
-    deploying, release_manager, settings, tmp_path
+    deploying, release_manager, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     settings.AUDIT_CHECKPOINT_DIR = blocker / "checkpoints"
-    services.release_mark_deployed(release=deploying, actor=release_manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.release_mark_deployed(release=deploying, actor=release_manager)
     pack = EvidencePack.objects.get(release=deploying)
     name = pack.snapshot["audit_checkpoint"]["name"]
     err = StringIO()
     with pytest.raises(CommandError):
         call_command("verify_audit", stdout=StringIO(), stderr=err)
     assert f"checkpoint {name} has no exported file" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_capture_that_rolls_back_exports_no_checkpoint(
+    deploying, release_manager, settings, django_capture_on_commit_callbacks
+):
+    """The pack's head includes its own transaction's events: a file written before the
+    commit would state a head that never existed once the deployment rolled back."""
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.release_mark_deployed(release=deploying, actor=release_manager)
+            raise RuntimeError("the deployment's transaction fails after the capture")
+        assert not EvidencePack.objects.exists()
+    assert list(settings.AUDIT_CHECKPOINT_DIR.glob("*.json")) == []
+    call_command("verify_audit", stdout=StringIO())
