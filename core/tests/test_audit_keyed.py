@@ -207,9 +207,18 @@ def test_a_periodic_checkpoint_signs_the_heads_that_moved_and_exports_them(histo
 
 
 @pytest.mark.django_db
-def test_the_checkpoint_task_is_scheduled_by_beat(keys):
-    task = PeriodicTask.objects.get(task="core.audit_checkpoint")
-    assert task.enabled and task.interval.every == 60
+def test_the_checkpoint_task_is_scheduled_by_beat(history):
+    from config.celery import app
+
+    entry = PeriodicTask.objects.get(task="core.audit_checkpoint")
+    assert entry.enabled and entry.interval.every == 60
+    import core.tasks  # noqa: F401 - what autodiscovery imports
+
+    task = app.tasks["core.audit_checkpoint"]
+    assert task.time_limit and task.soft_time_limit < task.time_limit
+    name = task.apply().get()
+    assert AuditCheckpoint.objects.get(name=name).kind == "periodic"
+    assert task.apply().get() == ""  # run twice: nothing new
 
 
 @pytest.mark.django_db
