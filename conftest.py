@@ -56,6 +56,18 @@ def _audit_truncate_guard(request):
             cursor.execute(_TRUNCATE_TRIGGER.format("DISABLE"))
 
 
+@pytest.fixture(autouse=True)
+def _audit_checkpoint_dir(request, tmp_path_factory):
+    """Each database test exports its audit checkpoints to a directory of its own, so that
+    verify_audit never reads the files of another test's (flushed) database."""
+    if "django_db" not in request.keywords:
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.AUDIT_CHECKPOINT_DIR = tmp_path_factory.mktemp("audit-checkpoints")
+    yield
+
+
 _TRUNCATE_TRIGGER = "ALTER TABLE governance_auditevent {} TRIGGER governance_auditevent_no_truncate"
 
 

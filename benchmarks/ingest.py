@@ -25,6 +25,7 @@ What it does, all on loopback and bounded in time:
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -230,6 +231,7 @@ def main() -> int:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DJANGO_SECRET_KEY": "benchmark-throwaway-" + os.urandom(16).hex(),
+        "AUDIT_CHAIN_KEYS": "bench:" + base64.b64encode(os.urandom(32)).decode(),
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "DATABASE_URL": args.database_url,

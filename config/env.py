@@ -7,8 +7,11 @@ variable, instead of surfacing later as odd behaviour.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -76,3 +79,35 @@ def env_networks(name: str) -> list[str]:
         except ValueError:
             raise ImproperlyConfigured(f"{name} must list CIDRs, got {cidr!r}.") from None
     return networks
+
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
+
+
+def env_secret_keys(name: str) -> dict[str, bytes] | None:
+    """Named secrets, ``id:base64,id:base64`` (the newest first, by convention): each id is
+    1-16 of ``A-Za-z0-9_.-`` and each secret decodes to at least 32 bytes. None when unset."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    keys: dict[str, bytes] = {}
+    for item in value.split(","):
+        key_id, sep, encoded = item.strip().partition(":")
+        if not sep or not _KEY_ID.match(key_id):
+            raise ImproperlyConfigured(
+                f"{name} must list id:base64-secret pairs separated by commas "
+                f"(ids of 1-16 letters, digits, '_', '.', '-'), got {key_id or item!r}."
+            )
+        try:
+            secret = base64.b64decode(encoded.strip(), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise ImproperlyConfigured(f"{name}: the secret of {key_id!r} is not base64.") from None
+        if len(secret) < 32:
+            raise ImproperlyConfigured(
+                f"{name}: the secret of {key_id!r} is {len(secret)} bytes; use at least 32 "
+                "(e.g. `openssl rand -base64 32`)."
+            )
+        if key_id in keys:
+            raise ImproperlyConfigured(f"{name} lists the key id {key_id!r} twice.")
+        keys[key_id] = secret
+    return keys

@@ -7,7 +7,7 @@ from axes.models import AccessAttempt
 from django.contrib import admin, messages
 
 from .accounts import account_unlock
-from .models import AuditEvent
+from .models import AuditCheckpoint, AuditEvent
 
 
 @admin.register(AuditEvent)
@@ -26,6 +26,15 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(AuditEventAdmin):
+    """Signed chain heads (core.audit_checkpoints): append-only like the trail."""
+
+    list_display = ["created_at", "name", "kind", "key_id"]
+    list_filter = ["kind"]
+    search_fields = ["name"]
 
 
 # Login lockouts (django-axes): ending one early is the audited "Unlock" action, never a

@@ -9,6 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from . import audit_keys
 from .context import current_request_meta
 from .models import AuditChainHead, AuditEvent
 
@@ -66,6 +67,8 @@ def audit_record(
         chain_seq=seq,
         prev_hash=prev_hash,
     )
+    # Keyed (HMAC) with the current audit key: costs no query.
+    event.key_id = audit_keys.current_key_id()
     event.hash = event.compute_hash()
     event.save()
     AuditChainHead.objects.filter(key=key).update(hash=event.hash)

@@ -11,6 +11,7 @@ the time), never by a foreign key into a higher app.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import UTC
 
@@ -19,6 +20,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+
+from . import audit_keys
 
 # --- the audit trail ---------------------------------------------------------------------------
 
@@ -91,6 +94,10 @@ class AuditEvent(models.Model):
     chain_seq = models.PositiveBigIntegerField(default=0, editable=False)
     prev_hash = models.CharField(max_length=64, blank=True, editable=False)
     hash = models.CharField(max_length=64, default="", editable=False)
+    # The HMAC key the hash was made with (core.audit_keys); empty for the events written
+    # before the trail was keyed (plain SHA-256), which only a re-anchoring checkpoint covers.
+    # db_default: the release still running during an upgrade inserts events without it.
+    key_id = models.CharField(max_length=16, blank=True, default="", db_default="", editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -126,9 +133,12 @@ class AuditEvent(models.Model):
         return audit_event_hash(self)
 
 
-def audit_event_hash(event) -> str:
-    """SHA-256 over the event's fields in canonical JSON, in a form that survives a database
-    round trip. A plain function so that migrations can hash historical model instances."""
+def audit_event_hash(event, *, secret: bytes | None = None) -> str:
+    """The hash of an event's fields in canonical JSON, in a form that survives a database
+    round trip: HMAC-SHA256 with the key its ``key_id`` names (core.audit_keys; ``secret``
+    overrides the lookup), or, for the events written before the trail was keyed (no
+    ``key_id``), plain SHA-256. A plain function so that migrations can hash historical
+    model instances (which may have no ``key_id`` at all)."""
     created = event.created_at.astimezone(UTC).isoformat(timespec="microseconds")
     payload = {
         "chain": event.chain_key,
@@ -151,8 +161,15 @@ def audit_event_hash(event) -> str:
         "ip_address": event.ip_address,
         "user_agent": event.user_agent,
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    key_id = getattr(event, "key_id", "")
+    if key_id:
+        payload["key"] = key_id
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    if not key_id:
+        return hashlib.sha256(canonical).hexdigest()
+    if secret is None:
+        secret = audit_keys.secret(key_id)
+    return hmac.new(secret, canonical, hashlib.sha256).hexdigest()
 
 
 class AuditChainHead(models.Model):
@@ -168,6 +185,53 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} #{self.seq}"
+
+
+class CheckpointKind(models.TextChoices):
+    PERIODIC = "periodic", "Periodic"
+    EVIDENCE = "evidence", "Evidence pack"
+    ANCHOR = "anchor", "Re-anchoring of the unkeyed trail"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of chain heads at one moment: ``heads`` maps a chain key to
+    ``[seq, hash]``. Written by ``core.audit_checkpoints`` (periodically by beat, into every
+    evidence pack, and once by ``reanchor_audit``), HMAC-signed with an audit key and also
+    exported as a file outside the database, so that rewriting the trail and its heads, and
+    even these rows, still disagrees with a copy the database's owner cannot reach.
+
+    An ``anchor`` checkpoint vouches for the unkeyed (pre-HMAC) prefix of each chain it
+    names: the events up to its ``seq``."""
+
+    name = models.CharField(max_length=64, unique=True, help_text="Also the exported file's name.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=10, choices=CheckpointKind.choices)
+    heads = models.JSONField(help_text="Chain key -> [seq, hash] at the time of the checkpoint.")
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=64)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        db_table = "core_auditcheckpoint"
+        ordering = ["created_at", "id"]
+        constraints = [
+            # The unkeyed trail is re-anchored once, even by two concurrent runs.
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(kind="anchor"), name="audit_one_anchor"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Audit checkpoint {self.name} ({self.kind}, {len(self.heads)} chains)"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit checkpoints are append-only: they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit checkpoints are append-only: they cannot be deleted.")
 
 
 # --- notification outbox -----------------------------------------------------------------------

@@ -6,8 +6,10 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases"
 
     def ready(self) -> None:
+        from core.audit_chain import register_head_source
+
         from . import communications, readiness
-        from .evidence import capture_on_deployment
+        from .evidence import capture_on_deployment, frozen_heads
         from .postrelease import services as postrelease
 
         # A deployed release gets its default validation checklist ...
@@ -18,3 +20,5 @@ class ReleasesConfig(AppConfig):
         # the window when it moves.
         readiness.register_transition_listener(communications.on_release_transition)
         readiness.register_change_listener(communications.on_release_change)
+        # verify_audit compares the audit trail with the chain heads frozen into packs.
+        register_head_source("releases.evidence_pack", frozen_heads)

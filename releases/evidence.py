@@ -5,9 +5,10 @@ The pack is built from sections: the releases app's own (the release, its scope,
 post-release work, audit events) and those the higher apps register (``register_section``),
 so the releases app lists gates or incidents without importing the apps that own them.
 
-The snapshot embeds every audit event of the release with its hash and the head of the
-release's audit chain at capture time, so a later change to the history is detectable by
-comparing the pack with ``manage.py verify_audit``.
+The snapshot embeds every audit event of the release with its hash, the head of the
+release's audit chain at capture time and a signed checkpoint of that head (also exported
+outside the database), so a later change to the history is detectable: ``manage.py
+verify_audit`` compares every pack's frozen head with the trail (``frozen_heads`` below).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from core.audit_checkpoints import checkpoint_document, checkpoint_write
 from core.errors import PermissionDenied
-from core.models import AuditChainHead, AuditEvent
+from core.models import AuditChainHead, AuditEvent, CheckpointKind
 
 from .choices import (
     ActionStatus,
@@ -307,6 +309,22 @@ def evidence_pack_capture(*, release: Release | int, actor, trigger: str) -> Evi
             "seq": head.seq if head else 0,
             "hash": head.hash if head else "",
         }
+        # A signed checkpoint of that head, stored and exported outside the database too
+        # (core.audit_checkpoints): the pack carries the proof, verify_audit checks it.
+        snapshot["audit_checkpoint"] = (
+            checkpoint_document(
+                checkpoint_write(
+                    kind=CheckpointKind.EVIDENCE,
+                    heads={key: [head.seq, head.hash]},
+                    # The head includes this transaction's events: export once they
+                    # commit. A full disk must not stop a deployment being recorded;
+                    # verify_audit reports the checkpoint without its file.
+                    after_commit=True,
+                )
+            )
+            if head and head.seq
+            else None
+        )
         body = _canonical(snapshot)
         return EvidencePack.objects.create(
             release=release,
@@ -342,3 +360,14 @@ def capture_on_deployment(*, release: Release, actor, name: str, from_state: str
     """Transition listener: freeze the evidence the moment a release is deployed."""
     if name == "mark_deployed":
         evidence_pack_capture(release=release, actor=None, trigger=EvidenceTrigger.DEPLOYMENT)
+
+
+def frozen_heads(chain: str | None):
+    """The chain heads the packs froze, for ``core.audit_chain.register_head_source``:
+    (chain key, seq, hash, label) of every pack (of one chain), read by column."""
+    packs = EvidencePack.objects.filter(chain_head_seq__gt=0)
+    if chain:
+        packs = packs.filter(chain_key=chain)
+    rows = packs.order_by("id").values_list("id", "chain_key", "chain_head_seq", "chain_head_hash")
+    for pk, key, seq, hash_ in rows.iterator(chunk_size=2000):
+        yield key, seq, hash_, f"evidence pack #{pk}"

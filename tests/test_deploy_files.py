@@ -95,7 +95,13 @@ def test_gunicorn_config_uses_threads_and_reads_the_environment(monkeypatch):
 
 def test_env_example_names_the_required_production_variables():
     text = (ROOT / ".env.example").read_text()
-    for name in ("DJANGO_SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"):
+    for name in (
+        "DJANGO_SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "AUDIT_CHAIN_KEYS",
+    ):
         assert f"{name}=" in text
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+AUDIT_KEYS = (
+    "k2:" + base64.b64encode(b"2" * 32).decode() + ",k1:" + base64.b64encode(b"1" * 32).decode()
+)
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ALLOWED_"))}
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ALLOWED_", "AUDIT_"))
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -37,9 +43,25 @@ def test_production_settings_pass_the_deploy_checks_with_zero_findings():
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_SECRET_KEY="k" * 20 + "x9!Q-" * 10,
         ALLOWED_HOSTS="releasegate.example.com",
+        AUDIT_CHAIN_KEYS=AUDIT_KEYS,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_the_audit_keys():
+    production = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": "k" * 20 + "x9!Q-" * 10,
+        "ALLOWED_HOSTS": "releasegate.example.com",
+    }
+    result = _manage("check", **production)
+    assert result.returncode != 0
+    assert "The environment variable AUDIT_CHAIN_KEYS is required" in result.stderr
+    result = _manage("check", **production, AUDIT_CHAIN_KEYS="k1:c2hvcnQ=")
+    assert result.returncode != 0 and "use at least 32" in result.stderr
+    result = _manage("check", **production, AUDIT_CHAIN_KEYS=AUDIT_KEYS, AUDIT_CHAIN_KEY_ID="k9")
+    assert result.returncode != 0 and "AUDIT_CHAIN_KEY_ID is 'k9'" in result.stderr
 
 
 def test_a_bad_boolean_fails_loudly():

@@ -9,7 +9,15 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_networks, env_str
+from config.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_networks,
+    env_secret_keys,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("RELEASEGATE_VAR_DIR", str(BASE_DIR / "var")))
@@ -291,6 +299,29 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+
+# The audit trail's keys (core/audit_keys.py, docs/operations.md "Audit trail keys"): chain
+# hashes and checkpoints are HMAC-SHA256 with a secret the database does not hold.
+# AUDIT_CHAIN_KEYS lists every key still needed to verify (id:base64, comma-separated);
+# new events use AUDIT_CHAIN_KEY_ID (default: the first listed). production.py requires them;
+# elsewhere a fixed development key stands in, which protects nothing.
+AUDIT_CHAIN_KEYS = env_secret_keys("AUDIT_CHAIN_KEYS") or {
+    "dev": b"releasegate-development-audit-key-not-a-secret"
+}
+AUDIT_CHAIN_KEY_ID = env_str("AUDIT_CHAIN_KEY_ID") or next(iter(AUDIT_CHAIN_KEYS))
+if AUDIT_CHAIN_KEY_ID not in AUDIT_CHAIN_KEYS:
+    raise ImproperlyConfigured(
+        f"AUDIT_CHAIN_KEY_ID is {AUDIT_CHAIN_KEY_ID!r}, which AUDIT_CHAIN_KEYS does not list."
+    )
+# Signed checkpoints of every chain head are also written here, one JSON file each, outside
+# the database (a volume the database's owner cannot rewrite; docs/operations.md).
+AUDIT_CHECKPOINT_DIR = Path(env_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints")))
+# ... and, if a bucket is named, copied to an S3-compatible bucket by the beat task (and read
+# back by verify_audit). Credentials come from boto3's usual sources (AWS_ACCESS_KEY_ID, ...);
+# the endpoint URL is for S3-compatible stores (MinIO, Ceph, ...).
+AUDIT_CHECKPOINT_S3_BUCKET = env_str("AUDIT_CHECKPOINT_S3_BUCKET", "")
+AUDIT_CHECKPOINT_S3_PREFIX = env_str("AUDIT_CHECKPOINT_S3_PREFIX", "audit-checkpoints/")
+AUDIT_CHECKPOINT_S3_ENDPOINT_URL = env_str("AUDIT_CHECKPOINT_S3_ENDPOINT_URL", "") or None
 
 # Response headers a browser enforces. Every asset is served by the app, htmx needs no eval and
 # the templates carry no inline script or style, so the policy is 'self' throughout; the one

@@ -1,9 +1,12 @@
 """Production: secrets are required, connections persist, cookies and headers are strict.
 
-`DJANGO_SECRET_KEY` and `ALLOWED_HOSTS` must be set or the process refuses to start.
+`DJANGO_SECRET_KEY`, `ALLOWED_HOSTS` and `AUDIT_CHAIN_KEYS` must be set or the process refuses
+to start.
 """
 
-from config.env import env_bool, env_int, env_list, env_required
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_int, env_list, env_required, env_secret_keys, env_str
 
 from .base import *  # noqa: F403
 from .base import DATABASES
@@ -11,6 +14,15 @@ from .base import DATABASES
 SECRET_KEY = env_required("DJANGO_SECRET_KEY")
 DEBUG = False
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_required("ALLOWED_HOSTS")]
+# The audit trail's keys never default in production: without them the chain hashes would be
+# computable by anyone who can read the code.
+env_required("AUDIT_CHAIN_KEYS")
+AUDIT_CHAIN_KEYS = env_secret_keys("AUDIT_CHAIN_KEYS")
+AUDIT_CHAIN_KEY_ID = env_str("AUDIT_CHAIN_KEY_ID") or next(iter(AUDIT_CHAIN_KEYS))
+if AUDIT_CHAIN_KEY_ID not in AUDIT_CHAIN_KEYS:
+    raise ImproperlyConfigured(
+        f"AUDIT_CHAIN_KEY_ID is {AUDIT_CHAIN_KEY_ID!r}, which AUDIT_CHAIN_KEYS does not list."
+    )
 
 # Opening a PostgreSQL connection costs more than a typical API request: keep them open and
 # check them before reuse so a restarted database does not break the next request.

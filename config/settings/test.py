@@ -1,6 +1,9 @@
 """Test settings: fast hashing, in-memory email, eager nothing (tests queue on commit)."""
 
-from config.env import env_bool
+import tempfile
+from pathlib import Path
+
+from config.env import env_bool, env_str
 
 from .base import *  # noqa: F403
 
@@ -12,3 +15,8 @@ DEBUG = False
 OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", True)
 # Tests load the demo (seed_demo) like `make run` does.
 INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # noqa: F405
+# Audit checkpoints a test run exports go to a temporary directory, not var/ (conftest.py
+# gives every database test a directory of its own).
+AUDIT_CHECKPOINT_DIR = Path(
+    env_str("AUDIT_CHECKPOINT_DIR") or tempfile.mkdtemp(prefix="rg-audit-checkpoints-")
+)

@@ -94,6 +94,7 @@ def test_production_settings_have_no_seed_demo():
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_SECRET_KEY="k" * 20 + "x9!Q-" * 10,
         ALLOWED_HOSTS="releasegate.example.com",
+        AUDIT_CHAIN_KEYS="k1:" + "a" * 44,
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "help", "--commands"],

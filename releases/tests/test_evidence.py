@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 
-from core.models import AuditChainHead
+from core.audit_checkpoints import document_is_signed
+from core.models import AuditChainHead, AuditCheckpoint, AuditEvent, audit_event_hash
 from releases import evidence, services
 from releases.choices import ReleaseState
 from releases.models import EvidencePack
@@ -157,3 +161,88 @@ def test_the_summary_shows_labels_and_the_governing_risk(client, deploying, rele
     data = json.loads(archive.read("evidence.json"))
     for factor in (data.get("risk_assessment") or {}).get("factors", []):
         assert f"<td>{factor['value']}</td>" in summary
+
+
+@pytest.mark.django_db
+def test_a_pack_carries_a_signed_checkpoint_of_its_head_exported_as_a_file(
+    deploying, release_manager, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.release_mark_deployed(release=deploying, actor=release_manager)
+    pack = EvidencePack.objects.get(release=deploying)
+    document = pack.snapshot["audit_checkpoint"]
+    assert document["kind"] == "evidence" and document_is_signed(document)
+    assert document["heads"] == {pack.chain_key: [pack.chain_head_seq, pack.chain_head_hash]}
+    exported = json.loads((settings.AUDIT_CHECKPOINT_DIR / f"{document['name']}.json").read_text())
+    assert exported == document
+    assert AuditCheckpoint.objects.get(name=document["name"]).signature == document["signature"]
+
+
+@pytest.mark.django_db
+def test_verify_audit_compares_the_trail_with_the_heads_frozen_into_packs(
+    deploying, release_manager, settings
+):
+    """Someone holding the key rewrites the last event and removes the checkpoints, rows and
+    files alike: the head the pack froze still disagrees, and verify_audit says which pack."""
+    services.release_mark_deployed(release=deploying, actor=release_manager)
+    pack = EvidencePack.objects.get(release=deploying)
+    last = AuditEvent.objects.select_related("target_type").get(
+        chain_key=pack.chain_key, chain_seq=pack.chain_head_seq
+    )
+    last.reason = "rewritten"
+    last.hash = audit_event_hash(last)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER USER")
+            cursor.execute("ALTER TABLE core_auditcheckpoint DISABLE TRIGGER USER")
+        cursor.execute(
+            "UPDATE governance_auditevent SET reason = %s, hash = %s WHERE id = %s",
+            [last.reason, last.hash, last.pk],
+        )
+        cursor.execute(
+            "UPDATE governance_auditchainhead SET hash = %s WHERE key = %s",
+            [last.hash, pack.chain_key],
+        )
+        cursor.execute("DELETE FROM core_auditcheckpoint")
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")
+            cursor.execute("ALTER TABLE core_auditcheckpoint ENABLE TRIGGER USER")
+    for path in settings.AUDIT_CHECKPOINT_DIR.iterdir():
+        path.unlink()
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("verify_audit", stdout=StringIO(), stderr=err)
+    assert f"audit event #{last.pk} " in err.getvalue()
+    assert f"evidence pack #{pack.pk}" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_checkpoint_that_cannot_be_exported_does_not_stop_the_deployment(
+    deploying, release_manager, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.AUDIT_CHECKPOINT_DIR = blocker / "checkpoints"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.release_mark_deployed(release=deploying, actor=release_manager)
+    pack = EvidencePack.objects.get(release=deploying)
+    name = pack.snapshot["audit_checkpoint"]["name"]
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("verify_audit", stdout=StringIO(), stderr=err)
+    assert f"checkpoint {name} has no exported file" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_capture_that_rolls_back_exports_no_checkpoint(
+    deploying, release_manager, settings, django_capture_on_commit_callbacks
+):
+    """The pack's head includes its own transaction's events: a file written before the
+    commit would state a head that never existed once the deployment rolled back."""
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.release_mark_deployed(release=deploying, actor=release_manager)
+            raise RuntimeError("the deployment's transaction fails after the capture")
+        assert not EvidencePack.objects.exists()
+    assert list(settings.AUDIT_CHECKPOINT_DIR.glob("*.json")) == []
+    call_command("verify_audit", stdout=StringIO())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from core.models import AuditChainHead, AuditEvent
+from core.models import AuditChainHead, AuditCheckpoint, AuditEvent
 
 
 class Command(BaseCommand):
@@ -26,6 +26,7 @@ class Command(BaseCommand):
             raise CommandError("grant_app_role is for PostgreSQL.")
         qn = connection.ops.quote_name
         events = qn(AuditEvent._meta.db_table)
+        checkpoints = qn(AuditCheckpoint._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
             if cursor.fetchone() is None:
@@ -39,10 +40,12 @@ class Command(BaseCommand):
                 f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}",
                 # The trail is append-only for the application (the trigger refuses it too).
                 f"REVOKE UPDATE, DELETE, TRUNCATE ON {events} FROM {r}",
+                f"REVOKE UPDATE, DELETE, TRUNCATE ON {checkpoints} FROM {r}",
                 f"REVOKE TRUNCATE ON ALL TABLES IN SCHEMA public FROM {r}",
             ):
                 cursor.execute(statement)
         self.stdout.write(
-            f"{role}: rows of every table, append only on {AuditEvent._meta.db_table} "
+            f"{role}: rows of every table, append only on {AuditEvent._meta.db_table} and "
+            f"{AuditCheckpoint._meta.db_table} "
             f"(and {AuditChainHead._meta.db_table} advanced by upsert); owns nothing."
         )

@@ -33,6 +33,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from core import audit_keys
 from core.models import AuditChainHead, AuditEvent, audit_event_hash
 from core.roles import Role
 from governance.models import (
@@ -485,6 +486,8 @@ class Command(BaseCommand):
 
     def _governance(self, ids: list[int]) -> None:
         release_type = ContentType.objects.get_for_model(Release)
+        key_id = audit_keys.current_key_id()
+        secret = audit_keys.secret(key_id)
         gates, events, heads = [], [], []
         for pk in ids:
             _, state, start, _, version, approved_at, planned_at = self.release_rows[pk]
@@ -506,8 +509,9 @@ class Command(BaseCommand):
                     chain_key=f"release:{pk}",
                     chain_seq=1,
                     prev_hash="",
+                    key_id=key_id,
                 )
-                event.hash = audit_event_hash(event)
+                event.hash = audit_event_hash(event, secret=secret)
                 events.append(event)
                 heads.append(AuditChainHead(key=event.chain_key, seq=1, hash=event.hash))
             if state in ("draft", "cancelled") or planned_at is None:
