@@ -71,7 +71,8 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("core", "0002_audit_keys_checkpoints", "Add field key_id to auditevent"): (
         "a constant default ('') on PostgreSQL 11 and later is stored in the catalogue: no "
         "rewrite and no scan, the ACCESS EXCLUSIVE lock lasts a catalogue update (bounded by "
-        "the migration Job's lock_timeout); the column keeps its database default (`db_default`), so the release still running goes on inserting events without it"
+        "the migration Job's lock_timeout); the column keeps its database default "
+        "(db_default), so the release still running goes on inserting events without it"
     ),
 }
 
