@@ -1,4 +1,6 @@
-"""Native webhooks: GitHub Actions, GitLab CI, Jenkins, Alertmanager.
+"""Native webhooks: GitHub Actions, GitLab CI, Jenkins, Alertmanager; and the deployments
+GitHub (custom deployment protection rules) and GitLab (deployment approvals) hold until
+Releasegate answers.
 
 Each view reads the raw body (size-limited), verifies it against the active secrets of the
 provider's enabled integrations (constant time; two secrets verify during a rotation),
@@ -22,12 +24,14 @@ from ..adapters import (
     parse_alertmanager,
     parse_notification,
     parse_pipeline_hook,
+    parse_protection_rule,
     parse_workflow_run,
     verify_any,
     verify_secret,
     verify_token,
 )
 from ..models import IntegrationProvider
+from ..services import scm
 from . import validation
 from .serializers import ErrorSerializer, WebhookResultSerializer
 from .views import read_body
@@ -96,6 +100,31 @@ class WebhookView(APIView):
             }
         )
 
+    def receive_gate(self, integration, event, *, delivery_id: str) -> Response:
+        """A held deployment: recorded once; the answer goes back through the provider's API
+        (pipelines/services/scm.py), not in this response."""
+        if event is None:
+            return Response({"detail": "Ignored: nothing to answer."})
+        result = scm.deployment_gate_receive(
+            integration=integration, delivery_id=delivery_id, event=event
+        )
+        request = result.request
+        if result.duplicate:
+            return Response(
+                {
+                    "detail": "Duplicate: this deployment is already being answered.",
+                    "duplicate": True,
+                    "gate_request": request.pk if request is not None else None,
+                }
+            )
+        return Response(
+            {
+                "detail": "Recorded: Releasegate answers through the API once it has decided.",
+                "duplicate": False,
+                "gate_request": request.pk,
+            }
+        )
+
     def shared_secret(self, request) -> str | None:
         """X-Releasegate-Token or a bearer Authorization. A secret in the query string
         (``?token=``) is refused: it would be written to every access log on the way."""
@@ -135,7 +164,13 @@ def _adapter(call, *args):
 class GitHubWebhookView(WebhookView):
     @extend_schema(
         operation_id="webhooks_github",
-        summary="GitHub Actions workflow_run webhook",
+        summary="GitHub webhook: workflow_run, deployment_protection_rule",
+        description=(
+            "`workflow_run` deliveries are recorded as pipeline runs. A "
+            "`deployment_protection_rule` delivery (action `requested`) holds a deployment "
+            "until Releasegate answers it through GitHub's API with the deployment check's "
+            "decision (docs/deployment-checks.md). Other events are acknowledged and ignored."
+        ),
         request={"application/json": {"type": "object"}},
         parameters=[
             OpenApiParameter("X-Hub-Signature-256", str, OpenApiParameter.HEADER, required=True),
@@ -158,10 +193,13 @@ class GitHubWebhookView(WebhookView):
         event_name = request.META.get("HTTP_X_GITHUB_EVENT", "")
         if event_name == "ping":
             return Response({"detail": "pong"})
+        delivery_id = request.META.get("HTTP_X_GITHUB_DELIVERY", "")[:200]
+        if event_name == "deployment_protection_rule":
+            gate = _adapter(parse_protection_rule, self.parse(body))
+            return self.receive_gate(integration, gate, delivery_id=delivery_id)
         if event_name and event_name != "workflow_run":
             return Response({"detail": f"Ignored: {event_name} events are not tracked."})
         event = _adapter(parse_workflow_run, self.parse(body))
-        delivery_id = request.META.get("HTTP_X_GITHUB_DELIVERY", "")[:200]
         return self.receive_run(
             integration, event, delivery_id=delivery_id, event_name=event_name or "workflow_run"
         )

@@ -19,6 +19,7 @@ from .incidents import AlertsResult, alerts_receive
 from .integrations import (
     DeliveryResult,
     integration_admin_saved,
+    integration_api_set,
     integration_create,
     integration_delete,
     integration_secret_add,
@@ -42,6 +43,7 @@ __all__ = [
     "api_token_revoke",
     "deployment_report_upsert",
     "integration_admin_saved",
+    "integration_api_set",
     "integration_create",
     "integration_delete",
     "integration_secret_add",
