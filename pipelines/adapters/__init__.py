@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .alertmanager import parse_alertmanager
 from .github import parse_protection_rule, parse_workflow_run, verify_any, verify_signature
-from .gitlab import parse_pipeline_hook, verify_token
+from .gitlab import parse_deployment_hook, parse_pipeline_hook, verify_token
 from .jenkins import parse_notification, verify_secret
 from .types import AdapterError, AlertEvent, GateEvent, RunEvent
 
@@ -20,6 +20,7 @@ __all__ = [
     "GateEvent",
     "RunEvent",
     "parse_alertmanager",
+    "parse_deployment_hook",
     "parse_notification",
     "parse_pipeline_hook",
     "parse_protection_rule",

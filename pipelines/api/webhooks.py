@@ -22,6 +22,7 @@ from .. import services
 from ..adapters import (
     AdapterError,
     parse_alertmanager,
+    parse_deployment_hook,
     parse_notification,
     parse_pipeline_hook,
     parse_protection_rule,
@@ -208,7 +209,14 @@ class GitHubWebhookView(WebhookView):
 class GitLabWebhookView(WebhookView):
     @extend_schema(
         operation_id="webhooks_gitlab",
-        summary="GitLab Pipeline Hook",
+        summary="GitLab webhook: Pipeline Hook, Deployment Hook",
+        description=(
+            "Pipeline Hook deliveries are recorded as pipeline runs. A Deployment Hook "
+            "delivery with status `blocked` (a deployment to a protected environment waiting "
+            "for approval) is answered through GitLab's deployment approvals API with the "
+            "deployment check's decision (docs/deployment-checks.md); other statuses are "
+            "acknowledged and ignored."
+        ),
         request={"application/json": {"type": "object"}},
         parameters=[
             OpenApiParameter("X-Gitlab-Token", str, OpenApiParameter.HEADER, required=True),
@@ -228,11 +236,18 @@ class GitLabWebhookView(WebhookView):
         )
         if integration is None:
             raise BadSignature()
-        event = _adapter(parse_pipeline_hook, self.parse(body))
+        data = self.parse(body)
+        delivery_id = request.META.get("HTTP_X_GITLAB_EVENT_UUID", "")[:200]
+        if isinstance(data, dict) and data.get("object_kind") == "deployment":
+            gate = _adapter(parse_deployment_hook, data)
+            if gate is None:
+                return Response({"detail": "Ignored: only blocked deployments are answered."})
+            return self.receive_gate(integration, gate, delivery_id=delivery_id)
+        event = _adapter(parse_pipeline_hook, data)
         return self.receive_run(
             integration,
             event,
-            delivery_id=request.META.get("HTTP_X_GITLAB_EVENT_UUID", "")[:200],
+            delivery_id=delivery_id,
             event_name=request.META.get("HTTP_X_GITLAB_EVENT", "Pipeline Hook"),
         )
 
