@@ -40,6 +40,7 @@ from .models import (
     WebhookDelivery,
 )
 from .queueing import enqueue_on_commit
+from .scm_api import github_app_jwt
 from .services import (
     api_token_revoke,
     integration_admin_saved,
@@ -132,6 +133,13 @@ class IntegrationForm(forms.ModelForm):
         "Blank keeps the stored one.",
     )
 
+    github_app_private_key = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        max_length=10000,
+        label="GitHub App private key",
+        help_text="PEM; paste the whole key (it is never shown again). Blank keeps it.",
+    )
     gate_timeout_minutes = _BlankKeeps(
         required=False,
         min_value=1,
@@ -149,18 +157,40 @@ class IntegrationForm(forms.ModelForm):
             "enabled",
             "api_url",
             "api_token",
+            "github_app_id",
+            "github_app_private_key",
+            "github_app_installation_id",
             "gate_timeout_minutes",
         ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["api_token"] = ""  # blank is "keep", not a change to audit
+        self.initial["github_app_private_key"] = ""
 
     def clean_api_token(self) -> str:
         value = self.cleaned_data.get("api_token", "")
         if value:
             return value.strip()
         return self.instance.api_token if self.instance.pk else ""
+
+    def clean_github_app_private_key(self) -> str:
+        value = self.cleaned_data.get("github_app_private_key", "")
+        if value:
+            return value.strip() + "\n"
+        return self.instance.github_app_private_key if self.instance.pk else ""
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("github_app_id") or cleaned.get("github_app_private_key"):
+            try:
+                key = cleaned.get("github_app_private_key") or ""
+                github_app_jwt(cleaned.get("github_app_id") or "0", key)
+            except Exception:  # noqa: BLE001 - whatever the key is, it cannot sign
+                self.add_error(
+                    "github_app_private_key", "The private key must be an RSA key in PEM."
+                )
+        return cleaned
 
     def clean_gate_timeout_minutes(self) -> int:
         value = self.cleaned_data.get("gate_timeout_minutes")

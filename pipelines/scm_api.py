@@ -13,12 +13,15 @@ send and record the outcome.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import jwt
 
 from core.backoff import backoff_seconds
 from core.outbound import OutboundRefused, outbound_client
@@ -106,8 +109,10 @@ def post_json(
     headers: dict[str, str],
     client: httpx.Client | None = None,
     sleep=None,
+    into: dict | None = None,
 ) -> Outcome:
-    """POST ``body`` as JSON within the bounds above; never raises."""
+    """POST ``body`` as JSON within the bounds above; never raises. With ``into``, a 2xx
+    answer's JSON object is copied into it."""
     own = client is None
     client = client or outbound_client(timeout=TIMEOUT)
     host = httpx.URL(url).host or url
@@ -125,6 +130,8 @@ def post_json(
             else:
                 status = response.status_code
                 if 200 <= status < 300:
+                    if into is not None:
+                        into.update(_json_object(response))
                     return Outcome(ok=True, status=status)
                 message = _message(response)
                 last = Outcome(
@@ -143,6 +150,14 @@ def post_json(
             client.close()
 
 
+def _json_object(response: httpx.Response) -> dict:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _message(response: httpx.Response) -> str:
     """GitHub's and GitLab's error bodies carry ``message`` (a string, or GitLab's object of
     field errors); at most 200 characters of it are kept."""
@@ -152,3 +167,74 @@ def _message(response: httpx.Response) -> str:
         return ""
     message = data.get("message") if isinstance(data, dict) else None
     return str(message)[:200] if message else ""
+
+
+# --- GitHub App authentication ----------------------------------------------------------------
+
+# Installation tokens live an hour; one is reused until five minutes before it expires.
+_TOKEN_MARGIN = 300.0
+_tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+_tokens_lock = threading.Lock()
+
+
+def github_app_jwt(app_id: str, private_key: str, *, now: float | None = None) -> str:
+    """The app's own credential, as GitHub documents it: an RS256 JWT with ``iss`` the app
+    id, issued a minute in the past (clock drift) and valid for nine minutes (at most ten)."""
+    current = int(now if now is not None else time.time())
+    return jwt.encode(
+        {"iat": current - 60, "exp": current + 540, "iss": str(app_id)},
+        private_key,
+        algorithm="RS256",
+    )
+
+
+def github_installation_token(
+    api_url: str, app_id: str, private_key: str, installation_id: str
+) -> tuple[str | None, Outcome]:
+    """An installation access token of the app (``POST {api_url}/app/installations/{id}/
+    access_tokens``), cached per process until shortly before it expires. Returns (token,
+    outcome); the token is None when it could not be minted (the outcome says why)."""
+    key = (api_url.rstrip("/"), str(app_id), str(installation_id))
+    now = time.time()
+    with _tokens_lock:
+        cached = _tokens.get(key)
+    if cached is not None and cached[1] - _TOKEN_MARGIN > now:
+        return cached[0], Outcome(ok=True)
+    url = (
+        f"{api_url.rstrip('/')}/app/installations/"
+        f"{quote(str(installation_id), safe='')}/access_tokens"
+    )
+    try:
+        credential = github_app_jwt(app_id, private_key, now=now)
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        return None, Outcome(
+            ok=False,
+            error=f"The GitHub App's key cannot sign: {type(exc).__name__}",
+            permanent=True,
+        )
+    body: dict[str, Any] = {}
+    outcome = post_json(url, {}, headers=github_headers(credential), into=body)
+    token = body.get("token") if outcome.ok else None
+    if not isinstance(token, str) or not token:
+        if outcome.ok:
+            outcome = Outcome(ok=False, status=outcome.status, error="No token in GitHub's answer.")
+        return None, outcome
+    expires = _expiry(body.get("expires_at"), default=now + 3600)
+    with _tokens_lock:
+        _tokens[key] = (token, expires)
+    return token, outcome
+
+
+def _expiry(value: Any, *, default: float) -> float:
+    if not isinstance(value, str):
+        return default
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return default
+
+
+def forget_installation_tokens() -> None:
+    """Drop the cached installation tokens (a rotated key, tests)."""
+    with _tokens_lock:
+        _tokens.clear()

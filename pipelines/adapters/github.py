@@ -166,7 +166,12 @@ def parse_protection_rule(payload: Any) -> GateEvent | None:
     )
     if ref and not ref.startswith("refs/"):
         ref = f"refs/heads/{ref}"
+    installation = get_dict(body, "installation", "payload", required=False)
+    installation_id = installation.get("id")
     return GateEvent(
+        installation_id=str(installation_id)
+        if isinstance(installation_id, int) and not isinstance(installation_id, bool)
+        else "",
         kind="github_protection_rule",
         repository=_repository_name(body, {}),
         external_id=match.group("run_id"),

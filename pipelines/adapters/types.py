@@ -205,3 +205,4 @@ class GateEvent:
     version: str = ""
     project_id: str = ""
     callback_url: str = ""
+    installation_id: str = ""

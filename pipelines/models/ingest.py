@@ -298,6 +298,12 @@ class Integration(models.Model):
     # hint, no API returns it). In clear for the same reason as webhook secrets: it is sent.
     api_token = models.CharField(max_length=300, blank=True)
     api_token_hint = models.CharField(max_length=12, blank=True, editable=False)
+    # A GitHub App instead of a stored token: its id and private key (PEM, write-only) mint
+    # an installation token per call (cached until shortly before it expires). The
+    # installation is the delivery's ``installation.id``, else this one (commit statuses).
+    github_app_id = models.CharField(max_length=20, blank=True)
+    github_app_private_key = models.TextField(blank=True)
+    github_app_installation_id = models.CharField(max_length=20, blank=True)
     gate_timeout_minutes = models.PositiveIntegerField(
         default=60,
         help_text="How long a deployment waiting at a gate (GitHub protection rule, GitLab "
@@ -323,8 +329,16 @@ class Integration(models.Model):
         return DEFAULT_API_URLS.get(self.provider, "")
 
     @property
+    def is_github_app(self) -> bool:
+        return bool(
+            self.provider == IntegrationProvider.GITHUB
+            and self.github_app_id
+            and self.github_app_private_key
+        )
+
+    @property
     def can_call_api(self) -> bool:
-        return bool(self.enabled and self.api_token and self.api_base_url)
+        return bool(self.enabled and (self.api_token or self.is_github_app) and self.api_base_url)
 
 
 class IntegrationSecret(models.Model):

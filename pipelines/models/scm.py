@@ -57,6 +57,9 @@ class DeploymentGateRequest(models.Model):
     sha = models.CharField(max_length=64, blank=True)
     ref = models.CharField(max_length=255, blank=True)
     delivery_id = models.CharField(max_length=200, blank=True)
+    installation_id = models.CharField(
+        max_length=20, blank=True, help_text="The GitHub App installation the event came from."
+    )
     service = models.ForeignKey(
         "releases.Service", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -24,6 +24,7 @@ from ..models import (
     PipelineRun,
     WebhookDelivery,
 )
+from ..scm_api import github_app_jwt
 from .runs import pipeline_run_upsert
 
 # --- integrations and their webhooks ----------------------------------------------------------
@@ -39,11 +40,13 @@ def integration_create(
     api_url: str = "",
     api_token: str = "",
     gate_timeout_minutes: int | None = None,
+    github_app: tuple[str, str, str] | None = None,
 ) -> Integration:
     """Configure a webhook sender for some services, with its first secret, and (GitHub,
     GitLab) the API it is answered through: ``api_url`` (blank: the provider's cloud API)
-    and ``api_token``. Administrators (and management commands, actor=None). Audited; no
-    secret or token is written to the trail, only the token's hint.
+    and ``api_token``, or for GitHub ``github_app`` = (app id, private key PEM, installation
+    id or ""). Administrators (and management commands, actor=None). Audited; no secret,
+    token or key is written to the trail, only the token's hint and the app id.
     """
     _require_admin(actor)
     name = name.strip()
@@ -55,6 +58,7 @@ def integration_create(
         raise InvalidInput("An integration needs a name of at most 100 characters.")
     _check_secret(secret)
     api_url, api_token = _checked_api(provider, api_url, api_token)
+    app = _checked_github_app(provider, github_app) if github_app else ("", "", "")
     if gate_timeout_minutes is not None and not 1 <= gate_timeout_minutes <= 43200:
         raise InvalidInput("The gate timeout is 1 to 43200 minutes (30 days, GitHub's limit).")
     slugs = sorted(set(service_slugs))
@@ -66,7 +70,13 @@ def integration_create(
         if Integration.objects.filter(name=name).exists():
             raise InvalidInput(f"An integration named {name!r} already exists.")
         integration = Integration.objects.create(
-            provider=provider, name=name, api_url=api_url, api_token=api_token
+            provider=provider,
+            name=name,
+            api_url=api_url,
+            api_token=api_token,
+            github_app_id=app[0],
+            github_app_private_key=app[1],
+            github_app_installation_id=app[2],
         )
         if gate_timeout_minutes is not None:
             integration.gate_timeout_minutes = gate_timeout_minutes
@@ -89,10 +99,11 @@ def integration_api_set(
     api_url: str | None = None,
     api_token: str | None = None,
     gate_timeout_minutes: int | None = None,
+    github_app: tuple[str, str, str] | None = None,
 ) -> Integration:
-    """Change where and with which token an integration calls its provider's API (a new
-    token replaces the old one at once), or its gate timeout. Administrators. Audited
-    (``integration.update``) with the token's hint only."""
+    """Change where and with which token (or GitHub App) an integration calls its provider's
+    API (new credentials replace the old ones at once), or its gate timeout. Administrators.
+    Audited (``integration.update``) with the token's hint and the app id only."""
     _require_admin(actor)
     with transaction.atomic():
         integration = Integration.objects.select_for_update().get(
@@ -105,6 +116,12 @@ def integration_api_set(
             integration.api_token if api_token is None else api_token,
         )
         integration.api_url, integration.api_token = url, token
+        if github_app is not None:
+            (
+                integration.github_app_id,
+                integration.github_app_private_key,
+                integration.github_app_installation_id,
+            ) = _checked_github_app(integration.provider, github_app)
         if gate_timeout_minutes is not None:
             if not 1 <= gate_timeout_minutes <= 43200:
                 raise InvalidInput("The gate timeout is 1 to 43200 minutes.")
@@ -119,6 +136,23 @@ def integration_api_set(
             after=_integration_state(integration),
         )
     return integration
+
+
+def _checked_github_app(provider: str, app: tuple[str, str, str]) -> tuple[str, str, str]:
+    """(app id, private key, installation id): a GitHub integration's, the key able to sign
+    the app's JWT (checked by signing one)."""
+    app_id, key, installation = (str(v or "").strip() for v in app)
+    if provider != IntegrationProvider.GITHUB:
+        raise InvalidInput("Only GitHub integrations authenticate as a GitHub App.")
+    if not app_id.isdigit() or len(app_id) > 20:
+        raise InvalidInput("A GitHub App id is a number.")
+    if installation and (not installation.isdigit() or len(installation) > 20):
+        raise InvalidInput("A GitHub App installation id is a number.")
+    try:
+        github_app_jwt(app_id, key)
+    except Exception:  # noqa: BLE001 - whatever the key is, it cannot sign
+        raise InvalidInput("The GitHub App private key must be an RSA key in PEM.") from None
+    return app_id, key + ("\n" if not key.endswith("\n") else ""), installation
 
 
 def _checked_api(provider: str, api_url: str, api_token: str) -> tuple[str, str]:
@@ -241,10 +275,13 @@ def _integration_state(integration: Integration) -> dict:
         "enabled": integration.enabled,
         "services": sorted(integration.services.values_list("slug", flat=True)),
     }
-    if integration.api_url or integration.api_token:
+    if integration.api_url or integration.api_token or integration.github_app_id:
         # The token itself never reaches the trail: its first characters say which one.
         state["api_url"] = integration.api_base_url
         state["api_token_hint"] = (integration.api_token[:4] + "…") if integration.api_token else ""
+    if integration.github_app_id:
+        state["github_app_id"] = integration.github_app_id
+        state["github_app_installation_id"] = integration.github_app_installation_id
     return state
 
 

@@ -131,6 +131,7 @@ def deployment_gate_receive(
                     ref=event.ref[:255],
                     version=event.version[:64],
                     delivery_id=delivery_id[:200],
+                    installation_id=event.installation_id[:20],
                     service=service,
                     deadline=now + timedelta(minutes=integration.gate_timeout_minutes),
                     next_attempt_at=now,
@@ -312,13 +313,40 @@ def _with_blockers(head: str, blockers, link: str) -> str:
     return f"{head}: {reasons} — {link}"
 
 
+def _api_token(
+    integration: Integration, installation_id: str = ""
+) -> tuple[str | None, scm_api.Outcome]:
+    """The token to call the provider with: a GitHub App installation token minted for the
+    delivery's installation (else the integration's), else the stored API token. (None,
+    outcome) when there is none or it could not be minted."""
+    if integration.is_github_app:
+        installation = installation_id or integration.github_app_installation_id
+        if installation:
+            return scm_api.github_installation_token(
+                integration.api_base_url,
+                integration.github_app_id,
+                integration.github_app_private_key,
+                installation,
+            )
+        if not integration.api_token:
+            return None, scm_api.Outcome(
+                ok=False,
+                error="No GitHub App installation is known: set the integration's installation id.",
+                permanent=True,
+            )
+    if integration.api_token:
+        return integration.api_token, scm_api.Outcome(ok=True)
+    return None, scm_api.Outcome(
+        ok=False, error="The integration has no API token to answer with.", permanent=True
+    )
+
+
 def _send_answer(request_id: int, now: datetime) -> str:
     request = DeploymentGateRequest.objects.select_related("integration").get(pk=request_id)
     integration = request.integration
-    if not integration.api_token:
-        outcome = scm_api.Outcome(
-            ok=False, error="The integration has no API token to answer with.", permanent=True
-        )
+    token, outcome = _api_token(integration, request.installation_id)
+    if token is None:
+        pass  # ``outcome`` says why: recorded below like a failed send
     elif request.kind == GateRequestKind.GITHUB_PROTECTION_RULE:
         outcome = scm_api.post_json(
             scm_api.github_protection_rule_url(
@@ -329,7 +357,7 @@ def _send_answer(request_id: int, now: datetime) -> str:
                 "state": request.answer,
                 "comment": request.comment,
             },
-            headers=scm_api.github_headers(integration.api_token),
+            headers=scm_api.github_headers(token),
         )
     else:
         outcome = scm_api.post_json(
@@ -339,7 +367,7 @@ def _send_answer(request_id: int, now: datetime) -> str:
                 request.external_id,
             ),
             {"status": request.answer, "comment": request.comment},
-            headers=scm_api.gitlab_headers(integration.api_token),
+            headers=scm_api.gitlab_headers(token),
         )
     with transaction.atomic():
         request = DeploymentGateRequest.objects.select_for_update().get(pk=request_id)
@@ -349,7 +377,7 @@ def _send_answer(request_id: int, now: datetime) -> str:
         request.send_attempts += 1
         # A platform that says "already answered" (409/422) to a repeat of a send whose
         # outcome a killed worker never recorded has the same answer already.
-        repeat = earlier_sends > 0 and outcome.status in (409, 422)
+        repeat = token is not None and earlier_sends > 0 and outcome.status in (409, 422)
         if outcome.ok or repeat:
             request.state = GateRequestState.ANSWERED
             request.answered_at = timezone.now()
@@ -461,7 +489,7 @@ def _status_targets(release: Release) -> list[tuple[Integration, str, str]]:
         Integration.objects.filter(
             enabled=True, provider__in=list(RUN_PROVIDER_OF.values()), services__in=service_ids
         )
-        .exclude(api_token="")
+        .filter(~Q(api_token="") | (~Q(github_app_id="") & ~Q(github_app_private_key="")))
         .prefetch_related("services")
         .distinct()
         .order_by("id")
@@ -560,7 +588,10 @@ def commit_status_publish(status_id: int) -> str:
         CommitStatus.objects.filter(pk=row.pk).update(next_attempt_at=None)
         return "unchanged"
     integration = row.integration
-    if integration.provider == IntegrationProvider.GITHUB:
+    token, outcome = _api_token(integration)
+    if token is None:
+        pass  # recorded below like a failed send
+    elif integration.provider == IntegrationProvider.GITHUB:
         outcome = scm_api.post_json(
             scm_api.github_status_url(integration.api_base_url, row.repository, row.sha),
             {
@@ -569,7 +600,7 @@ def commit_status_publish(status_id: int) -> str:
                 "description": row.description,
                 "context": row.context,
             },
-            headers=scm_api.github_headers(integration.api_token),
+            headers=scm_api.github_headers(token),
         )
     else:
         outcome = scm_api.post_json(
@@ -582,7 +613,7 @@ def commit_status_publish(status_id: int) -> str:
                 "target_url": row.target_url,
                 "description": row.description,
             },
-            headers=scm_api.gitlab_headers(integration.api_token),
+            headers=scm_api.gitlab_headers(token),
         )
     sent = row.desired_hash
     with transaction.atomic():

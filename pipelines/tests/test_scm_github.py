@@ -20,6 +20,7 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
 from config.celery import app
+from core.errors import InvalidInput
 from core.models import AuditEvent
 from governance.models import FreezeWindow, GatePolicy
 from pipelines import scm_api, tasks, verdicts
@@ -614,3 +615,87 @@ def test_no_status_without_an_api_token(
     evaluate(PipelineRun.objects.get(external_id="9001"), django_capture_on_commit_callbacks)
     assert tasks.publish_commit_statuses(gated_release.pk) == 0
     assert not CommitStatus.objects.exists() and list(github_api.log) == []
+
+
+# --- GitHub App authentication ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_key():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return key, pem
+
+
+def test_a_github_app_mints_an_installation_token_and_answers_with_it(
+    github_api, service, approved_release, app_key, queued, django_capture_on_commit_callbacks
+):
+    import jwt
+
+    key, pem = app_key
+    scm_api.forget_installation_tokens()
+    service.repository_url = "https://github.com/octo-org/payments-api"
+    service.save()
+    integration_create(
+        actor=None,
+        provider="github",
+        name="octo-org app",
+        service_slugs=["payments-api"],
+        secret=SECRET,
+        api_url=github_api.url_for("/").rstrip("/"),
+        github_app=("123456", pem, ""),
+    )
+    expires = (timezone.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    github_api.expect_request(
+        "/app/installations/44556677/access_tokens", method="POST"
+    ).respond_with_json({"token": "ghs_minted", "expires_at": expires}, status=201)
+    respond(github_api)
+    receive(django_capture_on_commit_callbacks)
+    request = DeploymentGateRequest.objects.get()
+    assert request.installation_id == "44556677"  # the delivery's installation.id
+
+    assert deployment_gate_answer(request.pk) == "answered"
+
+    (mint,) = [r for r, _ in github_api.log if r.path.endswith("/access_tokens")]
+    assert mint.method == "POST"
+    assert mint.headers["Accept"] == "application/vnd.github+json"
+    assert mint.headers["X-GitHub-Api-Version"] == "2022-11-28"
+    credential = mint.headers["Authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(credential, key.public_key(), algorithms=["RS256"])
+    assert claims["iss"] == "123456" and claims["exp"] - claims["iat"] == 600
+    (sent,) = answers(github_api)
+    assert sent.headers["Authorization"] == "Bearer ghs_minted"
+    assert json.loads(sent.get_data())["state"] == "approved"
+
+    # Another held deployment within the hour: the installation token is reused.
+    other = "/repos/octo-org/payments-api/actions/runs/999/deployment_protection_rule"
+    github_api.expect_request(other, method="POST").respond_with_data("", 204)
+    body = payload(deployment_callback_url=f"https://api.github.com{other}")
+    receive(django_capture_on_commit_callbacks, body, delivery="dpr-9")
+    assert deployment_gate_answer(DeploymentGateRequest.objects.get(external_id="999").pk) == (
+        "answered"
+    )
+    assert len([r for r, _ in github_api.log if r.path.endswith("/access_tokens")]) == 1
+    (second,) = [r for r, _ in github_api.log if r.path == other]
+    assert second.headers["Authorization"] == "Bearer ghs_minted"
+    trail = json.dumps(list(AuditEvent.objects.values_list("after", "before", "reason")))
+    assert "PRIVATE KEY" not in trail and "ghs_minted" not in trail
+
+
+def test_a_github_app_key_that_cannot_sign_is_refused(service):
+    with pytest.raises(InvalidInput):
+        integration_create(
+            actor=None,
+            provider="github",
+            name="bad app",
+            service_slugs=["payments-api"],
+            secret=SECRET,
+            github_app=("123456", "not a key", ""),
+        )

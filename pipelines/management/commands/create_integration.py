@@ -31,6 +31,16 @@ class Command(BaseCommand):
             help="Token for the provider's API (GitHub App installation or fine-grained token, "
             "GitLab access token). Stored as a secret, never shown again.",
         )
+        parser.add_argument("--github-app-id", help="GitHub App id (instead of --api-token).")
+        parser.add_argument(
+            "--github-app-key-file",
+            help="Path of the GitHub App's private key (PEM); read once, stored write-only.",
+        )
+        parser.add_argument(
+            "--github-app-installation-id",
+            default="",
+            help="Installation used for commit statuses (protection rules name their own).",
+        )
         parser.add_argument(
             "--gate-timeout",
             type=int,
@@ -42,6 +52,20 @@ class Command(BaseCommand):
         api_url = options.get("api_url")
         api_token = options.get("api_token")
         timeout = options.get("gate_timeout")
+        github_app = None
+        if options.get("github_app_id") or options.get("github_app_key_file"):
+            if not (options.get("github_app_id") and options.get("github_app_key_file")):
+                raise CommandError("A GitHub App needs --github-app-id and --github-app-key-file.")
+            try:
+                with open(options["github_app_key_file"], encoding="utf-8") as handle:
+                    key = handle.read()
+            except OSError as exc:
+                raise CommandError(f"Cannot read the key file: {exc.strerror}.") from None
+            github_app = (
+                options["github_app_id"],
+                key,
+                options.get("github_app_installation_id") or "",
+            )
         try:
             existing = Integration.objects.filter(name=name.strip()).first()
             if existing is None:
@@ -56,6 +80,7 @@ class Command(BaseCommand):
                     api_url=api_url or "",
                     api_token=api_token or "",
                     gate_timeout_minutes=timeout,
+                    github_app=github_app,
                 )
                 self.stdout.write(
                     f"Created {integration.get_provider_display()} integration {name!r} for "
@@ -65,6 +90,11 @@ class Command(BaseCommand):
                 if integration.api_token:
                     self.stdout.write(
                         f"API: {integration.api_base_url} (token {integration.api_token_hint}…)."
+                    )
+                if integration.is_github_app:
+                    self.stdout.write(
+                        f"API: {integration.api_base_url} as GitHub App "
+                        f"{integration.github_app_id}."
                     )
                 return
             if existing.provider != provider:
@@ -77,19 +107,21 @@ class Command(BaseCommand):
                     f"Added a secret to integration {name!r}: old and new secrets both verify "
                     "until the old one is revoked."
                 )
-            if api_url is not None or api_token is not None or timeout is not None:
+            changes_api = api_url is not None or api_token is not None or timeout is not None
+            if changes_api or github_app is not None:
                 updated = integration_api_set(
                     actor=None,
                     integration=existing,
                     api_url=api_url,
                     api_token=api_token,
                     gate_timeout_minutes=timeout,
+                    github_app=github_app,
                 )
                 self.stdout.write(
                     f"Updated the API settings of integration {name!r}: {updated.api_base_url}"
                     + (f" (token {updated.api_token_hint}…)." if updated.api_token else ".")
                 )
-            if not secret and api_url is None and api_token is None and timeout is None:
+            if not secret and not changes_api and github_app is None:
                 raise CommandError("Nothing to change: give --secret or --api-url/--api-token.")
         except DomainError as exc:
             raise CommandError(exc.message) from exc
