@@ -486,10 +486,8 @@ def _status_targets(release: Release) -> list[tuple[Integration, str, str]]:
         .order_by("id")
     )
     callers = list(
-        Integration.objects.filter(
-            enabled=True, provider__in=list(RUN_PROVIDER_OF.values()), services__in=service_ids
-        )
-        .filter(~Q(api_token="") | (~Q(github_app_id="") & ~Q(github_app_private_key="")))
+        _publishing_integrations()
+        .filter(services__in=service_ids)
         .prefetch_related("services")
         .distinct()
         .order_by("id")
@@ -664,10 +662,18 @@ def due_commit_statuses(limit: int = 200) -> list[int]:
     )
 
 
+def _publishing_integrations():
+    return Integration.objects.filter(
+        enabled=True, provider__in=list(RUN_PROVIDER_OF.values())
+    ).filter(~Q(api_token="") | (~Q(github_app_id="") & ~Q(github_app_private_key="")))
+
+
 def on_gate_changed(gate: GateCheck) -> None:
     """Governance's gate listener (registered in ``PipelinesConfig.ready``): inside the
-    gate's transaction; the statuses are published by a task after commit."""
-    enqueue_on_commit("pipelines.publish_commit_statuses", gate.release_id)
+    gate's transaction; the statuses are published by a task after commit. Without any
+    GitHub/GitLab integration that can call its API, nothing is queued."""
+    if _publishing_integrations().exists():
+        enqueue_on_commit("pipelines.publish_commit_statuses", gate.release_id)
 
 
 __all__ = [

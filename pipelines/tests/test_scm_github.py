@@ -612,7 +612,9 @@ def test_no_status_without_an_api_token(
         secret=SECRET,
     )
     CI(make_token("ci", [service])).run(run_body())
+    queued.clear()
     evaluate(PipelineRun.objects.get(external_id="9001"), django_capture_on_commit_callbacks)
+    assert queued == []  # nothing can publish: no task per gate change
     assert tasks.publish_commit_statuses(gated_release.pk) == 0
     assert not CommitStatus.objects.exists() and list(github_api.log) == []
 
