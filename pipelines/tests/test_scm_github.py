@@ -701,3 +701,21 @@ def test_a_github_app_key_that_cannot_sign_is_refused(service):
             secret=SECRET,
             github_app=("123456", "not a key", ""),
         )
+
+
+def test_the_sweep_is_a_beat_entry_and_the_tasks_are_bounded():
+    from django_celery_beat.models import PeriodicTask
+
+    entry = PeriodicTask.objects.get(task="pipelines.scm_sweep")
+    assert entry.enabled and entry.interval.every == 15 and entry.interval.period == "seconds"
+    for name in (
+        "pipelines.scm_sweep",
+        "pipelines.answer_deployment_gate",
+        "pipelines.publish_commit_statuses",
+    ):
+        task = app.tasks[name]
+        assert task.soft_time_limit < task.time_limit
+    answer = app.tasks["pipelines.answer_deployment_gate"]
+    assert answer.acks_late and answer.reject_on_worker_lost
+    # The lease outlives the task's hard limit: a live worker never loses its claim.
+    assert LEASE.total_seconds() > answer.time_limit
