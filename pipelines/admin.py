@@ -23,7 +23,9 @@ from .models import (
     ArtefactTag,
     CDEventDelivery,
     CDEventSubscription,
+    CommitStatus,
     DeploymentCheck,
+    DeploymentGateRequest,
     Incident,
     Integration,
     IntegrationPollState,
@@ -40,6 +42,7 @@ from .models import (
     WebhookDelivery,
 )
 from .queueing import enqueue_on_commit
+from .scm_api import github_app_jwt
 from .services import (
     api_token_revoke,
     cdevent_subscription_delete,
@@ -108,6 +111,104 @@ class IntegrationSecretInline(admin.TabularInline):
     readonly_fields = ["hint", "created_at", "revoked_at"]
 
 
+class _BlankKeeps(forms.IntegerField):
+    """An optional number where blank means "keep what is stored" (not a change)."""
+
+    def has_changed(self, initial, data) -> bool:
+        return data not in (None, "") and super().has_changed(initial, data)
+
+
+class IntegrationForm(forms.ModelForm):
+    """The API token is write-only like the secrets: never rendered back; left blank, the
+    stored one is kept (clear it by deleting the integration or setting a new one)."""
+
+    api_url = forms.URLField(
+        required=False,
+        max_length=300,
+        assume_scheme="https",
+        help_text="API base URL; blank = https://api.github.com or https://gitlab.com/api/v4 "
+        "(GitHub Enterprise Server: https://HOST/api/v3).",
+    )
+    api_token = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        max_length=300,
+        help_text="GitHub App installation / fine-grained token, or GitLab access token. "
+        "Blank keeps the stored one.",
+    )
+
+    github_app_private_key = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        max_length=10000,
+        label="GitHub App private key",
+        help_text="PEM; paste the whole key (it is never shown again). Blank keeps it.",
+    )
+    gate_timeout_minutes = _BlankKeeps(
+        required=False,
+        min_value=1,
+        max_value=43200,
+        help_text="Minutes a deployment held at a GitHub/GitLab gate may wait for allow "
+        "before it is rejected (fail closed). Blank keeps it (60 for a new integration).",
+    )
+
+    class Meta:
+        model = Integration
+        fields = [
+            "provider",
+            "name",
+            "services",
+            "enabled",
+            "api_url",
+            "api_token",
+            "github_app_id",
+            "github_app_private_key",
+            "github_app_installation_id",
+            "gate_timeout_minutes",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["api_token"] = ""  # blank is "keep", not a change to audit
+        self.initial["github_app_private_key"] = ""
+
+    def clean_api_token(self) -> str:
+        value = self.cleaned_data.get("api_token", "")
+        if value:
+            return value.strip()
+        return self.instance.api_token if self.instance.pk else ""
+
+    def clean_github_app_private_key(self) -> str:
+        value = self.cleaned_data.get("github_app_private_key", "")
+        if value:
+            return value.strip() + "\n"
+        return self.instance.github_app_private_key if self.instance.pk else ""
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("github_app_id") or cleaned.get("github_app_private_key"):
+            try:
+                key = cleaned.get("github_app_private_key") or ""
+                github_app_jwt(cleaned.get("github_app_id") or "0", key)
+            except Exception:  # noqa: BLE001 - whatever the key is, it cannot sign
+                self.add_error(
+                    "github_app_private_key", "The private key must be an RSA key in PEM."
+                )
+        return cleaned
+
+    def clean_gate_timeout_minutes(self) -> int:
+        value = self.cleaned_data.get("gate_timeout_minutes")
+        if value is None:
+            return self.instance.gate_timeout_minutes or 60
+        return value
+
+    def clean_api_url(self) -> str:
+        value = self.cleaned_data.get("api_url", "")
+        if value:
+            check_outbound_url(value)  # OutboundRefused is a ValidationError: the field's error
+        return value
+
+
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
     """Webhook senders: provider, services they may report for, enabled, their secrets.
@@ -118,10 +219,11 @@ class IntegrationAdmin(admin.ModelAdmin):
     the form, its inlines and the change message in one transaction, which the audit
     events join; no secret value reaches the trail, only its hint."""
 
+    form = IntegrationForm
     list_display = ["name", "provider", "enabled", "created_at"]
     list_filter = ["provider", "enabled"]
     filter_horizontal = ["services"]
-    readonly_fields = ["created_at"]  # a record of when, not a setting
+    readonly_fields = ["created_at", "api_token_hint"]  # a record of when, not a setting
     inlines = [IntegrationSecretInline]
 
     def save_related(self, request, form, formsets, change):
@@ -481,3 +583,33 @@ class CDEventDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["event_type", "subscription", "status", "attempts", "created_at"]
     list_filter = ["status", "event_type"]
     readonly_fields = [f.name for f in CDEventDelivery._meta.fields]
+
+
+@admin.register(DeploymentGateRequest)
+class DeploymentGateRequestAdmin(ReadOnlyAdmin):
+    """Deployments held at a GitHub/GitLab gate and the answer Releasegate gave (recorded by
+    pipelines/services/scm.py; the deployment checks behind them are audited)."""
+
+    list_display = [
+        "repository",
+        "external_id",
+        "environment_name",
+        "kind",
+        "state",
+        "answer",
+        "last_decision",
+        "created_at",
+        "answered_at",
+    ]
+    list_filter = ["kind", "state", "answer"]
+    search_fields = ["repository", "external_id", "sha"]
+    raw_id_fields = ["last_check", "release", "service"]
+
+
+@admin.register(CommitStatus)
+class CommitStatusAdmin(ReadOnlyAdmin):
+    """Gate results as published (or being published) on commits."""
+
+    list_display = ["repository", "sha", "context", "state", "published_at", "last_error"]
+    list_filter = ["state"]
+    search_fields = ["repository", "sha", "context"]

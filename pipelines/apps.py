@@ -35,3 +35,10 @@ class PipelinesConfig(AppConfig):
         from .queueing import queue_notification_delivery
 
         notifications.register_delivery(queue_notification_delivery)
+
+        # Gate results become commit statuses on GitHub and GitLab.
+        from governance import gate_listeners
+
+        from .services.scm import on_gate_changed
+
+        gate_listeners.register(on_gate_changed)

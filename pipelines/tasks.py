@@ -201,3 +201,50 @@ def prune_pipeline_data() -> int:
 
     report = pipeline_data_prune()
     return report.runs + report.deliveries
+
+
+# --- enforcement through GitHub and GitLab (pipelines/services/scm.py) -----------------------
+
+
+@shared_task(
+    name="pipelines.answer_deployment_gate",
+    autoretry_for=(ConnectionError,),
+    soft_time_limit=60,
+    time_limit=90,
+    **_RETRYING,
+)
+def answer_deployment_gate(request_id: int) -> str:
+    """Decide and answer one held deployment (claimed by lease; the sweep takes over what a
+    killed worker left)."""
+    from .services.scm import deployment_gate_answer
+
+    return deployment_gate_answer(request_id)
+
+
+@shared_task(
+    name="pipelines.publish_commit_statuses",
+    autoretry_for=(ConnectionError,),
+    soft_time_limit=120,
+    time_limit=150,
+    **_RETRYING,
+)
+def publish_commit_statuses(release_id: int) -> int:
+    """Write the release's gates as commit statuses and send the changed ones."""
+    from .services.scm import commit_statuses_publish_for_release
+
+    return commit_statuses_publish_for_release(release_id)
+
+
+@shared_task(name="pipelines.scm_sweep", soft_time_limit=240, time_limit=300)
+def scm_sweep() -> int:
+    """Beat fan-out: held deployments due for another look or another send (waiting, a
+    failed send, a killed worker's lease run out) and commit statuses due for a retry."""
+    from .services.scm import (
+        commit_status_publish,
+        deployment_gate_answer,
+        due_commit_statuses,
+        due_deployment_gates,
+    )
+
+    done = sum(deployment_gate_answer(pk) == "answered" for pk in due_deployment_gates())
+    return done + sum(commit_status_publish(pk) == "published" for pk in due_commit_statuses())

@@ -210,6 +210,9 @@ ALERTMANAGER_MAX_ALERTS = env_int("ALERTMANAGER_MAX_ALERTS", 100)
 # Accepted runs are sent to gate evaluation in batches this often (0: one task per run, on
 # commit, in the request).
 PIPELINES_GATE_BATCH_SECONDS = float(env_str("PIPELINES_GATE_BATCH_SECONDS", "0.2"))
+# A deployment held at a GitHub/GitLab gate while the check says "wait" is asked again this
+# often (sooner when the blockers clear earlier), until its integration's timeout.
+PIPELINES_GATE_RECHECK_SECONDS = env_int("PIPELINES_GATE_RECHECK_SECONDS", 30)
 # Retention of pipeline runs and webhook deliveries (docs/operations.md, "Data retention").
 # A run is pruned when it is older than PIPELINE_RUNS_KEEP_DAYS *and* not among the newest
 # PIPELINE_RUNS_KEEP_PER_SERVICE of its service (0 turns a rule off; both 0: runs are kept).

@@ -15,6 +15,7 @@ from releases import services as release_services
 from releases.choices import TERMINAL_STATES, ReleaseState
 from releases.models import Deployment, Release
 
+from .. import gate_listeners
 from ..choices import GateKind, GateStatus
 from ..models import GateCheck, GatePolicy, PolicySnapshot
 from ._common import (
@@ -68,6 +69,8 @@ def _audit_gate(gate: GateCheck, *, actor, action: str, from_state: str, reason:
         if gate.detail
         else None,
     )
+    # Every recorded change of a gate (result, sign-off, waiver, reset) passes here.
+    gate_listeners.notify(gate)
 
 
 # --- instantiation ----------------------------------------------------------------------------

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from . import cdevents
 from .alertmanager import parse_alertmanager
-from .github import parse_workflow_run, verify_any, verify_signature
-from .gitlab import parse_pipeline_hook, verify_token
+from .github import parse_protection_rule, parse_workflow_run, verify_any, verify_signature
+from .gitlab import parse_deployment_hook, parse_pipeline_hook, verify_token
 from .jenkins import parse_notification, verify_secret
-from .types import AdapterError, AlertEvent, RunEvent
+from .types import AdapterError, AlertEvent, GateEvent, RunEvent
 
 __all__ = [
     "AdapterError",
     "AlertEvent",
+    "GateEvent",
     "RunEvent",
     "cdevents",
     "parse_alertmanager",
+    "parse_deployment_hook",
     "parse_notification",
     "parse_pipeline_hook",
+    "parse_protection_rule",
     "parse_workflow_run",
     "verify_any",
     "verify_secret",

@@ -36,12 +36,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from .timeparse import parse_iso8601
 from .types import (
     AdapterError,
+    GateEvent,
     RunEvent,
     RunStatus,
     get_dict,
@@ -125,6 +128,76 @@ def parse_workflow_run(payload: Any) -> RunEvent | None:
         waiting_approval=waiting,
         raw_status=raw_status if raw_status != "completed" else f"completed/{conclusion}",
     )
+
+
+_CALLBACK_RUN = re.compile(r"/actions/runs/(?P<run_id>[0-9]+)/deployment_protection_rule/?$")
+_VERSION_TAG = re.compile(r"^refs/tags/[vV]?(?P<version>[0-9][0-9A-Za-z.+_-]*)$")
+
+
+def parse_protection_rule(payload: Any) -> GateEvent | None:
+    """Map a ``deployment_protection_rule`` delivery to a GateEvent.
+
+    GitHub sends it (action ``requested``) when a job of a workflow run targets an
+    environment whose custom protection rule is this integration's GitHub App; it waits
+    until the app answers through ``deployment_callback_url``
+    (``…/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule``), whose run
+    id keys the request. Other actions return None (acknowledged, nothing to answer).
+    """
+    body = require_dict(payload, "payload")
+    action = get_str(body, "action", "payload", required=False)
+    if action != "requested":
+        return None
+    environment = get_str(body, "environment", "payload")
+    if not environment.strip():
+        raise AdapterError("payload.environment must name the environment")
+    callback = get_str(body, "deployment_callback_url", "payload")
+    match = _CALLBACK_RUN.search(callback.split("?", 1)[0])
+    if match is None:
+        raise AdapterError(
+            "payload.deployment_callback_url must end in "
+            "/actions/runs/{run_id}/deployment_protection_rule"
+        )
+    deployment = get_dict(body, "deployment", "payload", required=False)
+    sha = get_str(body, "sha", "payload", required=False) or get_str(
+        deployment, "sha", "deployment", required=False
+    )
+    ref = get_str(body, "ref", "payload", required=False) or get_str(
+        deployment, "ref", "deployment", required=False
+    )
+    if ref and not ref.startswith("refs/"):
+        ref = f"refs/heads/{ref}"
+    installation = get_dict(body, "installation", "payload", required=False)
+    installation_id = installation.get("id")
+    return GateEvent(
+        installation_id=str(installation_id)
+        if isinstance(installation_id, int) and not isinstance(installation_id, bool)
+        else "",
+        kind="github_protection_rule",
+        repository=_repository_name(body, {}),
+        external_id=match.group("run_id"),
+        environment=environment.strip(),
+        sha=sha.strip().lower(),
+        ref=ref,
+        version=_deployment_version(deployment, ref),
+        callback_url=callback,
+    )
+
+
+def _deployment_version(deployment: dict[str, Any], ref: str) -> str:
+    """The version a deployment names: ``payload.version`` (a workflow's ``deployment``
+    payload, or the Deployments API's), else a version tag being deployed, else ""."""
+    payload = deployment.get("payload")
+    if isinstance(payload, str) and payload.strip().startswith("{"):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            payload = None
+    if isinstance(payload, dict):
+        version = payload.get("version")
+        if isinstance(version, str) and version.strip():
+            return version.strip()[:64]
+    match = _VERSION_TAG.match(ref or "")
+    return match.group("version")[:64] if match else ""
 
 
 def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:

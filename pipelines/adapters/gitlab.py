@@ -1,4 +1,5 @@
-"""GitLab "Pipeline Hook" webhooks.
+"""GitLab "Pipeline Hook" webhooks, and "Deployment Hook" deliveries of deployments blocked
+on a protected environment (``parse_deployment_hook``).
 
 GitLab posts the whole pipeline on every status change and authenticates the
 delivery with a plain shared token in ``X-Gitlab-Token`` (no body signature),
@@ -39,6 +40,7 @@ from typing import Any
 from .timeparse import parse_gitlab_time
 from .types import (
     AdapterError,
+    GateEvent,
     Ignored,
     RunEvent,
     RunStatus,
@@ -135,6 +137,45 @@ def parse_pipeline_hook(payload: Any) -> RunEvent | None:
         name=get_str(attrs, "name", where, required=False),
         waiting_approval=raw_status == "manual",
         raw_status=raw_status,
+    )
+
+
+_COMMIT_IN_URL = re.compile(r"/-/commit/(?P<sha>[0-9a-fA-F]{7,64})/?$")
+
+
+def parse_deployment_hook(payload: Any) -> GateEvent | None:
+    """Map a Deployment Hook delivery (``object_kind`` ``deployment``) of status ``blocked`` —
+    a deployment to a protected environment waiting for approval — to a GateEvent, keyed by
+    the deployment id. Other statuses (created, running, success, failed, canceled) and other
+    object kinds return None: acknowledged, nothing to answer.
+
+    The hook carries ``short_sha`` only; the full commit is read from ``commit_url``
+    (``…/-/commit/<sha>``). The version is a version-looking ``ref`` (a tag ``v2.4.0``).
+    """
+    body = require_dict(payload, "payload")
+    if body.get("object_kind") != "deployment":
+        return None
+    if get_str(body, "status", "payload") != "blocked":
+        return None
+    project = get_dict(body, "project", "payload")
+    deployment_id = get_id(body, "deployment_id", "payload")
+    environment = get_str(body, "environment", "payload").strip()
+    if not environment:
+        raise AdapterError("payload.environment must name the environment")
+    commit_url = get_str(body, "commit_url", "payload", required=False)
+    match = _COMMIT_IN_URL.search(commit_url.split("?", 1)[0])
+    sha = match.group("sha") if match else get_str(body, "short_sha", "payload", required=False)
+    ref_name = get_str(body, "ref", "payload", required=False)
+    version_match = _VERSION_TAG.match(ref_name)
+    return GateEvent(
+        kind="gitlab_approval",
+        repository=get_str(project, "path_with_namespace", "project"),
+        project_id=get_id(project, "id", "project"),
+        external_id=deployment_id,
+        environment=environment,
+        sha=sha.lower(),
+        ref=ref_name,
+        version=version_match.group("version") if version_match else "",
     )
 
 

@@ -183,3 +183,26 @@ def _type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+@dataclass(frozen=True)
+class GateEvent:
+    """A deployment the platform holds until Releasegate answers: a GitHub custom deployment
+    protection rule (``deployment_protection_rule`` requested) or a GitLab deployment
+    blocked on a protected environment. Keyed by (repository, external_id, environment).
+
+    ``external_id`` is the GitHub workflow run id or the GitLab deployment id;
+    ``project_id`` the GitLab project id (the API's ``:id``); ``version`` a version the
+    platform names (the deployment payload's ``version``, a version tag), else "".
+    """
+
+    kind: Literal["github_protection_rule", "gitlab_approval"]
+    repository: str
+    external_id: str
+    environment: str
+    sha: str
+    ref: str
+    version: str = ""
+    project_id: str = ""
+    callback_url: str = ""
+    installation_id: str = ""

@@ -180,6 +180,12 @@ class WebhookResultSerializer(serializers.Serializer):
     incidents_opened = serializers.IntegerField(required=False)
     incidents_resolved = serializers.IntegerField(required=False)
     ignored = IgnoredSerializer(many=True, required=False, help_text=IGNORED_HELP)
+    gate_request = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="The held deployment recorded (GitHub deployment_protection_rule, GitLab "
+        "blocked deployment): Releasegate answers it through the provider's API.",
+    )
 
 
 class CDEventResultSerializer(WebhookResultSerializer):

@@ -1,4 +1,6 @@
-"""Native webhooks: GitHub Actions, GitLab CI, Jenkins, Alertmanager, CDEvents.
+"""Native webhooks: GitHub Actions, GitLab CI, Jenkins, Alertmanager, CDEvents; and the
+deployments GitHub (custom deployment protection rules) and GitLab (deployment approvals) hold
+until Releasegate answers.
 
 Each view reads the raw body (size-limited), verifies it against the active secrets of the
 provider's enabled integrations (constant time; two secrets verify during a rotation),
@@ -21,14 +23,17 @@ from ..adapters import (
     AdapterError,
     cdevents,
     parse_alertmanager,
+    parse_deployment_hook,
     parse_notification,
     parse_pipeline_hook,
+    parse_protection_rule,
     parse_workflow_run,
     verify_any,
     verify_secret,
     verify_token,
 )
 from ..models import IntegrationProvider
+from ..services import scm
 from . import validation
 from .serializers import CDEventResultSerializer, ErrorSerializer, WebhookResultSerializer
 from .views import deployment_body, read_body
@@ -97,6 +102,31 @@ class WebhookView(APIView):
             }
         )
 
+    def receive_gate(self, integration, event, *, delivery_id: str) -> Response:
+        """A held deployment: recorded once; the answer goes back through the provider's API
+        (pipelines/services/scm.py), not in this response."""
+        if event is None:
+            return Response({"detail": "Ignored: nothing to answer."})
+        result = scm.deployment_gate_receive(
+            integration=integration, delivery_id=delivery_id, event=event
+        )
+        request = result.request
+        if result.duplicate:
+            return Response(
+                {
+                    "detail": "Duplicate: this deployment is already being answered.",
+                    "duplicate": True,
+                    "gate_request": request.pk if request is not None else None,
+                }
+            )
+        return Response(
+            {
+                "detail": "Recorded: Releasegate answers through the API once it has decided.",
+                "duplicate": False,
+                "gate_request": request.pk,
+            }
+        )
+
     def shared_secret(self, request) -> str | None:
         """X-Releasegate-Token or a bearer Authorization. A secret in the query string
         (``?token=``) is refused: it would be written to every access log on the way."""
@@ -136,7 +166,13 @@ def _adapter(call, *args):
 class GitHubWebhookView(WebhookView):
     @extend_schema(
         operation_id="webhooks_github",
-        summary="GitHub Actions workflow_run webhook",
+        summary="GitHub webhook: workflow_run, deployment_protection_rule",
+        description=(
+            "`workflow_run` deliveries are recorded as pipeline runs. A "
+            "`deployment_protection_rule` delivery (action `requested`) holds a deployment "
+            "until Releasegate answers it through GitHub's API with the deployment check's "
+            "decision (docs/deployment-checks.md). Other events are acknowledged and ignored."
+        ),
         request={"application/json": {"type": "object"}},
         parameters=[
             OpenApiParameter("X-Hub-Signature-256", str, OpenApiParameter.HEADER, required=True),
@@ -159,10 +195,13 @@ class GitHubWebhookView(WebhookView):
         event_name = request.META.get("HTTP_X_GITHUB_EVENT", "")
         if event_name == "ping":
             return Response({"detail": "pong"})
+        delivery_id = request.META.get("HTTP_X_GITHUB_DELIVERY", "")[:200]
+        if event_name == "deployment_protection_rule":
+            gate = _adapter(parse_protection_rule, self.parse(body))
+            return self.receive_gate(integration, gate, delivery_id=delivery_id)
         if event_name and event_name != "workflow_run":
             return Response({"detail": f"Ignored: {event_name} events are not tracked."})
         event = _adapter(parse_workflow_run, self.parse(body))
-        delivery_id = request.META.get("HTTP_X_GITHUB_DELIVERY", "")[:200]
         return self.receive_run(
             integration, event, delivery_id=delivery_id, event_name=event_name or "workflow_run"
         )
@@ -171,7 +210,14 @@ class GitHubWebhookView(WebhookView):
 class GitLabWebhookView(WebhookView):
     @extend_schema(
         operation_id="webhooks_gitlab",
-        summary="GitLab Pipeline Hook",
+        summary="GitLab webhook: Pipeline Hook, Deployment Hook",
+        description=(
+            "Pipeline Hook deliveries are recorded as pipeline runs. A Deployment Hook "
+            "delivery with status `blocked` (a deployment to a protected environment waiting "
+            "for approval) is answered through GitLab's deployment approvals API with the "
+            "deployment check's decision (docs/deployment-checks.md); other statuses are "
+            "acknowledged and ignored."
+        ),
         request={"application/json": {"type": "object"}},
         parameters=[
             OpenApiParameter("X-Gitlab-Token", str, OpenApiParameter.HEADER, required=True),
@@ -191,11 +237,18 @@ class GitLabWebhookView(WebhookView):
         )
         if integration is None:
             raise BadSignature()
-        event = _adapter(parse_pipeline_hook, self.parse(body))
+        data = self.parse(body)
+        delivery_id = request.META.get("HTTP_X_GITLAB_EVENT_UUID", "")[:200]
+        if isinstance(data, dict) and data.get("object_kind") == "deployment":
+            gate = _adapter(parse_deployment_hook, data)
+            if gate is None:
+                return Response({"detail": "Ignored: only blocked deployments are answered."})
+            return self.receive_gate(integration, gate, delivery_id=delivery_id)
+        event = _adapter(parse_pipeline_hook, data)
         return self.receive_run(
             integration,
             event,
-            delivery_id=request.META.get("HTTP_X_GITLAB_EVENT_UUID", "")[:200],
+            delivery_id=delivery_id,
             event_name=request.META.get("HTTP_X_GITLAB_EVENT", "Pipeline Hook"),
         )
 

@@ -7,6 +7,7 @@
 - outbox: durable markers of tasks whose enqueue failed; CDEvents subscriptions and the
   outbox of the events emitted to them;
 - checks: deployment checks asked at the deploy boundary and their answers;
+- scm: deployments held at a GitHub/GitLab gate until answered, and commit statuses;
 - retention: summaries of pruned runs and the record of each pruning batch.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from .checks import CheckDecision, DeploymentCheck
 from .ingest import (
+    DEFAULT_API_URLS,
     FINISHED_RUN_STATUSES,
     TOKEN_PREFIX,
     ApiToken,
@@ -45,6 +47,14 @@ from .polling import (
     IntegrationPollState,
 )
 from .retention import PruneBatch, RunDaySummary
+from .scm import (
+    CommitStatus,
+    CommitStatusState,
+    DeploymentGateRequest,
+    GateAnswer,
+    GateRequestKind,
+    GateRequestState,
+)
 from .verification import (
     Comparator,
     RollbackAction,
@@ -58,6 +68,13 @@ from .verification import (
 )
 
 __all__ = [
+    "GateRequestState",
+    "GateRequestKind",
+    "GateAnswer",
+    "DeploymentGateRequest",
+    "DEFAULT_API_URLS",
+    "CommitStatusState",
+    "CommitStatus",
     "ApiToken",
     "ApiTokenQuerySet",
     "Artefact",

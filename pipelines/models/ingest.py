@@ -268,6 +268,12 @@ class IntegrationProvider(models.TextChoices):
     CDEVENTS = "cdevents", "CDEvents (CloudEvents over HTTP)"
 
 
+DEFAULT_API_URLS = {
+    IntegrationProvider.GITHUB: "https://api.github.com",
+    IntegrationProvider.GITLAB: "https://gitlab.com/api/v4",
+}
+
+
 class Integration(models.Model):
     """A configured webhook sender (a GitHub App/repository hook, a GitLab project hook, a
     Jenkins instance, an Alertmanager receiver) allowed to report for some services.
@@ -279,6 +285,29 @@ class Integration(models.Model):
     name = models.CharField(max_length=100, unique=True)
     services = models.ManyToManyField("releases.Service", related_name="integrations")
     enabled = models.BooleanField(default=True)
+    # Outbound: where Releasegate answers (deployment protection rules, GitLab deployment
+    # approvals) and publishes commit statuses. Blank means the provider's cloud API
+    # (``api_base_url``); GitHub Enterprise Server is https://HOST/api/v3.
+    api_url = models.URLField(
+        max_length=300,
+        blank=True,
+        help_text="API base URL; blank = https://api.github.com or https://gitlab.com/api/v4.",
+    )
+    # Write-only (the admin never renders it back, the audit trail and logs name only its
+    # hint, no API returns it). In clear for the same reason as webhook secrets: it is sent.
+    api_token = models.CharField(max_length=300, blank=True)
+    api_token_hint = models.CharField(max_length=12, blank=True, editable=False)
+    # A GitHub App instead of a stored token: its id and private key (PEM, write-only) mint
+    # an installation token per call (cached until shortly before it expires). The
+    # installation is the delivery's ``installation.id``, else this one (commit statuses).
+    github_app_id = models.CharField(max_length=20, blank=True)
+    github_app_private_key = models.TextField(blank=True)
+    github_app_installation_id = models.CharField(max_length=20, blank=True)
+    gate_timeout_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="How long a deployment waiting at a gate (GitHub protection rule, GitLab "
+        "approval) may wait for allow before it is rejected (fail closed).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -286,6 +315,29 @@ class Integration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()}: {self.name}"
+
+    def save(self, *args, **kwargs):
+        self.api_token_hint = self.api_token[:4] if self.api_token else ""
+        super().save(*args, **kwargs)
+
+    @property
+    def api_base_url(self) -> str:
+        """The API root outbound calls go to, without a trailing slash."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        return DEFAULT_API_URLS.get(self.provider, "")
+
+    @property
+    def is_github_app(self) -> bool:
+        return bool(
+            self.provider == IntegrationProvider.GITHUB
+            and self.github_app_id
+            and self.github_app_private_key
+        )
+
+    @property
+    def can_call_api(self) -> bool:
+        return bool(self.enabled and (self.api_token or self.is_github_app) and self.api_base_url)
 
 
 class IntegrationSecret(models.Model):

@@ -22,6 +22,7 @@ from .incidents import AlertsResult, alerts_receive
 from .integrations import (
     DeliveryResult,
     integration_admin_saved,
+    integration_api_set,
     integration_create,
     integration_delete,
     integration_secret_add,
@@ -50,6 +51,7 @@ __all__ = [
     "cdevent_subscription_save",
     "deployment_report_upsert",
     "integration_admin_saved",
+    "integration_api_set",
     "integration_create",
     "integration_delete",
     "integration_secret_add",

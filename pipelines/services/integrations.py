@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.outbound import OutboundRefused, check_outbound_url
 from releases.models import Service
 
 from ..adapters.types import Ignored, RunEvent
@@ -23,16 +24,29 @@ from ..models import (
     PipelineRun,
     WebhookDelivery,
 )
+from ..scm_api import github_app_jwt
 from .runs import pipeline_run_upsert
 
 # --- integrations and their webhooks ----------------------------------------------------------
 
 
 def integration_create(
-    *, actor, provider: str, name: str, service_slugs: Iterable[str], secret: str
+    *,
+    actor,
+    provider: str,
+    name: str,
+    service_slugs: Iterable[str],
+    secret: str,
+    api_url: str = "",
+    api_token: str = "",
+    gate_timeout_minutes: int | None = None,
+    github_app: tuple[str, str, str] | None = None,
 ) -> Integration:
-    """Configure a webhook sender for some services, with its first secret. Administrators
-    (and management commands, actor=None). Audited; the secret is never written to the trail.
+    """Configure a webhook sender for some services, with its first secret, and (GitHub,
+    GitLab) the API it is answered through: ``api_url`` (blank: the provider's cloud API)
+    and ``api_token``, or for GitHub ``github_app`` = (app id, private key PEM, installation
+    id or ""). Administrators (and management commands, actor=None). Audited; no secret,
+    token or key is written to the trail, only the token's hint and the app id.
     """
     _require_admin(actor)
     name = name.strip()
@@ -43,6 +57,10 @@ def integration_create(
     if not name or len(name) > 100:
         raise InvalidInput("An integration needs a name of at most 100 characters.")
     _check_secret(secret)
+    api_url, api_token = _checked_api(provider, api_url, api_token)
+    app = _checked_github_app(provider, github_app) if github_app else ("", "", "")
+    if gate_timeout_minutes is not None and not 1 <= gate_timeout_minutes <= 43200:
+        raise InvalidInput("The gate timeout is 1 to 43200 minutes (30 days, GitHub's limit).")
     slugs = sorted(set(service_slugs))
     services = list(Service.objects.filter(slug__in=slugs))
     missing = set(slugs) - {s.slug for s in services}
@@ -51,16 +69,110 @@ def integration_create(
     with transaction.atomic():
         if Integration.objects.filter(name=name).exists():
             raise InvalidInput(f"An integration named {name!r} already exists.")
-        integration = Integration.objects.create(provider=provider, name=name)
+        integration = Integration.objects.create(
+            provider=provider,
+            name=name,
+            api_url=api_url,
+            api_token=api_token,
+            github_app_id=app[0],
+            github_app_private_key=app[1],
+            github_app_installation_id=app[2],
+        )
+        if gate_timeout_minutes is not None:
+            integration.gate_timeout_minutes = gate_timeout_minutes
+            integration.save(update_fields=["gate_timeout_minutes"])
         integration.services.set(services)
         IntegrationSecret.objects.create(integration=integration, secret=secret)
         audit_record(
             actor=actor,
             action="integration.create",
             target=integration,
-            after={"provider": provider, "name": name, "services": slugs},
+            after=_integration_state(integration),
         )
     return integration
+
+
+def integration_api_set(
+    *,
+    actor,
+    integration: Integration | int,
+    api_url: str | None = None,
+    api_token: str | None = None,
+    gate_timeout_minutes: int | None = None,
+    github_app: tuple[str, str, str] | None = None,
+) -> Integration:
+    """Change where and with which token (or GitHub App) an integration calls its provider's
+    API (new credentials replace the old ones at once), or its gate timeout. Administrators.
+    Audited (``integration.update``) with the token's hint and the app id only."""
+    _require_admin(actor)
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(
+            pk=integration.pk if isinstance(integration, Integration) else integration
+        )
+        before = _integration_state(integration)
+        url, token = _checked_api(
+            integration.provider,
+            integration.api_url if api_url is None else api_url,
+            integration.api_token if api_token is None else api_token,
+        )
+        integration.api_url, integration.api_token = url, token
+        if github_app is not None:
+            (
+                integration.github_app_id,
+                integration.github_app_private_key,
+                integration.github_app_installation_id,
+            ) = _checked_github_app(integration.provider, github_app)
+        if gate_timeout_minutes is not None:
+            if not 1 <= gate_timeout_minutes <= 43200:
+                raise InvalidInput("The gate timeout is 1 to 43200 minutes.")
+            integration.gate_timeout_minutes = gate_timeout_minutes
+        integration.save()
+        audit_record(
+            actor=actor,
+            action="integration.update",
+            target=integration,
+            reason="API settings changed.",
+            before=before,
+            after=_integration_state(integration),
+        )
+    return integration
+
+
+def _checked_github_app(provider: str, app: tuple[str, str, str]) -> tuple[str, str, str]:
+    """(app id, private key, installation id): a GitHub integration's, the key able to sign
+    the app's JWT (checked by signing one)."""
+    app_id, key, installation = (str(v or "").strip() for v in app)
+    if provider != IntegrationProvider.GITHUB:
+        raise InvalidInput("Only GitHub integrations authenticate as a GitHub App.")
+    if not app_id.isdigit() or len(app_id) > 20:
+        raise InvalidInput("A GitHub App id is a number.")
+    if installation and (not installation.isdigit() or len(installation) > 20):
+        raise InvalidInput("A GitHub App installation id is a number.")
+    try:
+        github_app_jwt(app_id, key)
+    except Exception:  # noqa: BLE001 - whatever the key is, it cannot sign
+        raise InvalidInput("The GitHub App private key must be an RSA key in PEM.") from None
+    return app_id, key + ("\n" if not key.endswith("\n") else ""), installation
+
+
+def _checked_api(provider: str, api_url: str, api_token: str) -> tuple[str, str]:
+    api_url = (api_url or "").strip()
+    api_token = (api_token or "").strip()
+    if (api_url or api_token) and provider not in (
+        IntegrationProvider.GITHUB,
+        IntegrationProvider.GITLAB,
+    ):
+        raise InvalidInput("Only GitHub and GitLab integrations call their provider's API.")
+    if api_url:
+        if len(api_url) > 300:
+            raise InvalidInput("The API URL is at most 300 characters.")
+        try:
+            check_outbound_url(api_url)
+        except OutboundRefused as exc:
+            raise InvalidInput(f"API URL refused: {exc}") from None
+    if len(api_token) > 300 or any(c.isspace() or c == "\x00" for c in api_token):
+        raise InvalidInput("An API token is at most 300 characters, without spaces.")
+    return api_url, api_token
 
 
 def integration_secret_add(
@@ -157,12 +269,20 @@ def integration_delete(*, actor, integration: Integration) -> None:
 
 
 def _integration_state(integration: Integration) -> dict:
-    return {
+    state = {
         "provider": integration.provider,
         "name": integration.name,
         "enabled": integration.enabled,
         "services": sorted(integration.services.values_list("slug", flat=True)),
     }
+    if integration.api_url or integration.api_token or integration.github_app_id:
+        # The token itself never reaches the trail: its first characters say which one.
+        state["api_url"] = integration.api_base_url
+        state["api_token_hint"] = (integration.api_token[:4] + "…") if integration.api_token else ""
+    if integration.github_app_id:
+        state["github_app_id"] = integration.github_app_id
+        state["github_app_installation_id"] = integration.github_app_installation_id
+    return state
 
 
 def _secret_hint(secret: IntegrationSecret) -> dict:

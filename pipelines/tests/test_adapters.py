@@ -23,10 +23,13 @@ from hypothesis import strategies as st
 from pipelines.adapters import (
     AdapterError,
     AlertEvent,
+    GateEvent,
     RunEvent,
     parse_alertmanager,
+    parse_deployment_hook,
     parse_notification,
     parse_pipeline_hook,
+    parse_protection_rule,
     parse_workflow_run,
     verify_any,
     verify_secret,
@@ -736,6 +739,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "gitlab": parse_pipeline_hook,
     "jenkins": parse_notification,
     "alertmanager": parse_alertmanager,
+    "github_protection_rule": parse_protection_rule,
+    "gitlab_deployment": parse_deployment_hook,
 }
 FIXTURE_NAMES = {
     "github": [
@@ -746,6 +751,8 @@ FIXTURE_NAMES = {
     "gitlab": ["gitlab_pipeline_running", "gitlab_pipeline_success"],
     "jenkins": ["jenkins_started", "jenkins_completed", "jenkins_finalized"],
     "alertmanager": ["alertmanager_firing", "alertmanager_resolved"],
+    "github_protection_rule": ["github_deployment_protection_rule_requested"],
+    "gitlab_deployment": ["gitlab_deployment_blocked"],
 }
 
 json_scalars = (
@@ -772,7 +779,7 @@ def run_parser(parser: Callable[[Any], Any], payload: Any) -> None:
     except AdapterError as error:
         assert str(error)  # an endpoint shows this message; it must say something
         return
-    assert result is None or isinstance(result, RunEvent | list)
+    assert result is None or isinstance(result, RunEvent | GateEvent | list)
 
 
 @pytest.mark.parametrize("provider", sorted(PARSERS))
@@ -825,3 +832,46 @@ def test_mutated_fixtures_only_raise_adapter_error(provider: str, data: st.DataO
 def test_every_fixture_parses(provider: str) -> None:
     for name in FIXTURE_NAMES[provider]:
         assert PARSERS[provider](load(name))
+
+
+# --- held deployments (GitHub protection rules, GitLab blocked deployments) ------------------
+
+
+def test_a_protection_rule_is_keyed_by_the_callback_run_and_environment() -> None:
+    event = parse_protection_rule(load("github_deployment_protection_rule_requested"))
+    assert event is not None
+    assert (event.kind, event.repository, event.external_id, event.environment) == (
+        "github_protection_rule",
+        "octo-org/payments-api",
+        "11223344556",
+        "production",
+    )
+    assert event.sha == "3f1c0d9e8b7a6f5e4d3c2b1a09f8e7d6c5b4a392"
+    assert event.ref == "refs/heads/main" and event.version == ""
+
+
+def test_a_protection_rule_reads_the_version_from_the_payload_or_a_tag() -> None:
+    body = load("github_deployment_protection_rule_requested")
+    body["deployment"]["payload"] = {"version": "2.4.0"}
+    assert parse_protection_rule(body).version == "2.4.0"
+    body["deployment"]["payload"] = json.dumps({"version": "2.4.1"})
+    assert parse_protection_rule(body).version == "2.4.1"
+    body["deployment"]["payload"] = {}
+    body["ref"] = "refs/tags/v2.5.0"
+    assert parse_protection_rule(body).version == "2.5.0"
+    body["action"] = "completed"
+    assert parse_protection_rule(body) is None
+
+
+def test_a_blocked_gitlab_deployment_reads_the_full_commit_and_a_version_tag() -> None:
+    event = parse_deployment_hook(load("gitlab_deployment_blocked"))
+    assert event is not None
+    assert (event.project_id, event.external_id, event.environment) == (
+        "4211",
+        "7712",
+        "production",
+    )
+    assert event.sha == "3f1c0d9e8b7a6f5e4d3c2b1a09f8e7d6c5b4a392" and event.version == "2.4.0"
+    running = load("gitlab_deployment_blocked")
+    running["status"] = "running"
+    assert parse_deployment_hook(running) is None
