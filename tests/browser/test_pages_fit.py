@@ -35,6 +35,7 @@ PAGES = {  # name: (url name, query)
     "integrations": ("pipelines:integrations", ""),
     "password": ("password_change", ""),
     "tokens": ("pipelines:tokens", ""),
+    "profile": ("profile", ""),
 }
 ONLY_FOR = {"tokens": {"rita"}}  # pages the other roles may not open (403)
 SHOTS = ARTIFACTS / "pages"
