@@ -459,7 +459,7 @@ INBOX_KINDS = {
     "signoff": "Sign-off",
     "vote": "CAB vote",
     "exception": "Freeze exception",
-    "review": "Review",
+    "review": "Post-implementation review",
 }
 INBOX_SORTS = {"due": "Due first", "age": "Waiting longest", "risk": "Highest risk"}
 _RISK_ORDER = {level: n for n, level in enumerate(["critical", "high", "medium", "low"])}
