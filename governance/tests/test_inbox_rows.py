@@ -110,7 +110,7 @@ def test_a_filter_change_redraws_only_the_rows(waiting, approver):
         "/governance/inbox/?kind=vote", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="inbox-list"
     )
     body = response.content.decode()
-    assert "<div id=\"inbox-list\"" in body
+    assert '<div id="inbox-list"' in body
     assert "<html" not in body and "1 of 3 items shown" in body
 
 
