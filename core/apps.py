@@ -8,10 +8,14 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
         from django.core.signals import request_finished, request_started
 
         from . import dbhealth
+        from .profiles import on_logged_in
 
         # Connected after django.db's own close_old_connections, so they run after it.
         request_started.connect(dbhealth.skip_recent_health_checks, dispatch_uid="rg-db-health")
         request_finished.connect(dbhealth.note_connection_use, dispatch_uid="rg-db-last-use")
+        # The session carries the viewer's time zone from the moment they log in.
+        user_logged_in.connect(on_logged_in, dispatch_uid="core.profiles.on_logged_in")

@@ -9,7 +9,9 @@ shows a field error, the API answers 400.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
@@ -38,3 +40,47 @@ class DateRangeValidator:
 
 
 in_date_range = DateRangeValidator()
+
+
+# --- time zones --------------------------------------------------------------------------------
+#
+# Every date and time a page shows is in the viewer's zone (their profile's, else the site's
+# TIME_ZONE), in one format, with the UTC instant on hover: ``core.templatetags.dates``.
+
+DISPLAY_FORMAT = "D j M Y, H:i T"  # Wed 20 Jan 2027, 21:00 CET
+DATE_FORMAT = "j M Y"  # 20 Jan 2027, for values that are a day, not an instant
+SESSION_KEY = "time_zone"
+
+
+def valid_time_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA zone this Python knows (zoneinfo), e.g. Europe/Paris."""
+    if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+@deconstructible
+class TimeZoneValidator:
+    """Refuses a name that is not an IANA time zone."""
+
+    message = "Not a known time zone (an IANA name such as Europe/Paris)."
+
+    def __call__(self, value: str) -> None:
+        if not valid_time_zone(value):
+            raise ValidationError(self.message, code="unknown_time_zone")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TimeZoneValidator)
+
+
+is_time_zone = TimeZoneValidator()
+
+
+@functools.cache
+def time_zone_choices() -> list[tuple[str, str]]:
+    """Every IANA zone, sorted, as (value, label) for a select."""
+    return [(name, name.replace("_", " ")) for name in sorted(available_timezones())]

@@ -22,6 +22,7 @@ from django.db import models
 from django.utils import timezone
 
 from . import audit_keys
+from .dates import is_time_zone
 
 # --- the audit trail ---------------------------------------------------------------------------
 
@@ -373,3 +374,29 @@ class NotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return f"Notification preferences of {self.user_id}"
+
+
+# --- people's preferences ----------------------------------------------------------------------
+
+
+def _default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+class Profile(models.Model):
+    """What a person chose for how pages show things to them: the time zone every date and
+    time is shown in (the site's TIME_ZONE until they choose). Written only by
+    ``core.profiles.profile_update``."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default=_default_time_zone,
+        validators=[is_time_zone],
+        help_text="An IANA time zone, e.g. Europe/Paris: pages show dates and times in it.",
+    )
+
+    def __str__(self) -> str:
+        return f"Profile of {self.user_id}"

@@ -26,6 +26,7 @@ from django_htmx.http import reswap, retarget
 
 from core.errors import DomainError
 from releases import services as release_services
+from releases.actions import release_actions
 from releases.choices import ReleaseState
 from releases.models import Release
 
@@ -320,19 +321,21 @@ def _url_pattern(name: str) -> str:
     return reverse(name, args=[marker]).replace(str(marker), "{pk}")
 
 
-def _moves(release: Release, names: list[str]) -> list[dict[str, Any]]:
-    """The "Move to…" options for ``names`` (the board's ``available_transitions``), with
-    the state each leads to and whether it needs a reason."""
-    targets = {t.name: t.target for t in release.get_all_state_transitions()}
+def _moves(release: Release, actor, names: list[str]) -> list[dict[str, Any]]:
+    """The "Move to…" options: ``releases.actions.release_actions`` for the board's
+    ``names`` (held equal to ``available_transitions``), with the state each leads to,
+    whether it needs a reason, and what blocks it now (a blocked move is shown disabled
+    with why, as on the release page)."""
     return [
         {
-            "name": name,
-            "label": release_services.TRANSITION_LABELS.get(name, name),
-            "target_label": _state_label(targets.get(name)),
-            "reason_required": name in release_services.REASON_REQUIRED,
+            "name": action.name,
+            "label": action.label,
+            "target_label": _state_label(action.target),
+            "reason_required": action.reason_required,
+            "danger": action.danger,
+            "blockers": action.blockers,
         }
-        # Forward moves first; the ones that end or undo work last.
-        for name in sorted(names, key=lambda n: n in ("cancel", "roll_back"))
+        for action in release_actions(release=release, actor=actor, names=names)
     ]
 
 
@@ -405,7 +408,7 @@ def board_move(request: HttpRequest, pk: int) -> HttpResponse:
 
         form_context = {
             "release": release,
-            "moves": _moves(release, card.moves),
+            "moves": _moves(release, request.user, card.moves),
             "query": query,
             "inline": True,
         }
@@ -437,7 +440,11 @@ def board_moves_page(request: HttpRequest, pk: int) -> HttpResponse:
     query = request.GET.get("query", "")
     context = {
         "release": release,
-        "moves": _moves(release, board_selectors.board_moves(release=release, actor=request.user)),
+        "moves": _moves(
+            release,
+            request.user,
+            board_selectors.board_moves(release=release, actor=request.user),
+        ),
         "query": query,
         "back": reverse("dashboards:board") + (f"?{query}" if query else ""),
         "inline": bool(request.htmx),

@@ -99,3 +99,38 @@ class RiskOverrideForm(forms.Form):
 class FreezeExceptionForm(forms.Form):
     freeze = forms.IntegerField(widget=forms.HiddenInput)
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class InboxFilterForm(forms.Form):
+    """The inbox's filters and order. The release and service choices are those of the
+    items waiting (``selectors.inbox_rows``), so no filter can lead to an empty guess."""
+
+    kind = forms.ChoiceField(label="Kind", required=False)
+    release = forms.ChoiceField(label="Release", required=False)
+    service = forms.ChoiceField(label="Service", required=False)
+    sort = forms.ChoiceField(label="Sort by", required=False)
+
+    def __init__(self, data, *, rows, kinds, sorts):
+        super().__init__(data)
+        releases = {r.release.pk: str(r.release) for r in rows if r.release is not None}
+        services = sorted({slug for r in rows for slug in r.services})
+        self.fields["kind"].choices = [("", "All kinds"), *kinds.items()]
+        self.fields["release"].choices = [
+            ("", "All releases"),
+            *sorted(((str(pk), name) for pk, name in releases.items()), key=lambda c: c[1]),
+        ]
+        self.fields["service"].choices = [("", "All services"), *((s, s) for s in services)]
+        self.fields["sort"].choices = list(sorts.items())
+
+    def filters(self) -> dict[str, str]:
+        """The valid filters (an unknown value is dropped, with the form's error shown)."""
+        if self.is_valid():
+            data = self.cleaned_data
+        else:
+            data = {k: v for k, v in self.data.items() if k in self.fields and k not in self.errors}
+        return {
+            "kind": data.get("kind") or "",
+            "release": data.get("release") or "",
+            "service": data.get("service") or "",
+            "sort": data.get("sort") or "due",
+        }

@@ -4,11 +4,14 @@ list pages do a fixed number of queries however many rows they show."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from core.models import AuditEvent
 from core.roles import Role, has_role, user_roles
 from releases import risk as release_risk
 from releases.choices import TERMINAL_STATES
@@ -186,6 +189,7 @@ def inbox(*, viewer) -> Inbox:
             .prefetch_related(
                 Prefetch("votes", queryset=Vote.objects.select_related("voter")),
                 Prefetch("release__gate_checks", queryset=GateCheck.objects.order_by("position")),
+                "release__services",
             )
             .order_by("submitted_at", "id")
         )
@@ -199,7 +203,8 @@ def inbox(*, viewer) -> Inbox:
             FreezeException.objects.filter(state="requested", release__in=releases)
             .exclude(requested_by=viewer)
             .exclude(release__owner=viewer)
-            .select_related("freeze", "release", "requested_by")
+            .select_related("freeze", "release", "release__risk_assessment", "requested_by")
+            .prefetch_related("release__services")
         )
     return Inbox(
         sign_offs=sign_offs,
@@ -218,7 +223,11 @@ def pending_reviews(*, viewer) -> list[ChangeRequest]:
     )
     if not has_role(viewer, Role.CAB_CHAIR):
         qs = qs.filter(Q(requested_by=viewer) | Q(release__owner=viewer))
-    return list(qs.select_related("release", "requested_by").order_by("review_due_at", "id"))
+    return list(
+        qs.select_related("release", "release__risk_assessment", "requested_by")
+        .prefetch_related("release__services")
+        .order_by("review_due_at", "id")
+    )
 
 
 # --- CAB workbench ----------------------------------------------------------------------------
@@ -259,19 +268,24 @@ def workbench_meetings(*, viewer, now: datetime | None = None) -> list[CABMeetin
     policies = _policy_cache()
     for meeting in result:
         for item in meeting.items.all():
-            cr = item.change_request
-            votes = list(cr.votes.all())
-            cr.decision = tally(cr, votes, policy=policies(cr))
-            # What "Close item" would record now: the same rule, evaluated as closing.
-            cr.closing_decision = tally(cr, votes, closing=True, policy=policies(cr))
-            cr.viewer_may_vote = may_vote(viewer, policies(cr))
-            cr.my_vote = next((v for v in votes if v.voter_id == viewer.pk), None)
-            cr.viewer_recused = (
-                cr.requested_by_id == viewer.pk
-                or any(r.user_id == viewer.pk for r in cr.recusals.all())
-                or (cr.release is not None and cr.release.owner_id == viewer.pk)
-            )
+            _attach_tally(item.change_request, viewer, policies)
     return result
+
+
+def _attach_tally(cr: ChangeRequest, viewer, policies) -> None:
+    """The live tally of an agenda item, what closing it now would record, and what the
+    viewer may do on it (no query: votes and recusals are prefetched)."""
+    votes = list(cr.votes.all())
+    cr.decision = tally(cr, votes, policy=policies(cr))
+    # What "Close item" would record now: the same rule, evaluated as closing.
+    cr.closing_decision = tally(cr, votes, closing=True, policy=policies(cr))
+    cr.viewer_may_vote = may_vote(viewer, policies(cr))
+    cr.my_vote = next((v for v in votes if v.voter_id == viewer.pk), None)
+    cr.viewer_recused = (
+        cr.requested_by_id == viewer.pk
+        or any(r.user_id == viewer.pk for r in cr.recusals.all())
+        or (cr.release is not None and cr.release.owner_id == viewer.pk)
+    )
 
 
 def _policy_cache():
@@ -364,3 +378,187 @@ def _readable(answer: dict) -> dict:
                 datetime.fromisoformat(blocker["until"]) if blocker["until"] else None
             )
     return answer
+
+
+# --- a CAB meeting's page: attendance and what closing each item would record ---------------
+
+ATTENDANCE_ACTION = "meeting.attendance"
+
+
+def meeting_presence(meeting: CABMeeting) -> dict[int, bool]:
+    """{user id: present?} for the attendees the chair has marked: the latest
+    ``meeting.attendance`` event of each (one query). Attendance is kept as the audit trail
+    of the marks themselves: who marked whom, when, and every change, with no table of its
+    own to drift from it."""
+    events = (
+        AuditEvent.objects.filter(
+            target_type=ContentType.objects.get_for_model(CABMeeting),
+            target_id=str(meeting.pk),
+            action=ATTENDANCE_ACTION,
+        )
+        .order_by("chain_seq", "id")
+        .values_list("after", flat=True)
+    )
+    presence: dict[int, bool] = {}
+    for after in events:
+        if isinstance(after, dict) and "user_id" in after:
+            presence[int(after["user_id"])] = bool(after.get("present"))
+    return presence
+
+
+@dataclass
+class Attendee:
+    user: Any
+    roles: list[str]
+    present: bool | None  # None: not marked yet
+
+
+def meeting_page(*, viewer, pk: int) -> tuple[CABMeeting, list[Attendee]]:
+    """One meeting (raises CABMeeting.DoesNotExist) with its agenda as the workbench reads it
+    (votes, recusals, evidence, live tally and what closing each item would record), and its
+    attendees with their presence. Queries do not grow with items, votes or attendees."""
+    meeting = meetings(viewer=viewer).get(pk=pk)
+    items = (
+        AgendaItem.objects.filter(meeting=meeting)
+        .select_related(
+            "change_request__release__risk_assessment",
+            "change_request__requested_by",
+            "change_request__release__owner",
+        )
+        .prefetch_related(
+            Prefetch("change_request__votes", queryset=Vote.objects.select_related("voter")),
+            Prefetch("change_request__recusals", queryset=Recusal.objects.select_related("user")),
+            Prefetch(
+                "change_request__release__gate_checks",
+                queryset=GateCheck.objects.order_by("position", "id"),
+            ),
+        )
+        .order_by("position", "id")
+    )
+    meeting.agenda = list(items)
+    policies = _policy_cache()
+    for item in meeting.agenda:
+        item.meeting = meeting
+        _attach_tally(item.change_request, viewer, policies)
+    presence = meeting_presence(meeting)
+    people = meeting.attendees.prefetch_related("groups").order_by("username")
+    attendees = [
+        Attendee(
+            user=person,
+            roles=[Role(g.name).label for g in person.groups.all() if g.name in Role.values],
+            present=presence.get(person.pk),
+        )
+        for person in people
+    ]
+    return meeting, attendees
+
+
+# --- the compact inbox: one list of rows, sorted and filtered -------------------------------
+
+INBOX_KINDS = {
+    "signoff": "Sign-off",
+    "vote": "CAB vote",
+    "exception": "Freeze exception",
+    "review": "Post-implementation review",
+}
+INBOX_SORTS = {"due": "Due first", "age": "Waiting longest", "risk": "Highest risk"}
+_RISK_ORDER = {level: n for n, level in enumerate(["critical", "high", "medium", "low"])}
+
+
+@dataclass
+class InboxRow:
+    kind: str  # a key of INBOX_KINDS
+    key: str  # unique on the page: "signoff-12"
+    item: Any  # the gate, change request or freeze exception
+    title: str
+    release: Release | None
+    risk: str  # the governing level of the release, else the change's own
+    due_at: datetime | None  # when it must be decided by
+    since: datetime | None  # waiting since
+    services: list[str] = field(default_factory=list)  # service slugs
+
+    @property
+    def kind_label(self) -> str:
+        return INBOX_KINDS[self.kind]
+
+
+def _row_services(release: Release | None) -> list[str]:
+    return sorted(s.slug for s in release.services.all()) if release is not None else []
+
+
+def inbox_rows(
+    box: Inbox, *, sort: str = "due", kind: str = "", release: str = "", service: str = ""
+) -> list[InboxRow]:
+    """The inbox as one list of rows, filtered by kind, release id and service slug and
+    sorted by due date, age or risk. Reads only what ``inbox`` prefetched (no query)."""
+    rows: list[InboxRow] = []
+    for gate in box.sign_offs:
+        rows.append(
+            InboxRow(
+                kind="signoff",
+                key=f"signoff-{gate.pk}",
+                item=gate,
+                title=f"{gate.label} ({gate.get_stage_display().lower()})",
+                release=gate.release,
+                risk=release_risk.governing_level(gate.release),
+                due_at=gate.release.window_start,
+                since=gate.pending_since,
+                services=_row_services(gate.release),
+            )
+        )
+    for cr in box.votes:
+        rows.append(
+            InboxRow(
+                kind="vote",
+                key=f"cr-{cr.pk}",
+                item=cr,
+                title=f"CR-{cr.number} {cr.title}",
+                release=cr.release,
+                risk=release_risk.governing_level(cr.release) if cr.release else cr.risk_level,
+                due_at=cr.window_start,
+                since=cr.submitted_at,
+                services=_row_services(cr.release),
+            )
+        )
+    for exception in box.exceptions:
+        rows.append(
+            InboxRow(
+                kind="exception",
+                key=f"exception-{exception.pk}",
+                item=exception,
+                title=f"Exception to “{exception.freeze.name}”",
+                release=exception.release,
+                risk=release_risk.governing_level(exception.release),
+                due_at=exception.release.window_start,
+                since=exception.created_at,
+                services=_row_services(exception.release),
+            )
+        )
+    for cr in box.reviews:
+        rows.append(
+            InboxRow(
+                kind="review",
+                key=f"review-{cr.pk}",
+                item=cr,
+                title=f"Review of CR-{cr.number} {cr.title}",
+                release=cr.release,
+                risk=release_risk.governing_level(cr.release) if cr.release else cr.risk_level,
+                due_at=cr.review_due_at,
+                since=cr.implemented_at,
+                services=_row_services(cr.release),
+            )
+        )
+    if kind:
+        rows = [r for r in rows if r.kind == kind]
+    if release:
+        rows = [r for r in rows if r.release is not None and str(r.release.pk) == release]
+    if service:
+        rows = [r for r in rows if service in r.services]
+    far = datetime.max.replace(tzinfo=UTC)
+    if sort == "age":
+        rows.sort(key=lambda r: (r.since or far, r.key))
+    elif sort == "risk":
+        rows.sort(key=lambda r: (_RISK_ORDER.get(r.risk, 9), r.due_at or far, r.key))
+    else:
+        rows.sort(key=lambda r: (r.due_at or far, r.key))
+    return rows

@@ -16,6 +16,12 @@ urlpatterns = [
     ),
     path("cab/", views.cab_workbench, name="cab"),
     path("cab/meetings/", views.meeting_create, name="meeting_create"),
+    path("cab/meetings/<int:pk>/", views.meeting_page, name="meeting"),
+    path(
+        "cab/meetings/<int:pk>/attendees/<int:user_pk>/",
+        views.meeting_attendance,
+        name="meeting_attendance",
+    ),
     path("cab/meetings/<int:pk>/<str:name>/", views.meeting_action, name="meeting_action"),
     path("cab/items/<int:pk>/", views.cab_item, name="cab_item"),
     path("cab/items/<int:pk>/<str:name>/", views.agenda_item_action, name="agenda_item_action"),

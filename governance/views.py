@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import DomainError
@@ -20,16 +22,18 @@ from releases.models import Release
 from releases.selectors import visible_releases
 
 from . import selectors, services
+from .choices import MeetingState
 from .forms import (
     AgendaCloseForm,
     CommentForm,
     FreezeExceptionForm,
     GateDecisionForm,
+    InboxFilterForm,
     MeetingForm,
     RiskOverrideForm,
     VoteForm,
 )
-from .models import AgendaItem, ChangeRequest, FreezeException
+from .models import AgendaItem, CABMeeting, ChangeRequest, FreezeException
 from .readiness import active_freezes
 
 
@@ -59,14 +63,33 @@ def _inbox_context(request: HttpRequest) -> dict[str, Any]:
     _evidence(box.votes, rules)
     for gate in box.sign_offs:
         gate.can_waive = services.may_waive(request.user, gate)
-    return {"inbox": box, "can_vote": has_role(request.user, Role.CAB_MEMBER, Role.CAB_CHAIR)}
+    every = selectors.inbox_rows(box)
+    form = InboxFilterForm(
+        request.GET or None,
+        rows=every,
+        kinds=selectors.INBOX_KINDS,
+        sorts=selectors.INBOX_SORTS,
+    )
+    filters = form.filters() if request.GET else {}
+    return {
+        "inbox": box,
+        "can_vote": has_role(request.user, Role.CAB_MEMBER, Role.CAB_CHAIR),
+        "filter_form": form,
+        "rows": selectors.inbox_rows(box, **filters) if filters else every,
+        "total": len(every),
+    }
 
 
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    """Every sign-off, vote and freeze exception waiting for the current user."""
-    return render(request, "governance/inbox.html", _inbox_context(request))
+    """Every sign-off, vote, freeze exception and review waiting for the current user, one
+    compact row each, filtered by kind, release and service and sorted by due date, age or
+    risk; a row opens in place. htmx asks for the rows alone when a filter changes."""
+    context = _inbox_context(request)
+    if request.htmx and request.htmx.target == "inbox-list":
+        return render(request, "governance/partials/inbox_list.html", context)
+    return render(request, "governance/inbox.html", context)
 
 
 def _signoff_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> HttpResponse:
@@ -256,6 +279,84 @@ def _workbench(request: HttpRequest, meeting_form=None, status: int = 200) -> Ht
     )
 
 
+def _meeting_page(
+    request: HttpRequest,
+    pk: int,
+    *,
+    template: str = "governance/meeting.html",
+    status: int = 200,
+    **extra,
+) -> HttpResponse:
+    try:
+        meeting, attendees = selectors.meeting_page(viewer=request.user, pk=pk)
+    except CABMeeting.DoesNotExist:
+        raise Http404("No such meeting.") from None
+    _evidence([item.change_request for item in meeting.agenda], selectors.active_freeze_rules())
+    is_chair = has_role(request.user, Role.CAB_CHAIR, Role.ADMINISTRATOR)
+    open_items = [item for item in meeting.agenda if not item.outcome]
+    context = {
+        "meeting": meeting,
+        "meeting_end": meeting.scheduled_at + meeting.duration,
+        "attendees": attendees,
+        "present": sum(1 for a in attendees if a.present),
+        "is_chair": is_chair,
+        "may_mark": is_chair and meeting.state == MeetingState.SCHEDULED,
+        "open_items": open_items,
+        "unscheduled": (
+            list(selectors.unscheduled_change_requests())
+            if is_chair and meeting.state == MeetingState.SCHEDULED
+            else []
+        ),
+        "here": request.path,
+        **extra,
+    }
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def meeting_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """One CAB meeting: its agenda with the live tally of each item, its attendees with
+    their presence, and what closing each open item would record now and why. Only the
+    actions the viewer may take are shown (votes to voters, the rest to the chair).
+    ``?part=preview`` is the outcome preview alone (htmx polls it)."""
+    if request.htmx and request.GET.get("part") == "preview":
+        return _meeting_page(request, pk, template="governance/partials/meeting_preview.html")
+    return _meeting_page(request, pk)
+
+
+@login_required
+@require_POST
+def meeting_attendance(request: HttpRequest, pk: int, user_pk: int) -> HttpResponse:
+    """Mark an attendee present or absent (the chair; audited). htmx gets the attendees
+    panel back, with the refusal on it if there is one."""
+    meeting = selectors.meetings(viewer=request.user).filter(pk=pk).first()
+    attendee = get_user_model().objects.filter(pk=user_pk).first()
+    if meeting is None or attendee is None:
+        raise Http404("No such meeting or attendee.")
+    error, status = "", 200
+    try:
+        services.meeting_mark_attendance(
+            meeting=meeting,
+            actor=request.user,
+            attendee=attendee,
+            present=request.POST.get("present") == "yes",
+        )
+    except DomainError as exc:
+        error, status = exc.message, exc.status_code
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("governance:meeting", pk=pk)
+    return _meeting_page(
+        request,
+        pk,
+        template="governance/partials/meeting_attendees.html",
+        attendance_error=error,
+        status=status,
+    )
+
+
 def _cab_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> HttpResponse:
     meetings = selectors.workbench_meetings(viewer=request.user)
     item = next((i for m in meetings for i in m.items.all() if i.pk == pk), None)
@@ -283,6 +384,16 @@ def _chair_action(request: HttpRequest, fn) -> HttpResponse:
         fn()
     except DomainError as exc:
         messages.error(request, exc.message)
+    return _back(request)
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    """Back to the page the form was on (a meeting's page), else the workbench."""
+    target = request.POST.get("next", "")
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
     return redirect("governance:cab")
 
 
@@ -369,7 +480,7 @@ def agenda_item_action(request: HttpRequest, pk: int, name: str) -> HttpResponse
     if not request.htmx:
         if error:
             messages.error(request, error)
-        return redirect("governance:cab")
+        return _back(request)
     close_comment = request.POST.get("comment", "") if error else ""
     return _cab_item(request, pk, status=status, error=error, close_comment=close_comment)
 

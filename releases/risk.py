@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Case, CharField, Expression, F, Q, QuerySet, Value, When
+
+from .choices import RiskLevel
 
 if TYPE_CHECKING:
     from .models import Release
@@ -79,6 +81,19 @@ def governing_level_q(levels: Iterable[str]) -> Q:
     for level in levels:
         match |= _source.level_q(level) if _source else Q(risk_level=level)
     return match
+
+
+def governing_level_expression() -> Expression:
+    """The governing level as a SQL expression over the release row joined to the source's
+    ``related`` (``governing_level_q`` for each level), for reads of values rather than
+    releases (the board's cards): the same rule as ``governing_level``."""
+    if _source is None:
+        return F("risk_level")
+    return Case(
+        *(When(_source.level_q(level), then=Value(level)) for level in RiskLevel.values),
+        default=F("risk_level"),
+        output_field=CharField(),
+    )
 
 
 def risk_header(release: Release) -> dict[str, Any]:

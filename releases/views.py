@@ -28,7 +28,7 @@ from django_htmx.http import reselect, reswap, retarget
 from core.errors import DomainError
 from core.roles import ALL_ROLES
 
-from . import readiness, risk, selectors, services
+from . import actions, risk, selectors, services
 from .choices import TERMINAL_STATES, ReleaseState, ScopeStatus
 from .forms import (
     ReleaseFilterForm,
@@ -43,8 +43,6 @@ from .forms import (
 from .models import Release
 
 PAGE_SIZE = 25
-# Transitions shown as "danger" buttons: they end or undo work.
-DANGER_TRANSITIONS = {"cancel", "roll_back"}
 
 
 def _release_or_404(request: HttpRequest, pk: int) -> Release:
@@ -152,19 +150,20 @@ def _detail_context(request: HttpRequest, release: Release, **overrides: Any) ->
     )
     bound_transition = overrides.pop("transition_forms", {})
     transitions = []
-    for name in services.available_transitions(release=release, actor=user):
-        reason_required = name in services.REASON_REQUIRED
+    # The one list of what the viewer may press now (releases.actions): a blocked action is
+    # shown disabled with what blocks it, rather than offered and then refused.
+    for action in actions.release_actions(release=release, actor=user):
         transitions.append(
             {
-                "name": name,
-                "label": services.TRANSITION_LABELS[name],
-                "reason_required": reason_required,
-                "danger": name in DANGER_TRANSITIONS,
-                # The readiness check release_transition applies: a blocked button is shown
-                # disabled with what blocks it, rather than offered and then refused.
-                "blockers": readiness.blockers_for(release, name),
-                "form": bound_transition.get(name)
-                or TransitionForm(reason_required=reason_required, auto_id=f"id_{name}_%s"),
+                "name": action.name,
+                "label": action.label,
+                "reason_required": action.reason_required,
+                "danger": action.danger,
+                "blockers": list(action.blockers),
+                "form": bound_transition.get(action.name)
+                or TransitionForm(
+                    reason_required=action.reason_required, auto_id=f"id_{action.name}_%s"
+                ),
             }
         )
     bound_scope = overrides.pop("scope_edit_forms", {})

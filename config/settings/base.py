@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.BrowserOnlyHtmxMiddleware",
     "core.middleware.AuditContextMiddleware",
+    # Pages render in the viewer's time zone (their profile's; the API stays in UTC).
+    "core.profiles.TimeZoneMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -88,6 +90,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Every date and time on every page in one format, in the viewer's zone.
+            "builtins": ["core.templatetags.dates"],
         },
     },
 ]

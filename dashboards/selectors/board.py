@@ -35,6 +35,7 @@ from governance.models import GateCheck
 from releases import readiness
 from releases.choices import ReleaseState, ScopeStatus
 from releases.models import Release, ScopeItem, has_rollback_plan, has_scope
+from releases.risk import governing_level, governing_level_expression
 from releases.selectors import visible_releases
 from releases.services import available_transitions
 
@@ -141,6 +142,7 @@ class Card:
     owner_name: str = "—"
     target_text: str = "—"
     service_names: list[str] = field(default_factory=list)
+    risk: str = ""  # the governing risk level
     # The transitions the viewer may perform now (names; ``board_moves``): the card offers
     # its "Move to…" menu only when there is one. The menu itself is loaded when opened.
     moves: list[Any] = field(default_factory=list)
@@ -316,9 +318,9 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
     values = _owner_values()
     rows = (
         Release.objects.filter(shown)
-        .annotate(**values)
+        .annotate(**values, governing_risk=governing_level_expression())
         .order_by(F("window_start").asc(nulls_last=True), "id")
-        .values(*CARD_FIELDS, *values)
+        .values(*CARD_FIELDS, *values, "governing_risk")
     )
     releases = _attach([BoardRelease(row) for row in rows])
     # Gate progress of all the cards from one grouped read (two correlated counts per card
@@ -401,6 +403,8 @@ def card_for(
         owner_name=_owner_name(release),
         target_text=_target_text(release),
         service_names=[s.name for s in release.board_services],
+        # The governing level (releases.risk), computed in the cards' query.
+        risk=getattr(release, "governing_risk", None) or governing_level(release),
     )
 
 
@@ -479,6 +483,7 @@ def board_release(*, viewer, pk: int) -> Release:
             gates_done=_gate_count(True),
             has_included_scope=_has_included_scope(),
             rollback_steps=F("rollback_plan__steps"),
+            governing_risk=governing_level_expression(),
             **_owner_values(),
         )
         .get(pk=pk)

@@ -19,11 +19,26 @@ from html import escape as esc
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
+from releases.choices import RiskLevel
+
 register = template.Library()
+
+_RISK_LABELS = dict(RiskLevel.choices)
 
 
 def _tag(name: str) -> str:
     return f'<span class="tag">{esc(name)}</span> '
+
+
+def _risk(level: str) -> str:
+    """The governing risk, as the release list's badge draws it (releases_tags.risk_badge)."""
+    if not level:
+        return ""
+    label = esc(_RISK_LABELS.get(level, level))
+    return (
+        f'\n    <div><dt>Risk</dt><dd><span class="badge badge-risk risk-{esc(level)}">'
+        f'<span class="visually-hidden">Risk: </span>{label}</span></dd></div>'
+    )
 
 
 def _move_error(message: str, blockers: list[str]) -> str:
@@ -109,7 +124,7 @@ def card_html(
         f'  <p class="card-services">{"".join(map(_tag, card.service_names))}</p>\n'
         '  <dl class="card-facts">\n'
         f"    <div><dt>Owner</dt><dd>{esc(card.owner_name)}</dd></div>\n"
-        f"    <div><dt>Target</dt><dd>{esc(card.target_text)}</dd></div>{facts}\n"
+        f"    <div><dt>Target</dt><dd>{esc(card.target_text)}</dd></div>{_risk(card.risk)}{facts}\n"
         f"  </dl>{extra}\n</article>"
     )
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.models import AuditEvent
+from releases.actions import release_actions
 from releases.models import Release
 from releases.services import available_transitions
 from tests.factories import ReleaseFactory, force_state, make_ready
@@ -40,7 +41,13 @@ def _card(body: str, release) -> str:
 
 
 def _options(body: str) -> list[str]:
+    """The moves offered to press now."""
     return re.findall(r'name="transition" value="([a-z_]+)"', body)
+
+
+def _blocked(body: str) -> list[str]:
+    """The moves shown disabled, with what blocks them."""
+    return re.findall(r'aria-describedby="move-blocked-\d+-([a-z_]+)"', body)
 
 
 @pytest.mark.django_db
@@ -99,7 +106,11 @@ def test_menu_options_equal_available_transitions(client, release_manager, servi
     fresh = Release.objects.get(pk=release.pk)
     expected = available_transitions(release=fresh, actor=release_manager)
     assert expected
-    assert sorted(_options(body)) == sorted(expected)
+    # Every move the release page lists; those readiness blocks are disabled, as there.
+    assert sorted(_options(body) + _blocked(body)) == sorted(expected)
+    assert _options(body) == [
+        a.name for a in release_actions(release=fresh, actor=release_manager) if a.enabled
+    ]
 
 
 @pytest.mark.django_db
@@ -205,9 +216,11 @@ def test_refused_move_shows_the_blocking_reason(client, release_manager, approve
     assert body.lstrip().startswith(f'<article id="card-{approved_future.pk}"')
     assert '<details class="move-menu no-print" open>' in body
     fresh = Release.objects.get(pk=approved_future.pk)
-    assert sorted(_options(body)) == sorted(
+    assert sorted(_options(body) + _blocked(body)) == sorted(
         available_transitions(release=fresh, actor=release_manager)
     )
+    # The refused move is now shown disabled, with why.
+    assert "start_deployment" in _blocked(body) and "start_deployment" not in _options(body)
     assert f'hx-target="#card-{approved_future.pk}"' in body
 
 

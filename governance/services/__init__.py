@@ -17,6 +17,7 @@ from .cab import (
     meeting_build_agenda,
     meeting_close,
     meeting_create,
+    meeting_mark_attendance,
 )
 from .changes import (
     change_request_close,
@@ -83,6 +84,7 @@ __all__ = [
     "meeting_build_agenda",
     "meeting_close",
     "meeting_create",
+    "meeting_mark_attendance",
     "risk_assess",
     "risk_override",
     "vote_cast",

@@ -23,7 +23,7 @@ from ..choices import (
     MeetingState,
 )
 from ..models import AgendaItem, CABMeeting, ChangeRequest
-from ..selectors import CAB_ROLES, tally
+from ..selectors import ATTENDANCE_ACTION, CAB_ROLES, meeting_presence, tally
 from ._common import require_text
 from .changes import cr_transition, lock_cr, require_chair
 from .votes import apply_decision
@@ -253,3 +253,41 @@ def meeting_close(*, meeting: CABMeeting | int, actor) -> CABMeeting:
         meeting.save(update_fields=["state", "closed_at"])
         audit_record(actor=actor, action="meeting.close", target=meeting)
         return meeting
+
+
+# --- attendance -------------------------------------------------------------------------------
+
+
+def meeting_mark_attendance(*, meeting: CABMeeting | int, actor, attendee, present: bool) -> bool:
+    """Mark an invited attendee present or absent at a scheduled meeting. Marking again
+    with the same answer changes nothing (two clicks, one event); changing it is a new
+    event, so the trail shows every correction. Returns whether anything was recorded.
+
+    Attendance lives in the audit trail itself (``selectors.meeting_presence`` reads the
+    latest mark of each attendee): who marked whom present, when, is the record.
+    Permissions: CAB chair, administrators. Side effects: one ``meeting.attendance`` event.
+    """
+    with transaction.atomic():
+        # The meeting's row lock orders concurrent marks, so "unchanged" is read truly.
+        meeting = _lock_meeting(meeting)
+        require_chair(actor)
+        if not meeting.attendees.filter(pk=attendee.pk).exists():
+            raise InvalidInput(
+                f"{attendee.get_username()} is not invited to this meeting.",
+                details={"attendee": ["Not an attendee of this meeting."]},
+            )
+        before = meeting_presence(meeting).get(attendee.pk)
+        if before is present:
+            return False
+        audit_record(
+            actor=actor,
+            action=ATTENDANCE_ACTION,
+            target=meeting,
+            before={"user_id": attendee.pk, "present": before},
+            after={
+                "user_id": attendee.pk,
+                "username": attendee.get_username(),
+                "present": present,
+            },
+        )
+    return True

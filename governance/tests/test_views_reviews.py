@@ -43,7 +43,7 @@ def test_overdue_review_is_in_the_inbox_of_owner_and_chair_only(
     assert selectors.pending_reviews(viewer=cab_member) == []
     client.force_login(cab_chair)
     html = client.get("/governance/inbox/").content.decode()
-    assert "Post-implementation reviews" in html and "Overdue" in html
+    assert "Post-implementation review" in html and "Overdue" in html
     assert f"CR-{implemented.number}" in html
 
 

@@ -1,5 +1,5 @@
 """A release manager on the release board, in a real browser: moves a card from the
-keyboard, and sees the blocking reason when a move is refused."""
+keyboard, and sees why a move is blocked before pressing it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.factories import ReleaseFactory, force_state, make_ready
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_release_manager_moves_cards_and_reads_a_refusal(
+def test_release_manager_moves_cards_and_reads_why_a_move_is_blocked(
     page, screenshot, release_manager, service
 ):
     planned = force_state(
@@ -78,20 +78,14 @@ def test_release_manager_moves_cards_and_reads_a_refusal(
     # cards appear); a click before that would open a menu nobody loads.
     expect(page.locator("#board .htmx-added")).to_have_count(0)
 
-    # A refused move: the deployment window has not opened yet.
+    # A blocked move: the deployment window has not opened yet. The menu shows it disabled
+    # with why (the release page's rule, releases.actions), rather than offering it and
+    # then refusing it.
     refund.locator("summary", has_text="Move to").click()
-    refund.get_by_role("button", name="Start deployment → Deploying").click()
-    alert = page.locator(f"#card-{approved.pk} .move-error")
-    expect(alert).to_contain_text("Cannot start deployment")
-    expect(alert).to_contain_text("The deployment window opens at")
+    blocked = refund.get_by_role("button", name="Start deployment → Deploying")
+    expect(blocked).to_be_disabled()
+    expect(refund.locator(".move-blockers")).to_contain_text("The deployment window opens at")
     assert Release.objects.get(pk=approved.pk).state == "approved"
-    # The refused card keeps its menu open with the moves still on offer.
-    expect(page.locator(f"#card-{approved.pk} details.move-menu")).to_have_attribute("open", "")
-    expect(
-        page.locator(f"#card-{approved.pk}").get_by_role(
-            "button", name="Start deployment → Deploying"
-        )
-    ).to_be_visible()
     screenshot("dashboards-board-refusal")
 
 

@@ -72,6 +72,8 @@ def test_sign_off_vote_and_decision_in_the_browser(
     # The security lead signs off from the inbox, with the evidence in view.
     sam = _login(chromium_browser, live_server, "sam")
     sam.get_by_role("link", name="Inbox").click()
+    # One compact row per item; opening it shows the item in place.
+    sam.locator(".inbox-row", has_text="Security lead sign-off").locator("summary").click()
     item = sam.locator(".gov-item", has_text="Security lead sign-off")
     expect(item).to_contain_text("Wallet top-ups 3.1.0")
     expect(item.locator(".gov-evidence")).to_contain_text("Risk")

@@ -48,6 +48,7 @@ def test_refusals_and_errors_stay_in_place_in_debug(
     )
     _login(page, security_approver.username)
     page.goto("/governance/inbox/")
+    page.locator(f"#row-signoff-{security_gate.pk} > summary").click()
     item = page.locator(f"#signoff-{security_gate.pk}")
     expect(item).to_be_visible()
     assert failed == [], f"static files not served: {failed}"

@@ -102,6 +102,7 @@ def test_the_inbox_offers_waive_only_to_those_who_may_waive(page, awaiting, secu
     gate = awaiting.gate_checks.get(role="security_lead")
     _login(page, security_approver.username)
     page.goto("/governance/inbox/")
+    page.locator(f"#row-signoff-{gate.pk} > summary").click()
     item = page.locator(f"#signoff-{gate.pk}")
     expect(item.get_by_role("button", name="Sign off")).to_be_visible()
     expect(item.get_by_role("button", name="Waive")).to_have_count(0)

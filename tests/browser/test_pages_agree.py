@@ -58,8 +58,12 @@ def test_the_inbox_shows_the_governing_risk_and_each_gate_once(
 
     _login(page, operations_user.username)
     page.goto("/governance/inbox/")
+    row = page.locator(".inbox-row", has_text="Operations sign-off")
+    expect(row).to_have_count(1)  # the post-deployment one is not due yet
+    expect(row.locator("summary .badge-risk")).to_have_text("Risk: High")
+    row.locator("summary").click()
     item = page.locator(".gov-item", has_text="Operations sign-off")
-    expect(item).to_have_count(1)  # the post-deployment one is not due yet
+    expect(item).to_have_count(1)
     expect(item.locator(".badge-risk")).to_have_text("Risk: High")
     chips = item.locator(".gov-chips li")
     expect(chips).to_have_count(2)

@@ -31,10 +31,12 @@ PAGES = {  # name: (url name, query)
     "metrics": ("dashboards:metrics", ""),
     "inbox": ("governance:inbox", ""),
     "cab": ("governance:cab", ""),
+    "meeting": None,  # the first CAB meeting on the workbench, filled in at run time
     "notifications": ("pipelines:notifications", ""),
     "integrations": ("pipelines:integrations", ""),
     "password": ("password_change", ""),
     "tokens": ("pipelines:tokens", ""),
+    "profile": ("profile", ""),
 }
 ONLY_FOR = {"tokens": {"rita"}}  # pages the other roles may not open (403)
 SHOTS = ARTIFACTS / "pages"
@@ -110,6 +112,8 @@ def _check_pages(page, axe: Axe, username: str, width: int) -> list[str]:
     }
     page.goto(pages["releases"])
     pages["release"] = page.locator("#results a[href^='/releases/']").first.get_attribute("href")
+    page.goto(pages["cab"])
+    pages["meeting"] = page.locator(".gov-meeting h2 a").first.get_attribute("href")
     for name, path in pages.items():
         errors.clear()
         response = page.goto(path)
