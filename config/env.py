@@ -8,6 +8,7 @@ variable, instead of surfacing later as odd behaviour.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -76,3 +77,17 @@ def env_networks(name: str) -> list[str]:
         except ValueError:
             raise ImproperlyConfigured(f"{name} must list CIDRs, got {cidr!r}.") from None
     return networks
+
+
+def env_json_map(name: str) -> dict[str, object]:
+    """A JSON object (``{"rg-qa": "qa_lead"}``); empty when unset. Anything else stops start-up."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {error}") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {type(parsed).__name__}.")
+    return parsed

@@ -6,9 +6,12 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases"
 
     def ready(self) -> None:
+        from core.sso import register_login_listener
+
         from . import communications, readiness
         from .evidence import capture_on_deployment
         from .postrelease import services as postrelease
+        from .services import team_memberships_sync
 
         # A deployed release gets its default validation checklist ...
         readiness.register_transition_listener(postrelease.on_release_transition)
@@ -18,3 +21,5 @@ class ReleasesConfig(AppConfig):
         # the window when it moves.
         readiness.register_transition_listener(communications.on_release_transition)
         readiness.register_change_listener(communications.on_release_change)
+        # Single sign-on maps IdP groups to teams as well as roles.
+        register_login_listener(team_memberships_sync)

@@ -1,6 +1,6 @@
 """Test settings: fast hashing, in-memory email, eager nothing (tests queue on commit)."""
 
-from config.env import env_bool
+from config.env import env_bool, env_list
 
 from .base import *  # noqa: F403
 
@@ -12,3 +12,6 @@ DEBUG = False
 OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", True)
 # Tests load the demo (seed_demo) like `make run` does.
 INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # noqa: F405
+# The personas of the existing tests sign in without a second factor; the MFA tests set the
+# roles that require one.
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", [])
