@@ -68,7 +68,11 @@ class LoginView(auth_views.LoginView):
                     target=user,
                     reason="local password login while LOCAL_PASSWORDS_ENABLED is false",
                 )
-        record_authentication(self.request, user, method="password", username=user.username)
+        # The password was typed just now: as good as allauth's re-authentication, so a user
+        # sent to enrol MFA right after signing in is not asked for it again.
+        record_authentication(
+            self.request, user, method="password", username=user.username, reauthenticated=True
+        )
         return perform_login(self.request, user, redirect_url=self.get_success_url())
 
 

@@ -207,7 +207,12 @@ for _role in MFA_REQUIRED_ROLES:
         raise ImproperlyConfigured(f"MFA_REQUIRED_ROLES names {_role!r}, which is not a role.")
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Releasegate")
+# Accept the code of the 30-second step before or after too (a phone's clock drifts).
+MFA_TOTP_TOLERANCE = 1
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", False)
+# E-mail addresses are not how anyone signs in here, and many IdPs (Entra) send no
+# email_verified claim: an unverified address must not keep a user from enrolling.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
 
 # django-allauth: only what the features above use. Local sign-up is closed (core.sso's
 # adapter); an SSO user is created on first login (auto sign-up) and never linked to a local
