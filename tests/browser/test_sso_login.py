@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
-from pytest_django.live_server_helper import LiveServer
 
 from core.models import AuditEvent
 from core.roles import user_roles
+from tests.browser.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -133,28 +133,15 @@ def sso_settings(settings, team):
 
 
 @pytest.fixture
-def app_page(chromium_browser, transactional_db, sso_settings):
-    server = LiveServer(f"127.0.0.1:{APP_PORT}")
-    context = chromium_browser.new_context(
-        base_url=server.url, viewport={"width": 1280, "height": 900}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    refused = []
-    page.on(
-        "console",
-        lambda message: (
-            refused.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    yield page
-    context.close()
-    server.stop()
-    assert refused == [], f"the page broke its Content-Security-Policy: {refused}"
+def app_page(page_on_port, sso_settings):
+    return page_on_port(APP_PORT)
 
 
 def _sign_in_through_the_idp(page, *, idp_login: bool) -> None:
     page.goto("/accounts/login/")
+    if idp_login:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "sso-login-page.png"), full_page=True)
     page.get_by_role("button", name="Sign in with Test IdP").click()
     if idp_login:
         expect(page.get_by_role("heading", name="Test identity provider")).to_be_visible()
@@ -168,6 +155,8 @@ def test_a_person_signs_in_through_the_idp_with_the_roles_its_groups_map_to(app_
     page = app_page
     _sign_in_through_the_idp(page, idp_login=True)
     assert page.url.startswith(f"http://127.0.0.1:{APP_PORT}/")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "sso-landed.png"), full_page=True)
     expect(page.locator(".user-roles")).to_contain_text("Release manager")
     expect(page.locator(".user-roles")).to_contain_text("CAB member")
 
