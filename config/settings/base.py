@@ -193,14 +193,17 @@ LOCAL_PASSWORDS_ENABLED = env_bool("LOCAL_PASSWORDS_ENABLED", True)
 MFA_REQUIRED_ROLES = env_list(
     "MFA_REQUIRED_ROLES",
     [
-        Role.RELEASE_MANAGER,
-        Role.QA_LEAD,
-        Role.SECURITY_LEAD,
-        Role.OPERATIONS,
-        Role.PRODUCT_OWNER,
-        Role.CAB_MEMBER,
-        Role.CAB_CHAIR,
-        Role.ADMINISTRATOR,
+        role.value
+        for role in (
+            Role.RELEASE_MANAGER,
+            Role.QA_LEAD,
+            Role.SECURITY_LEAD,
+            Role.OPERATIONS,
+            Role.PRODUCT_OWNER,
+            Role.CAB_MEMBER,
+            Role.CAB_CHAIR,
+            Role.ADMINISTRATOR,
+        )
     ],
 )
 for _role in MFA_REQUIRED_ROLES:
