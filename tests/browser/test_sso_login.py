@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from allauth.socialaccount.models import SocialAccount
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
@@ -21,6 +22,7 @@ from playwright.sync_api import expect
 from core.models import AuditEvent
 from core.roles import user_roles
 from tests.browser.conftest import ARTIFACTS
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -153,6 +155,8 @@ def _sign_in_through_the_idp(page, *, idp_login: bool) -> None:
 
 def test_a_person_signs_in_through_the_idp_with_the_roles_its_groups_map_to(app_page, idp, team):
     page = app_page
+    # A local account with the same username and address is not taken over by the IdP's alice.
+    local_alice = UserFactory(username="alice", email="alice@example.com")
     _sign_in_through_the_idp(page, idp_login=True)
     assert page.url.startswith(f"http://127.0.0.1:{APP_PORT}/")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -160,7 +164,9 @@ def test_a_person_signs_in_through_the_idp_with_the_roles_its_groups_map_to(app_
     expect(page.locator(".user-roles")).to_contain_text("Release manager")
     expect(page.locator(".user-roles")).to_contain_text("CAB member")
 
-    alice = get_user_model().objects.get(username="alice")
+    alice = SocialAccount.objects.get(provider="sso").user
+    assert alice != local_alice and alice.username.startswith("alice")
+    assert not local_alice.groups.exists() and not local_alice.teams.exists()
     assert set(user_roles(alice)) == {"release_manager", "cab_member", "stakeholder"}
     assert list(alice.teams.values_list("slug", flat=True)) == ["payments"]
     assert alice.email == "alice@example.com" and not alice.has_usable_password()
@@ -173,7 +179,7 @@ def test_a_person_signs_in_through_the_idp_with_the_roles_its_groups_map_to(app_
     idp("alice", "rg-cab")
     _sign_in_through_the_idp(page, idp_login=False)  # the IdP still knows her: no prompt
     expect(page.locator(".user-roles")).not_to_contain_text("Release manager")
-    alice = get_user_model().objects.get(username="alice")
+    alice = get_user_model().objects.get(pk=alice.pk)
     assert set(user_roles(alice)) == {"cab_member", "stakeholder"}
     assert not alice.teams.exists()
     latest = AuditEvent.objects.filter(action="account.sso_sync").order_by("-pk").first()
