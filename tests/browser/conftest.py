@@ -102,10 +102,11 @@ def page_on_port(chromium_browser, transactional_db):
 
     opened = []
 
-    def open_page(port: int):
+    def open_page(port: int, host: str = "127.0.0.1"):
+        # host="localhost": the same loopback server under a name (WebAuthn refuses IPs).
         server = LiveServer(f"127.0.0.1:{port}")
         context = chromium_browser.new_context(
-            base_url=server.url, viewport={"width": 1280, "height": 900}
+            base_url=f"http://{host}:{port}", viewport={"width": 1280, "height": 900}
         )
         context.set_default_timeout(15_000)
         page = context.new_page()
