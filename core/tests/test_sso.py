@@ -195,7 +195,7 @@ def mfa_for_approvers(settings):
 
 
 def test_a_user_whose_role_requires_mfa_is_sent_to_enrol_then_can_act(
-    mfa_for_approvers, release_manager, service
+    mfa_for_approvers, release_manager, service, django_capture_on_commit_callbacks
 ):
     client = Client()
     assert _login(client, release_manager.username).status_code == 302
@@ -210,8 +210,13 @@ def test_a_user_whose_role_requires_mfa_is_sent_to_enrol_then_can_act(
     assert secret in enrol.content.decode()  # shown for typing into an authenticator app
     wrong = client.post("/accounts/2fa/totp/activate/", {"code": "000000"})
     assert wrong.status_code == 200
-    activated = client.post("/accounts/2fa/totp/activate/", {"code": totp(secret)})
+    with django_capture_on_commit_callbacks(execute=True):
+        activated = client.post("/accounts/2fa/totp/activate/", {"code": totp(secret)})
     assert activated.status_code == 302
+    # The app, and the recovery codes allauth makes with the first factor.
+    enrolled = AuditEvent.objects.filter(action="account.mfa_added").order_by("pk")
+    assert [event.after["type"] for event in enrolled] == ["totp", "recovery_codes"]
+    assert {event.actor_label for event in enrolled} == {release_manager.username}
 
     assert client.get("/").status_code == 200
     start = timezone.now() + timedelta(days=3)
@@ -253,3 +258,18 @@ def test_the_mfa_page_offers_an_authenticator_app_and_a_security_key(mfa_for_app
     client.force_login(cab_member)
     page = client.get("/accounts/2fa/", follow=True).content.decode()
     assert "/accounts/2fa/totp/activate/" in page and "/accounts/2fa/webauthn/add/" in page
+
+
+def test_an_administrator_resets_a_lost_factor_in_the_admin_on_the_record(cab_member):
+    from allauth.mfa.models import Authenticator
+
+    lost = Authenticator.objects.create(user=cab_member, type="totp", data={"secret": "x"})
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    client = Client()
+    client.force_login(root)
+    response = client.post(f"/admin/mfa/authenticator/{lost.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Authenticator.objects.filter(pk=lost.pk).exists()
+    event = AuditEvent.objects.get(action="account.mfa_removed")
+    assert event.actor_label == "root" and event.target_id == str(cab_member.pk)
+    assert event.before == {"type": "totp"} and event.reason == "reset in the admin"

@@ -8,6 +8,7 @@ import pytest
 from allauth.mfa.models import Authenticator
 from playwright.sync_api import expect
 
+from core.models import AuditEvent
 from core.roles import Role
 from core.tests.test_sso import totp
 from tests.browser.conftest import ARTIFACTS
@@ -80,5 +81,7 @@ def test_a_cab_member_enrols_a_security_key(page_on_port, settings, cab_member):
     page.get_by_role("button", name="Add").click()
     expect(page).not_to_have_url(f"http://localhost:{WEBAUTHN_PORT}/accounts/2fa/webauthn/add/")
     assert Authenticator.objects.filter(user=cab_member, type="webauthn").count() == 1
+    added = AuditEvent.objects.filter(action="account.mfa_added")
+    assert {event.after["type"] for event in added} == {"webauthn", "recovery_codes"}
     page.goto("/")
     expect(page).to_have_url(f"http://localhost:{WEBAUTHN_PORT}/")
