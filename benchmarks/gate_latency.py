@@ -26,6 +26,7 @@ All on loopback and bounded in time:
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -275,6 +276,7 @@ def main() -> int:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DJANGO_SECRET_KEY": "benchmark-throwaway-" + os.urandom(16).hex(),
+        "AUDIT_CHAIN_KEYS": "bench:" + base64.b64encode(os.urandom(32)).decode(),
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "DATABASE_URL": args.database_url,

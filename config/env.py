@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import json
 import os
 import re
 
@@ -111,3 +112,17 @@ def env_secret_keys(name: str) -> dict[str, bytes] | None:
             raise ImproperlyConfigured(f"{name} lists the key id {key_id!r} twice.")
         keys[key_id] = secret
     return keys
+
+
+def env_json_map(name: str) -> dict[str, object]:
+    """A JSON object (``{"rg-qa": "qa_lead"}``); empty when unset. Anything else stops start-up."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {error}") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {type(parsed).__name__}.")
+    return parsed

@@ -55,3 +55,31 @@ def account_unlock(*, actor, username: str = "", ip_address: str = "", reason: s
                 },
             )
     return cleared
+
+
+def mfa_authenticator_record(*, actor, authenticator, added: bool, reason: str = "") -> None:
+    """Put a second factor added or removed on the record (``account.mfa_added`` /
+    ``account.mfa_removed`` on its user, with its kind: totp, webauthn, recovery_codes).
+
+    Permissions: checked by whoever made the change (allauth's own pages for the user,
+    the admin for an administrator resetting a lost factor). Side effects: the audit event.
+    """
+    with transaction.atomic():
+        kind = {"type": authenticator.type}
+        audit_record(
+            actor=actor,
+            action="account.mfa_added" if added else "account.mfa_removed",
+            target=authenticator.user,
+            reason=reason,
+            before=None if added else kind,
+            after=kind if added else None,
+        )
+
+
+def on_authenticator_added(sender, request, user, authenticator, **kwargs) -> None:
+    """allauth.mfa's signal, after the user's own enrolment committed."""
+    mfa_authenticator_record(actor=user, authenticator=authenticator, added=True)
+
+
+def on_authenticator_removed(sender, request, user, authenticator, **kwargs) -> None:
+    mfa_authenticator_record(actor=user, authenticator=authenticator, added=False)

@@ -1,12 +1,16 @@
-"""Admin of the shared records: the audit trail, read-only. Imports no project app.
+"""Admin of the shared records: the audit trail, read-only; login lockouts and second factors,
+whose removal is audited. Imports no project app.
 
 (The notification outbox's admin stays with the workers that deliver it, in pipelines.)"""
 
+from allauth.mfa.admin import AuthenticatorAdmin
+from allauth.mfa.models import Authenticator
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin, messages
+from django.db import transaction
 
-from .accounts import account_unlock
+from .accounts import account_unlock, mfa_authenticator_record
 from .models import AuditCheckpoint, AuditEvent
 
 
@@ -60,3 +64,28 @@ class LockoutAdmin(AccessAttemptAdmin):
                 reason=f"Unlocked in the admin by {request.user.get_username()}.",
             )
         messages.success(request, f"Unlocked: {cleared} lockout record(s) cleared.")
+
+
+# Second factors (allauth.mfa): deleting one is how an administrator resets a lost factor
+# (the user enrols again at next login); every deletion goes on the audit trail.
+admin.site.unregister(Authenticator)
+
+
+@admin.register(Authenticator)
+class AuditedAuthenticatorAdmin(AuthenticatorAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            mfa_authenticator_record(
+                actor=request.user, authenticator=obj, added=False, reason="reset in the admin"
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for authenticator in queryset:
+            self.delete_model(request, authenticator)

@@ -8,10 +8,12 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from allauth.mfa import signals as mfa_signals
         from django.contrib.auth.signals import user_logged_in
         from django.core.signals import request_finished, request_started
 
         from . import dbhealth
+        from .accounts import on_authenticator_added, on_authenticator_removed
         from .profiles import on_logged_in
 
         # Connected after django.db's own close_old_connections, so they run after it.
@@ -19,3 +21,6 @@ class CoreConfig(AppConfig):
         request_finished.connect(dbhealth.note_connection_use, dispatch_uid="rg-db-last-use")
         # The session carries the viewer's time zone from the moment they log in.
         user_logged_in.connect(on_logged_in, dispatch_uid="core.profiles.on_logged_in")
+        # A second factor added or removed is a security event: it goes on the audit trail.
+        mfa_signals.authenticator_added.connect(on_authenticator_added, dispatch_uid="rg-mfa+")
+        mfa_signals.authenticator_removed.connect(on_authenticator_removed, dispatch_uid="rg-mfa-")

@@ -1,7 +1,7 @@
 from django.urls import path
 
-from . import views
+from . import profile_views
 
 urlpatterns = [
-    path("accounts/profile/", views.profile, name="profile"),
+    path("accounts/profile/", profile_views.profile, name="profile"),
 ]

@@ -7,10 +7,12 @@ class ReleasesConfig(AppConfig):
 
     def ready(self) -> None:
         from core.audit_chain import register_head_source
+        from core.sso import register_login_listener
 
         from . import communications, readiness
         from .evidence import capture_on_deployment, frozen_heads
         from .postrelease import services as postrelease
+        from .services import team_memberships_sync
 
         # A deployed release gets its default validation checklist ...
         readiness.register_transition_listener(postrelease.on_release_transition)
@@ -22,3 +24,5 @@ class ReleasesConfig(AppConfig):
         readiness.register_change_listener(communications.on_release_change)
         # verify_audit compares the audit trail with the chain heads frozen into packs.
         register_head_source("releases.evidence_pack", frozen_heads)
+        # Single sign-on maps IdP groups to teams as well as roles.
+        register_login_listener(team_memberships_sync)

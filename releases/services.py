@@ -7,10 +7,12 @@ changes the data, and writes one audit event in the same transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django_fsm import ConcurrentTransition, can_proceed
@@ -18,10 +20,11 @@ from django_fsm import ConcurrentTransition, can_proceed
 from core.audit import audit_record
 from core.errors import InvalidInput, PermissionDenied, RequirementsNotMet, TransitionNotAllowed
 from core.roles import Role, has_role
+from core.sso import mapped_values
 
 from . import readiness
 from .choices import TERMINAL_STATES, ReleaseState, ReleaseType, RiskLevel, ScopeKind, ScopeStatus
-from .models import Release, ReleaseRisk, RollbackPlan, ScopeItem, Service
+from .models import Release, ReleaseRisk, RollbackPlan, ScopeItem, Service, Team
 from .rules import user_team_ids
 
 # Transitions that need the actor to say why.
@@ -565,3 +568,31 @@ def rollback_plan_set(
                 release=release, actor=actor, what="rollback_plan", reason="Rollback plan changed."
             )
     return plan
+
+
+logger = logging.getLogger(__name__)
+
+
+def team_memberships_sync(*, user, groups: Iterable[str]) -> dict[str, tuple[list, list]]:
+    """Single sign-on: make the user a member of exactly the teams ``OIDC_GROUP_TEAM_MAP``
+    gives their IdP groups, among the teams that map names. Teams the map never names stay
+    as the admin set them.
+
+    Permissions: none to check (the IdP is the authority; core.sso.sso_login_sync calls it
+    inside its transaction, which writes the one audit event). Returns the change, if any.
+    """
+    team_map = settings.OIDC_GROUP_TEAM_MAP
+    if not team_map:
+        return {}
+    managed = mapped_values(team_map, team_map.keys())
+    wanted = mapped_values(team_map, groups)
+    teams = {team.slug: team for team in Team.objects.filter(slug__in=managed)}
+    if missing := managed - teams.keys():
+        logger.warning("OIDC_GROUP_TEAM_MAP names teams that do not exist: %s", sorted(missing))
+    current = set(user.teams.filter(slug__in=managed).values_list("slug", flat=True))
+    wanted &= teams.keys()
+    if wanted == current:
+        return {}
+    user.teams.add(*(teams[slug] for slug in wanted - current))
+    user.teams.remove(*(teams[slug] for slug in current - wanted))
+    return {"teams": (sorted(current), sorted(wanted))}

@@ -68,3 +68,34 @@ def test_a_bad_boolean_fails_loudly():
     result = _manage("check", DJANGO_DEBUG="maybe")
     assert result.returncode != 0
     assert "DJANGO_DEBUG must be a boolean" in result.stderr
+
+
+def test_a_group_map_naming_an_unknown_role_fails_loudly():
+    result = _manage("check", OIDC_GROUP_ROLE_MAP='{"rg-cab": ["cab_member", "approver"]}')
+    assert result.returncode != 0
+    assert "OIDC_GROUP_ROLE_MAP maps 'rg-cab' to 'approver', which is not a role" in result.stderr
+    result = _manage("check", OIDC_GROUP_TEAM_MAP="rg-payments=payments")
+    assert result.returncode != 0 and "OIDC_GROUP_TEAM_MAP must be a JSON object" in result.stderr
+
+
+def test_production_with_single_sign_on_passes_the_deploy_checks_and_lets_the_idp_in():
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": "k" * 20 + "x9!Q-" * 10,
+        "ALLOWED_HOSTS": "releasegate.example.com",
+        "OIDC_SERVER_URL": "https://sso.example.com/realms/acme",
+        "OIDC_CLIENT_ID": "releasegate",
+        "OIDC_GROUP_ROLE_MAP": '{"rg-cab": ["cab_member"]}',
+        "LOCAL_PASSWORDS_ENABLED": "false",
+    }
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s; "
+        "print(s.CONTENT_SECURITY_POLICY['DIRECTIVES']['form-action'], s.MFA_REQUIRED_ROLES)",
+        **env,
+    )
+    assert "'https://sso.example.com'" in result.stdout, result.stderr
+    assert "'administrator'" in result.stdout and "stakeholder" not in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -13,11 +14,13 @@ from config.env import (
     env_bool,
     env_float,
     env_int,
+    env_json_map,
     env_list,
     env_networks,
     env_secret_keys,
     env_str,
 )
+from core.roles import ALL_ROLES, Role
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("RELEASEGATE_VAR_DIR", str(BASE_DIR / "var")))
@@ -43,6 +46,11 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "csp",
     "axes",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "rules.apps.AutodiscoverRulesConfig",
     "core",
     "releases",
@@ -66,6 +74,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.BrowserOnlyAuthenticationMiddleware",
     "config.middleware.BrowserOnlyMessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # After authentication: a user whose role requires MFA enrols before anything else (a
+    # machine call has no signed-in user and passes).
+    "core.middleware.MfaEnrolmentMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.BrowserOnlyHtmxMiddleware",
     "core.middleware.AuditContextMiddleware",
@@ -89,6 +101,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "core.context_processors.accounts",
             ],
             # Every date and time on every page in one format, in the viewer's zone.
             "builtins": ["core.templatetags.dates"],
@@ -120,6 +133,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # The backend allauth logs a single sign-on user in with (it needs no password).
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -143,6 +158,121 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
+
+# Single sign-on (OpenID Connect through django-allauth; docs/operations.md "Single sign-on").
+# It is on when OIDC_SERVER_URL and OIDC_CLIENT_ID are set: the login page (and the admin,
+# whose login is the same page) offers "Sign in with OIDC_PROVIDER_NAME". Every SSO login
+# sets the user's roles to what OIDC_GROUP_ROLE_MAP maps their IdP groups to (the groups are
+# read from the OIDC_GROUPS_CLAIM claim), and their membership of the teams OIDC_GROUP_TEAM_MAP
+# names; both audited (core.sso.sso_login_sync).
+OIDC_PROVIDER_ID = env_str("OIDC_PROVIDER_ID", "sso")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_SERVER_URL = env_str("OIDC_SERVER_URL", "")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID", "")
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET", "")
+OIDC_SCOPES = env_list("OIDC_SCOPES", ["openid", "profile", "email"])
+OIDC_PKCE_ENABLED = env_bool("OIDC_PKCE_ENABLED", True)
+OIDC_TOKEN_AUTH_METHOD = env_str("OIDC_TOKEN_AUTH_METHOD", "")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+# {"idp group": "role" or ["role", ...]} and {"idp group": "team-slug" or [...]}.
+OIDC_GROUP_ROLE_MAP = env_json_map("OIDC_GROUP_ROLE_MAP")
+OIDC_GROUP_TEAM_MAP = env_json_map("OIDC_GROUP_TEAM_MAP")
+for _group, _roles in OIDC_GROUP_ROLE_MAP.items():
+    for _role in [_roles] if isinstance(_roles, str) else _roles:
+        if _role not in ALL_ROLES:
+            raise ImproperlyConfigured(
+                f"OIDC_GROUP_ROLE_MAP maps {_group!r} to {_role!r}, which is not a role "
+                f"({', '.join(ALL_ROLES)})."
+            )
+OIDC_ENABLED = bool(OIDC_SERVER_URL and OIDC_CLIENT_ID)
+# The "Sign in with …" button posts to us and is redirected to the IdP's authorization
+# endpoint, which the Content-Security-Policy's form-action must allow: the IdP's origin (from
+# OIDC_SERVER_URL), and OIDC_AUTHORIZATION_ORIGINS when its authorization endpoint is elsewhere.
+OIDC_AUTHORIZATION_ORIGINS = env_list("OIDC_AUTHORIZATION_ORIGINS", [])
+if OIDC_ENABLED:
+    _idp = urlsplit(OIDC_SERVER_URL)
+    if _idp.scheme not in ("http", "https") or not _idp.netloc:
+        raise ImproperlyConfigured(f"OIDC_SERVER_URL must be an http(s) URL: {OIDC_SERVER_URL!r}")
+    OIDC_AUTHORIZATION_ORIGINS = [f"{_idp.scheme}://{_idp.netloc}", *OIDC_AUTHORIZATION_ORIGINS]
+
+# LOCAL_PASSWORDS_ENABLED=false: nobody signs in with a local password (login page, admin,
+# password reset and change) except a superuser, as break-glass, with every such login audited.
+LOCAL_PASSWORDS_ENABLED = env_bool("LOCAL_PASSWORDS_ENABLED", True)
+
+# MFA (allauth.mfa: TOTP authenticator apps and WebAuthn security keys). A user holding any of
+# MFA_REQUIRED_ROLES is sent to enrol before using the app. The default: everyone who approves
+# (the sign-off roles), the CAB and administrators. local.py and test.py default to none.
+MFA_REQUIRED_ROLES = env_list(
+    "MFA_REQUIRED_ROLES",
+    [
+        role.value
+        for role in (
+            Role.RELEASE_MANAGER,
+            Role.QA_LEAD,
+            Role.SECURITY_LEAD,
+            Role.OPERATIONS,
+            Role.PRODUCT_OWNER,
+            Role.CAB_MEMBER,
+            Role.CAB_CHAIR,
+            Role.ADMINISTRATOR,
+        )
+    ],
+)
+for _role in MFA_REQUIRED_ROLES:
+    if _role not in ALL_ROLES:
+        raise ImproperlyConfigured(f"MFA_REQUIRED_ROLES names {_role!r}, which is not a role.")
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Releasegate")
+# Accept the code of the 30-second step before or after too (a phone's clock drifts).
+MFA_TOTP_TOLERANCE = 1
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", False)
+# E-mail addresses are not how anyone signs in here, and many IdPs (Entra) send no
+# email_verified claim: an unverified address must not keep a user from enrolling.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+
+# django-allauth: only what the features above use. Local sign-up is closed (core.sso's
+# adapter); an SSO user is created on first login (auto sign-up) and never linked to a local
+# account by e-mail, which the IdP might not have verified.
+ACCOUNT_ADAPTER = "core.sso.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "core.sso.SocialAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
+# Addresses need not be unique: a local account with the same address as an SSO user's
+# must neither be taken over nor send the SSO user to a sign-up form to pick another one.
+ACCOUNT_UNIQUE_EMAIL = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "SCOPE": OIDC_SCOPES,
+        "APPS": (
+            [
+                {
+                    "provider_id": OIDC_PROVIDER_ID,
+                    "name": OIDC_PROVIDER_NAME,
+                    "client_id": OIDC_CLIENT_ID,
+                    "secret": OIDC_CLIENT_SECRET,
+                    "settings": {
+                        "server_url": OIDC_SERVER_URL,
+                        "oauth_pkce_enabled": OIDC_PKCE_ENABLED,
+                        **(
+                            {"token_auth_method": OIDC_TOKEN_AUTH_METHOD}
+                            if OIDC_TOKEN_AUTH_METHOD
+                            else {}
+                        ),
+                    },
+                }
+            ]
+            if OIDC_ENABLED
+            else []
+        ),
+    }
+}
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -343,7 +473,7 @@ CONTENT_SECURITY_POLICY = {
         "connect-src": [SELF],
         "object-src": [NONE],
         "base-uri": [SELF],
-        "form-action": [SELF],
+        "form-action": [SELF, *OIDC_AUTHORIZATION_ORIGINS],
         "frame-ancestors": [NONE],
     }
 }

@@ -1,6 +1,6 @@
 """Local development and the embedded `make run` default."""
 
-from config.env import env_bool, env_str
+from config.env import env_bool, env_list, env_str
 
 from .base import *  # noqa: F403
 
@@ -12,3 +12,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # noqa: F405
 # Demo e-mails go to files under var/mail/, not to the terminal `make run` shows its URL in.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # noqa: F405
+# The demo logins sign in with a password alone; set MFA_REQUIRED_ROLES to try enrolment.
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", [])
+# Security keys on http://localhost.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", True)

@@ -3,7 +3,7 @@
 import tempfile
 from pathlib import Path
 
-from config.env import env_bool, env_str
+from config.env import env_bool, env_list, env_str
 
 from .base import *  # noqa: F403
 
@@ -20,3 +20,6 @@ INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # noqa: F405
 AUDIT_CHECKPOINT_DIR = Path(
     env_str("AUDIT_CHECKPOINT_DIR") or tempfile.mkdtemp(prefix="rg-audit-checkpoints-")
 )
+# The personas of the existing tests sign in without a second factor; the MFA tests set the
+# roles that require one.
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", [])

@@ -92,3 +92,36 @@ def pytest_runtest_makereport(item, call):
                 path=str(ARTIFACTS / f"FAILED-{item.name}.png"), full_page=True
             )
     return report
+
+
+@pytest.fixture
+def page_on_port(chromium_browser, transactional_db):
+    """page_on_port(port): like ``page``, against a live server of the test's own on a fixed
+    loopback port (an OpenID provider must know the app's callback URL before it starts)."""
+    from pytest_django.live_server_helper import LiveServer
+
+    opened = []
+
+    def open_page(port: int, host: str = "127.0.0.1"):
+        # host="localhost": the same loopback server under a name (WebAuthn refuses IPs).
+        server = LiveServer(f"127.0.0.1:{port}")
+        context = chromium_browser.new_context(
+            base_url=f"http://{host}:{port}", viewport={"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        opened.append((server, context, refused))
+        return page
+
+    yield open_page
+    for server, context, refused in opened:
+        context.close()
+        server.stop()
+        assert refused == [], f"the page broke its Content-Security-Policy: {refused}"
