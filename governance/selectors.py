@@ -21,6 +21,7 @@ from .domain import freeze as freeze_domain
 from .domain import quorum
 from .models import (
     AgendaItem,
+    BreakGlass,
     CABMeeting,
     ChangeRequest,
     FreezeException,
@@ -127,6 +128,14 @@ def freeze_exceptions(*, viewer) -> QuerySet[FreezeException]:
     return FreezeException.objects.filter(
         release__in=visible_releases(viewer=viewer)
     ).select_related("freeze", "release", "requested_by", "approver")
+
+
+def break_glasses(*, viewer, release: Release | int) -> QuerySet[BreakGlass]:
+    """A release's break-glass overrides, newest first, for a viewer who may see it."""
+    pk = release.pk if isinstance(release, Release) else release
+    return BreakGlass.objects.filter(
+        release__in=visible_releases(viewer=viewer), release_id=pk
+    ).select_related("environment", "requested_by", "ended_by", "reviewed_by")
 
 
 # --- approvals inbox --------------------------------------------------------------------------

@@ -4,15 +4,17 @@ state; views pass validated input to a service."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework import serializers
 
 from core.dates import in_date_range
 from releases.choices import RiskLevel
 from releases.models import Environment, Release, Service
 
-from ..choices import AgendaOutcome, ChangeType, FreezeKind, VoteChoice
+from ..choices import AgendaOutcome, BreakGlassKind, ChangeType, FreezeKind, VoteChoice
 from ..models import (
     AgendaItem,
+    BreakGlass,
     CABMeeting,
     ChangeRequest,
     FreezeException,
@@ -350,9 +352,88 @@ class TransitionBlockersSerializer(serializers.Serializer):
     blockers = BlockerSerializer(many=True)
 
 
+class BreakGlassNoteSerializer(serializers.Serializer):
+    """A break-glass where the freeze is shown: in force (``active``, the freezes it
+    ``lifts`` now) or with its post-implementation review still owed. Never a blocker."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=BreakGlassKind.choices)
+    active = serializers.BooleanField()
+    environment = serializers.CharField(allow_null=True, help_text="None: every production one.")
+    reason = serializers.CharField()
+    requested_by = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    state = serializers.CharField()
+    review_state = serializers.CharField()
+    lifts = serializers.ListField(child=serializers.CharField(), help_text="Freeze names.")
+    message = serializers.CharField()
+
+
 class ReleaseBlockersSerializer(serializers.Serializer):
     release = serializers.IntegerField()
     state = serializers.CharField()
     checked_at = serializers.DateTimeField()
     blocked = serializers.BooleanField()
     transitions = TransitionBlockersSerializer(many=True)
+    break_glass = BreakGlassNoteSerializer(many=True)
+
+
+class BreakGlassSerializer(serializers.ModelSerializer):
+    """A break-glass and its post-implementation review."""
+
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    requested_by = Username(slug_field="username", read_only=True)
+    ended_by = Username(slug_field="username", read_only=True)
+    reviewed_by = Username(slug_field="username", read_only=True)
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BreakGlass
+        fields = [
+            "id",
+            "release",
+            "environment",
+            "kind",
+            "reason",
+            "expires_at",
+            "state",
+            "active",
+            "requested_by",
+            "created_at",
+            "ended_at",
+            "ended_by",
+            "end_reason",
+            "review_state",
+            "reviewed_by",
+            "reviewed_at",
+            "review_note",
+        ]
+        read_only_fields = fields
+
+    def get_active(self, glass: BreakGlass) -> bool:
+        return glass.is_active_at(timezone.now())
+
+
+class BreakGlassInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=BreakGlassKind.choices)
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why the freeze must be broken (BREAK_GLASS_MIN_REASON_LENGTH)."
+    )
+    expires_at = serializers.DateTimeField(
+        validators=[in_date_range], help_text="In the future, at most BREAK_GLASS_MAX_HOURS ahead."
+    )
+    environment = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Environment.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="A production environment's slug; omitted: every production environment.",
+    )
+
+
+class BreakGlassReviewInputSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=5000, help_text="What happened and what follows.")
+
+
+class BreakGlassRevokeInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
