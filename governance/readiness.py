@@ -672,7 +672,7 @@ def glass_note(glass: GlassRow, at: datetime, lifts: Sequence[str] = ()) -> dict
         what = (
             "lifts " + ", ".join(f"freeze “{name}”" for name in lifts)
             if lifts
-            else "lifts any freeze"
+            else "lifts the freeze"
         )
         message = (
             f"Break-glass ({glass.kind}) by {glass.requested_by} {what} {glass.where} until "
