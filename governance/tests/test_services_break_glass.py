@@ -210,3 +210,15 @@ def test_closing_waits_for_the_review_approved_by_someone_else(
     )
     event = AuditEvent.objects.get(action="break_glass.review_approve")
     assert event.actor_id == cab_chair.pk and event.release_id == deployed.pk
+
+
+def test_the_beat_task_expires_what_is_due(approved, release_manager, time_machine):
+    from governance.tasks import expire_break_glass
+
+    now = timezone.now()
+    time_machine.move_to(now, tick=False)
+    _break(approved, release_manager, expires_at=now + timedelta(minutes=5))
+    assert expire_break_glass() == 0
+    time_machine.move_to(now + timedelta(minutes=6), tick=False)
+    assert expire_break_glass() == 1
+    assert BreakGlass.objects.get().state == "expired"

@@ -256,3 +256,21 @@ def test_a_concurrent_double_submit_creates_one(require_postgres, service, relea
     assert sorted(codes) == [201] + [409] * 7
     assert BreakGlass.objects.filter(release=release).count() == 1
     assert AuditEvent.objects.filter(action="break_glass.create").count() == 1
+
+
+def test_an_environment_bound_break_glass_allows_only_that_environment(
+    freeze, rollback, production, service, release_manager
+):
+    from tests.factories import EnvironmentFactory
+
+    EnvironmentFactory(name="production-us", slug="production-us", is_production=True)
+    created = break_glass(release_manager, rollback, environment="production")
+    assert created.status_code == 201 and created.json()["environment"] == "production"
+    cd = CI(make_token("cd2", [service], scopes=["deployments:check"]))
+    assert ask(cd)["decision"] == "allow"
+    response = cd.post(
+        CHECKS, {"service": "payments-api", "version": "2.3.1", "environment": "production-us"}
+    )
+    answer = response.json()
+    assert [b["code"] for b in answer["blockers"]] == ["freeze"]
+    assert answer["break_glass"] == []
