@@ -222,3 +222,16 @@ def test_the_beat_task_expires_what_is_due(approved, release_manager, time_machi
     time_machine.move_to(now + timedelta(minutes=6), tick=False)
     assert expire_break_glass() == 1
     assert BreakGlass.objects.get().state == "expired"
+
+
+def test_the_evidence_pack_records_the_break_glass_and_its_review(
+    approved, release_manager, cab_chair, viewer
+):
+    from releases import evidence
+
+    glass = _break(approved, release_manager)
+    services.break_glass_review_approve(glass=glass, actor=cab_chair, note="Reviewed at eCAB.")
+    pack = evidence.evidence_pack_capture(release=approved, actor=viewer, trigger="on_demand")
+    (entry,) = pack.snapshot["break_glass"]
+    assert entry["reason"] == REASON and entry["requested_by"] == "rita"
+    assert entry["review_state"] == "approved" and entry["reviewed_by"] == "chris"
