@@ -12,7 +12,7 @@ from django.utils import timezone
 from core.roles import Role, has_role, user_roles
 from releases import risk as release_risk
 from releases.choices import TERMINAL_STATES
-from releases.models import Release
+from releases.models import Release, Service
 from releases.selectors import visible_releases
 from releases.services import TRANSITION_LABELS
 
@@ -136,6 +136,52 @@ def break_glasses(*, viewer, release: Release | int) -> QuerySet[BreakGlass]:
     return BreakGlass.objects.filter(
         release__in=visible_releases(viewer=viewer), release_id=pk
     ).select_related("environment", "requested_by", "ended_by", "reviewed_by")
+
+
+def break_glass_lifting(windows, *, at: datetime | None = None) -> dict[int, list[dict]]:
+    """For each freeze window (prefetched ``services`` and ``environments``), the break-glass
+    in force at ``at`` (now) that lift it for a release it covers: the freeze windows API
+    shows them beside the freeze. Two queries whatever the number of windows."""
+    at = at or timezone.now()
+    windows = list(windows)
+    found: dict[int, list[dict]] = {w.pk: [] for w in windows}
+    if not windows:
+        return found
+    glasses = list(
+        BreakGlass.objects.filter(created_at__lte=at, expires_at__gt=at)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
+        .select_related("release", "requested_by", "environment")
+        .prefetch_related(Prefetch("release__services", queryset=Service.objects.only("id")))
+        .order_by("created_at", "id")
+    )
+    for window in windows:
+        window_services = {s.pk for s in window.services.all()}
+        window_envs = list(window.environments.all())
+        if window_envs and not any(e.is_production for e in window_envs):
+            continue  # freezes block production only; nothing to lift
+        for glass in glasses:
+            release_services = {s.pk for s in glass.release.services.all()}
+            if window_services and not window_services & release_services:
+                continue
+            if (
+                glass.environment_id
+                and window_envs
+                and (glass.environment_id not in {e.pk for e in window_envs})
+            ):
+                continue
+            found[window.pk].append(
+                {
+                    "id": glass.pk,
+                    "release": glass.release_id,
+                    "release_name": str(glass.release),
+                    "kind": glass.kind,
+                    "environment": glass.environment.slug if glass.environment_id else None,
+                    "requested_by": glass.requested_by.get_username(),
+                    "reason": glass.reason,
+                    "expires_at": glass.expires_at.isoformat(),
+                }
+            )
+    return found
 
 
 # --- approvals inbox --------------------------------------------------------------------------

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.dates import in_date_range
 from releases.choices import RiskLevel
 from releases.models import Environment, Release, Service
 
+from .. import selectors
 from ..choices import AgendaOutcome, BreakGlassKind, ChangeType, FreezeKind, VoteChoice
 from ..models import (
     AgendaItem,
@@ -247,6 +249,17 @@ class AgendaCloseSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class FreezeBreakGlassSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    release = serializers.IntegerField()
+    release_name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=BreakGlassKind.choices)
+    environment = serializers.CharField(allow_null=True)
+    requested_by = serializers.CharField()
+    reason = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
 class FreezeWindowSerializer(serializers.ModelSerializer):
     environments = serializers.SlugRelatedField(
         slug_field="slug", many=True, queryset=Environment.objects.all(), required=False
@@ -256,6 +269,9 @@ class FreezeWindowSerializer(serializers.ModelSerializer):
     )
     description = serializers.CharField(read_only=True)
     kind = serializers.ChoiceField(choices=FreezeKind.choices)
+    break_glass = serializers.SerializerMethodField(
+        help_text="The break-glass overrides lifting this freeze now, each for one release."
+    )
 
     class Meta:
         model = FreezeWindow
@@ -276,11 +292,19 @@ class FreezeWindowSerializer(serializers.ModelSerializer):
             "services",
             "is_active",
             "description",
+            "break_glass",
         ]
         extra_kwargs = {
             "start": {"validators": [in_date_range]},
             "end": {"validators": [in_date_range]},
         }
+
+    @extend_schema_field(FreezeBreakGlassSerializer(many=True))
+    def get_break_glass(self, window: FreezeWindow) -> list[dict]:
+        lifting = self.context.get("break_glass")
+        if lifting is None:  # one window (create, update): read for it alone
+            lifting = selectors.break_glass_lifting([window])
+        return lifting.get(window.pk, [])
 
 
 class FreezeExceptionSerializer(serializers.ModelSerializer):

@@ -400,6 +400,12 @@ class FreezeWindowViewSet(
     def get_queryset(self):
         return selectors.freeze_windows(viewer=self.request.user)
 
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        lifting = selectors.break_glass_lifting(page)
+        data = s.FreezeWindowSerializer(page, many=True, context={"break_glass": lifting}).data
+        return self.get_paginated_response(data)
+
     def create(self, request, *args, **kwargs):
         data = s.FreezeWindowSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -274,3 +274,16 @@ def test_an_environment_bound_break_glass_allows_only_that_environment(
     answer = response.json()
     assert [b["code"] for b in answer["blockers"]] == ["freeze"]
     assert answer["break_glass"] == []
+
+
+def test_the_freeze_windows_api_shows_what_lifts_them(
+    freeze, rollback, release_manager, administrator
+):
+    glass = break_glass(release_manager, rollback).json()
+    client = client_for(administrator)
+    (window,) = client.get("/api/v1/freeze-windows/").json()["results"]
+    (lifted,) = window["break_glass"]
+    assert lifted["id"] == glass["id"] and lifted["release"] == rollback.pk
+    assert lifted["release_name"] == "Rollback checkout 2.3.1" and lifted["requested_by"] == "rita"
+    one = client.get(f"/api/v1/freeze-windows/{freeze.pk}/").json()
+    assert one["break_glass"] == window["break_glass"]
