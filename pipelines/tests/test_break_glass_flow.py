@@ -287,3 +287,50 @@ def test_the_freeze_windows_api_shows_what_lifts_them(
     assert lifted["release_name"] == "Rollback checkout 2.3.1" and lifted["requested_by"] == "rita"
     one = client.get(f"/api/v1/freeze-windows/{freeze.pk}/").json()
     assert one["break_glass"] == window["break_glass"]
+
+
+def _queries(client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_the_lists_query_count_does_not_grow_with_the_rows(
+    freeze, rollback, service, release_manager, administrator, operations
+):
+    client = client_for(administrator)
+    now = timezone.now()
+
+    def more(n: int) -> None:
+        for i in range(n):
+            window = governance.freeze_window_create(
+                actor=operations,
+                name=f"Freeze {i}",
+                kind="once",
+                tz="UTC",
+                start=now - timedelta(hours=1),
+                end=now + timedelta(hours=5),
+                services=[service],
+            )
+            assert window.pk
+            glass = governance.break_glass_create(
+                release=rollback,
+                actor=release_manager,
+                kind="hotfix",
+                reason=REASON,
+                expires_at=now + timedelta(hours=1),
+            )
+            governance.break_glass_revoke(glass=glass, actor=release_manager, reason="next")
+
+    assert break_glass(release_manager, rollback).status_code == 201
+    lists = ["/api/v1/freeze-windows/", f"/api/v1/releases/{rollback.pk}/break-glass/"]
+    for url in lists:  # warm the per-process caches (content types, roles)
+        _queries(client, url)
+    before = [_queries(client, url) for url in lists]
+    BreakGlass.objects.filter(state="active").update(state="revoked", ended_at=now)
+    more(4)
+    assert break_glass(release_manager, rollback).status_code == 201
+    assert [_queries(client, url) for url in lists] == before
