@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -193,10 +194,17 @@ class Inbox:
     votes: list[ChangeRequest]
     exceptions: list[FreezeException] = field(default_factory=list)
     reviews: list[ChangeRequest] = field(default_factory=list)
+    break_glass_reviews: list[BreakGlass] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.sign_offs) + len(self.votes) + len(self.exceptions) + len(self.reviews)
+        return (
+            len(self.sign_offs)
+            + len(self.votes)
+            + len(self.exceptions)
+            + len(self.reviews)
+            + len(self.break_glass_reviews)
+        )
 
 
 def _release_evidence_prefetch() -> list:
@@ -256,11 +264,22 @@ def inbox(*, viewer) -> Inbox:
             .exclude(release__owner=viewer)
             .select_related("freeze", "release", "requested_by")
         )
+    glass_reviews: list[BreakGlass] = []
+    if has_role(viewer, *settings.BREAK_GLASS_ROLES, Role.CAB_CHAIR):
+        # Break-glass reviews someone other than the requester approves (separation of
+        # duties), on the release page; closed releases cannot owe one.
+        glass_reviews = list(
+            BreakGlass.objects.filter(review_state="pending", release__in=releases)
+            .exclude(requested_by=viewer)
+            .select_related("release", "requested_by", "environment")
+            .order_by("created_at", "id")
+        )
     return Inbox(
         sign_offs=sign_offs,
         votes=votes,
         exceptions=exceptions,
         reviews=pending_reviews(viewer=viewer),
+        break_glass_reviews=glass_reviews,
     )
 
 

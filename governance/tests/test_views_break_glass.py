@@ -132,3 +132,19 @@ def test_revoking_from_the_panel_restores_the_freeze(freeze, approved, release_m
     assert response.status_code == 200
     html = response.content.decode()
     assert "Freeze “Year-end freeze”" in html and "was revoked" in html
+
+
+def test_the_inbox_lists_reviews_for_others_not_for_the_requester(
+    approved, release_manager, administrator
+):
+    services.break_glass_create(
+        release=approved,
+        actor=release_manager,
+        kind="hotfix",
+        reason=REASON,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    other = browser(administrator).get("/governance/inbox/").content.decode()
+    assert "Break-glass reviews" in other and REASON in other
+    own = browser(release_manager).get("/governance/inbox/").content.decode()
+    assert "Break-glass reviews" not in own
