@@ -145,10 +145,14 @@ def deployment_blockers(
                     f"to {environment.name}.",
                     "the release manager and the approvers",
                 ),
-                *_in_environment(release, environment, page_blockers(release, at=now), now),
+                *environment_freeze_blockers(
+                    release, environment, page_blockers(release, at=now), now
+                ),
             ]
         if state == ReleaseState.APPROVED:
-            return _in_environment(release, environment, page_blockers(release, at=now), now)
+            return environment_freeze_blockers(
+                release, environment, page_blockers(release, at=now), now
+            )
         # Deploying or deployed: the release has passed its deployment's governance already
         # (another service of it, a retry, a re-sync of the same version).
         return []
@@ -163,7 +167,7 @@ def deployment_blockers(
     return promotion.promotion_blockers(release, environment, at=now)
 
 
-def _in_environment(
+def environment_freeze_blockers(
     release: Release, environment: Environment, found: list[Blocker], at: datetime
 ) -> list[Blocker]:
     """The page's blockers, plus the freezes that a break-glass bound to another production

@@ -274,6 +274,20 @@ def test_an_environment_bound_break_glass_allows_only_that_environment(
     answer = response.json()
     assert [b["code"] for b in answer["blockers"]] == ["freeze"]
     assert answer["break_glass"] == []
+    # The CD report agrees: production-us is refused, production accepted.
+    writer = CI(make_token("cd3", [service], scopes=["deployments:write"]))
+    body = {
+        "service": "payments-api",
+        "version": "2.3.1",
+        "status": "in_progress",
+        "provider": "argo-cd",
+    }
+    refused = writer.deployment({**body, "environment": "production-us", "external_id": "us-1"})
+    assert refused.status_code == 409
+    assert [b["code"] for b in refused.json()["blockers"]] == ["freeze"]
+    accepted = writer.deployment({**body, "environment": "production", "external_id": "eu-1"})
+    assert accepted.status_code in (200, 201), accepted.json()
+    assert Release.objects.get(pk=rollback.pk).state == "deploying"
 
 
 def test_the_freeze_windows_api_shows_what_lifts_them(
