@@ -178,6 +178,7 @@ SPECTACULAR_SETTINGS = {
         "MeetingStateEnum": "governance.choices.MeetingState",
         "FreezeExceptionStateEnum": "governance.choices.ExceptionState",
         "PolicyChangeRequestEnum": "governance.choices.PolicyChangeRequest",
+        "BreakGlassKindEnum": "governance.choices.BreakGlassKind",
     },
 }
 

@@ -16,7 +16,15 @@ from releases.selectors import visible_releases
 
 from .. import selectors, services
 from ..choices import ChangeState, GateStage, GateStatus
-from ..models import AgendaItem, FreezeException, GateCheck, GatePolicy, RiskAssessment, Vote
+from ..models import (
+    AgendaItem,
+    BreakGlass,
+    FreezeException,
+    GateCheck,
+    GatePolicy,
+    RiskAssessment,
+    Vote,
+)
 from ..readiness import release_blockers
 from ..selectors import tally
 from . import serializers as s
@@ -572,6 +580,8 @@ class ReleaseBreakGlassListView(generics.ListAPIView):
     serializer_class = s.BreakGlassSerializer
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator's pass
+            return BreakGlass.objects.none()
         get_object_or_404(visible_releases(viewer=self.request.user), pk=self.kwargs["pk"])
         return selectors.break_glasses(viewer=self.request.user, release=self.kwargs["pk"])
 
