@@ -97,7 +97,8 @@ def build_calendar(
         event.add(
             "description",
             f"{band.description}. Covers {band.scope}."
-            + (f"\nReason: {band.reason}" if band.reason else ""),
+            + (f"\nReason: {band.reason}" if band.reason else "")
+            + "".join(f"\n{note}" for note in band.break_glass),
         )
         cal.add_component(event)
     for meeting in cab_meetings(start=start, end=end):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from .models import (
+    BreakGlass,
     CABMeeting,
     ChangeRequest,
     FreezeException,
@@ -100,5 +101,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-for model in (GateCheck, ChangeRequest, Vote, CABMeeting, FreezeException, RiskAssessment):
+for model in (
+    GateCheck,
+    ChangeRequest,
+    Vote,
+    CABMeeting,
+    FreezeException,
+    BreakGlass,
+    RiskAssessment,
+):
     admin.site.register(model, ReadOnlyAdmin)

@@ -113,3 +113,23 @@ class ExceptionState(models.TextChoices):
     REQUESTED = "requested", "Requested"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+
+
+class BreakGlassKind(models.TextChoices):
+    """Why a freeze is broken: only to undo a release or to ship an urgent fix."""
+
+    ROLLBACK = "rollback", "Rollback"
+    HOTFIX = "hotfix", "Hotfix"
+
+
+class BreakGlassState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class BreakGlassReview(models.TextChoices):
+    """The post-implementation review every break-glass owes, whatever became of it."""
+
+    PENDING = "pending", "Review pending"
+    APPROVED = "approved", "Review approved"

@@ -1,6 +1,7 @@
 """Governance's sections of a release's evidence pack (``releases.evidence``): its risk
-assessment, gates, change requests with their votes, and freeze exceptions. Registered in
-GovernanceConfig.ready(), at the positions the pack has always listed them."""
+assessment, gates, change requests with their votes, freeze exceptions and break-glass
+overrides with their reviews. Registered in GovernanceConfig.ready(), at the positions the
+pack has always listed them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from releases.evidence import iso, person
 from releases.models import Release
 
 from .choices import ChangeState, ChangeType, ExceptionState, GateStage, GateStatus, VoteChoice
-from .models import ChangeRequest, FreezeException, GateCheck, RiskAssessment
+from .models import BreakGlass, ChangeRequest, FreezeException, GateCheck, RiskAssessment
 
 
 def risk_assessment(release: Release) -> dict | None:
@@ -102,6 +103,31 @@ def freeze_exceptions(release: Release) -> list[dict]:
     ]
 
 
+def break_glass(release: Release) -> list[dict]:
+    glasses = BreakGlass.objects.filter(release=release).select_related(
+        "environment", "requested_by", "ended_by", "reviewed_by"
+    )
+    return [
+        {
+            "kind": g.kind,
+            "environment": g.environment.slug if g.environment_id else None,
+            "reason": g.reason,
+            "requested_by": person(g.requested_by),
+            "created_at": iso(g.created_at),
+            "expires_at": iso(g.expires_at),
+            "state": g.state,
+            "ended_at": iso(g.ended_at),
+            "ended_by": person(g.ended_by),
+            "end_reason": g.end_reason,
+            "review_state": g.review_state,
+            "reviewed_by": person(g.reviewed_by),
+            "reviewed_at": iso(g.reviewed_at),
+            "review_note": g.review_note,
+        }
+        for g in glasses.order_by("created_at", "id")
+    ]
+
+
 def register() -> None:
     for kind, choices in (
         ("gate_stage", GateStage),
@@ -116,3 +142,4 @@ def register() -> None:
     evidence.register_section("gates", gates, position=60)
     evidence.register_section("change_requests", change_requests, position=70)
     evidence.register_section("freeze_exceptions", freeze_exceptions, position=80)
+    evidence.register_section("break_glass", break_glass, position=85)

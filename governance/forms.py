@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from core.dates import in_date_range
 from releases.choices import RiskLevel
 from releases.forms import Form
+from releases.models import Environment
 
-from .choices import VoteChoice
+from .choices import BreakGlassKind, VoteChoice
 
 
 class GateDecisionForm(forms.Form):
@@ -134,3 +136,44 @@ class InboxFilterForm(forms.Form):
             "service": data.get("service") or "",
             "sort": data.get("sort") or "due",
         }
+
+
+class BreakGlassForm(Form):
+    """Break the glass on a freeze: the service checks the roles, the reason's length and the
+    expiry again (its refusals land next to these fields)."""
+
+    kind = forms.ChoiceField(label="For a", choices=BreakGlassKind.choices)
+    environment = forms.ModelChoiceField(
+        queryset=Environment.objects.filter(is_production=True).order_by("order", "name"),
+        to_field_name="slug",
+        required=False,
+        empty_label="Every production environment",
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why the freeze must be broken now (incident, customer impact).",
+    )
+    expires_at = forms.DateTimeField(
+        label="Expires at",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        validators=[in_date_range],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expires_at"].help_text = (
+            f"{settings.TIME_ZONE}; in the future, at most {settings.BREAK_GLASS_MAX_HOURS} hours "
+            "ahead."
+        )
+
+
+class BreakGlassReviewForm(Form):
+    note = forms.CharField(
+        label="Review note",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="What happened and what follows.",
+    )
+
+
+class BreakGlassRevokeForm(Form):
+    reason = forms.CharField(label="Reason", max_length=2000)

@@ -7,9 +7,10 @@ Registered with releases.readiness in GovernanceConfig.ready():
   their inbox while the release awaits approval, and the change request approved when the
   policy asks for one.
 - start_deployment: every pre-deployment gate; inside the deployment window; no freeze
-  covering the release's services in production (unless an approved exception); no other
-  release of the same services deploying.
-- close: every post-deployment gate.
+  covering the release's services in production (unless an approved exception or an active
+  break-glass); no other release of the same services deploying.
+- close: every post-deployment gate, and the post-implementation review of every
+  break-glass approved.
 
 Providers only read; they never write. Each rule is written once, for many releases: the
 provider reads the facts of all the releases it is asked about in a fixed number of
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
@@ -34,9 +36,18 @@ from releases.choices import ReleaseState
 from releases.models import Release, Service
 from releases.readiness import GOVERNED_TRANSITIONS, Blocker, blockers_for
 
-from .choices import CHANGE_APPROVED_STATES, GATE_DONE, ChangeState, GateStage, GateStatus
+from .choices import (
+    CHANGE_APPROVED_STATES,
+    GATE_DONE,
+    BreakGlassReview,
+    BreakGlassState,
+    ChangeState,
+    GateStage,
+    GateStatus,
+)
 from .domain import freeze as freeze_domain
 from .models import (
+    BreakGlass,
     CABMeeting,
     ChangeRequest,
     FreezeException,
@@ -131,17 +142,146 @@ class GovernanceFacts:
     change_requests: list[ChangeRequestRow] = field(default_factory=list)
     service_ids: frozenset[int] = frozenset()
     conflicts: list[str] = field(default_factory=list)  # "name version", releases' order
+    reviews: list[GlassRow] = field(default_factory=list)  # break-glass reviews owed (close)
+
+
+@dataclass(frozen=True)
+class GlassRow:
+    """A break-glass as the freeze rule and the pages read it."""
+
+    id: int
+    release_id: int
+    environment_id: int | None
+    environment: str  # its name, "" for every production environment
+    kind: str
+    reason: str
+    expires_at: datetime
+    requested_by: str
+    state: str = BreakGlassState.ACTIVE
+    review_state: str = BreakGlassReview.PENDING
+    created_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    def active_at(self, at: datetime) -> bool:
+        """In force at ``at``: opened by then, not past its expiry, not ended (revoked or
+        expired) by then — the same answer now and when a recorded check is read back."""
+        return (
+            (self.created_at is None or self.created_at <= at)
+            and at < self.expires_at
+            and (self.ended_at is None or at < self.ended_at)
+        )
+
+    @property
+    def where(self) -> str:
+        return f"in {self.environment}" if self.environment else "in production"
+
+    def covers(self, window_environments: frozenset[int], environment_id: int | None) -> bool:
+        """Whether it lifts a freeze covering ``window_environments`` (none = every
+        production environment) for a deployment to ``environment_id`` (None: the release as
+        a whole — its page, board card and transition)."""
+        if self.environment_id is None:
+            return (
+                environment_id is None
+                or not window_environments
+                or (environment_id in window_environments)
+            )
+        if environment_id is not None and environment_id != self.environment_id:
+            return False
+        return not window_environments or self.environment_id in window_environments
+
+
+GLASS_FIELDS = (
+    "id",
+    "release_id",
+    "environment_id",
+    "environment__name",
+    "kind",
+    "reason",
+    "expires_at",
+    "requested_by__username",
+    "state",
+    "review_state",
+    "created_at",
+    "ended_at",
+)
+
+
+def _glass_rows(queryset) -> list[GlassRow]:
+    rows = queryset.order_by("-created_at", "-id").values_list(*GLASS_FIELDS)
+    return [
+        GlassRow(
+            id=row[0],
+            release_id=row[1],
+            environment_id=row[2],
+            environment=row[3] or "",
+            kind=row[4],
+            reason=row[5],
+            expires_at=row[6],
+            requested_by=row[7],
+            state=row[8],
+            review_state=row[9],
+            created_at=row[10],
+            ended_at=row[11],
+        )
+        for row in rows
+    ]
+
+
+def _in_force_at(at: datetime) -> Q:
+    """Opened by ``at``, not past its expiry, not revoked or expired by then (an expired or
+    revoked one has ``ended_at``), so a recorded check reads back as it was answered."""
+    return Q(created_at__lte=at, expires_at__gt=at) & (
+        Q(ended_at__isnull=True) | Q(ended_at__gt=at)
+    )
+
+
+def active_break_glass(release_ids: Sequence[int], at: datetime) -> dict[int, list[GlassRow]]:
+    """Each release's break-glass in force at ``at`` (one query; none without releases)."""
+    found: dict[int, list[GlassRow]] = {pk: [] for pk in release_ids}
+    if not release_ids:
+        return found
+    rows = BreakGlass.objects.filter(_in_force_at(at), release_id__in=list(release_ids))
+    for row in _glass_rows(rows):
+        found[row.release_id].append(row)
+    return found
+
+
+def pending_break_glass_reviews(release_ids: Sequence[int]) -> dict[int, list[GlassRow]]:
+    """Each release's break-glass whose review is not approved yet (one query)."""
+    found: dict[int, list[GlassRow]] = {pk: [] for pk in release_ids}
+    if not release_ids:
+        return found
+    rows = BreakGlass.objects.filter(
+        release_id__in=list(release_ids), review_state=BreakGlassReview.PENDING
+    )
+    for row in _glass_rows(rows):
+        found[row.release_id].append(row)
+    return found
 
 
 @dataclass(frozen=True)
 class FreezeFacts:
     """The freezes in force at ``at`` in production (with their end, following back-to-back
-    occurrences, and the services they cover: none = every service), and the (release id,
-    freeze id) pairs an exception valid at ``at`` lets through."""
+    occurrences, and the services they cover: none = every service), the (release id,
+    freeze id) pairs an exception valid at ``at`` lets through, and the break-glass in force
+    at ``at`` of the releases asked about, with the environments of the freezes (none =
+    every production environment) that an environment-bound break-glass reads."""
 
     at: datetime
     in_force: list[tuple[FreezeWindow, datetime, frozenset[int]]]
     excepted: frozenset[tuple[int, int]]
+    glass: Mapping[int, list[GlassRow]] = field(default_factory=dict)
+    window_environments: Mapping[int, frozenset[int]] = field(default_factory=dict)
+
+    def lifted_by(
+        self, release_id: int, window: FreezeWindow, environment_id: int | None = None
+    ) -> GlassRow | None:
+        """The break-glass that lifts ``window`` for the release (in ``environment_id``)."""
+        envs = self.window_environments.get(window.pk, frozenset())
+        return next(
+            (g for g in self.glass.get(release_id, []) if g.covers(envs, environment_id)),
+            None,
+        )
 
     def covering(self, service_ids: frozenset[int]) -> list[tuple[FreezeWindow, datetime]]:
         return [
@@ -271,12 +411,24 @@ def freeze_facts(release_ids: list[int], at: datetime) -> FreezeFacts:
         if end is not None:
             in_force.append((window, end, frozenset(s.pk for s in window.services.all())))
     excepted: set[tuple[int, int]] = set()
+    glass: dict[int, list[GlassRow]] = {}
+    window_environments: dict[int, frozenset[int]] = {}
     if in_force and release_ids:
         exceptions = FreezeException.objects.filter(
             release_id__in=release_ids, freeze_id__in=[window.pk for window, _, _ in in_force]
         )
         excepted = {(e.release_id, e.freeze_id) for e in exceptions if e.is_valid_at(at)}
-    return FreezeFacts(at, in_force, frozenset(excepted))
+        glass = active_break_glass(release_ids, at)
+        if any(g.environment_id for rows in glass.values() for g in rows):
+            # Only an environment-bound break-glass asks which environments a freeze covers.
+            link = FreezeWindow.environments.through
+            pairs: dict[int, set[int]] = {}
+            for window_id, environment_id in link.objects.filter(
+                freezewindow_id__in=[window.pk for window, _, _ in in_force]
+            ).values_list("freezewindow_id", "environment_id"):
+                pairs.setdefault(window_id, set()).add(environment_id)
+            window_environments = {pk: frozenset(ids) for pk, ids in pairs.items()}
+    return FreezeFacts(at, in_force, frozenset(excepted), glass, window_environments)
 
 
 def governance_facts(
@@ -284,7 +436,8 @@ def governance_facts(
 ) -> dict[int, GovernanceFacts]:
     """The facts of every release asked about a governed transition: gates (one query),
     for "approve" the policy's change request and the change requests (two), for
-    "start_deployment" the services and deploying releases (one)."""
+    "start_deployment" the services and deploying releases (one), for "close" the
+    break-glass reviews owed (one)."""
     asked = {r.pk: transitions[r.pk] for r in releases if transitions.get(r.pk) in STAGE_FOR}
     facts = {pk: GovernanceFacts() for pk in asked}
     gates = _gates({pk: STAGE_FOR[name] for pk, name in asked.items()})
@@ -299,12 +452,14 @@ def governance_facts(
         else {}
     )
     services, conflicts = _links(deploying)
+    reviews = pending_break_glass_reviews([pk for pk, name in asked.items() if name == "close"])
     for pk, fact in facts.items():
         fact.gates = gates[pk]
         fact.change_requests = change_requests.get(pk, [])
         fact.change_request_needed = needed.get(pk) or ""
         fact.service_ids = services.get(pk, frozenset())
         fact.conflicts = conflicts.get(pk, [])
+        fact.reviews = reviews.get(pk, [])
     return facts
 
 
@@ -356,19 +511,44 @@ def _change_request_rule(facts: GovernanceFacts, next_meeting: _NextMeeting) -> 
 
 
 def _freeze_rule(
-    release: Release, service_ids: frozenset[int], freezes: FreezeFacts
+    release: Release,
+    service_ids: frozenset[int],
+    freezes: FreezeFacts,
+    environment_id: int | None = None,
 ) -> list[Blocker]:
+    """A blocker per freeze covering the release, unless an approved exception or an active
+    break-glass lifts it (a break-glass bound to an environment lifts it only there)."""
     return [
         Blocker(
             "freeze",
             f"Freeze “{window.name}” ({window.description}) is in force until "
             f"{end:%Y-%m-%d %H:%M} UTC" + (f": {window.reason}" if window.reason else "."),
-            "wait for the freeze to end, or the CAB chair / operations (approve an exception)",
+            "wait for the freeze to end, the CAB chair / operations (approve an exception), "
+            "or a break-glass for a rollback or hotfix",
             until=end,
         )
         for window, end in freezes.covering(service_ids)
         if (release.pk, window.pk) not in freezes.excepted
+        and freezes.lifted_by(release.pk, window, environment_id) is None
     ]
+
+
+def _review_rule(reviews: list[GlassRow]) -> list[Blocker]:
+    """Closing waits for the post-implementation review of every break-glass."""
+    return [
+        Blocker(
+            "break_glass_review",
+            f"The post-implementation review of the {g.kind} break-glass by {g.requested_by} "
+            f"({g.expires_at:%Y-%m-%d %H:%M} UTC) is not approved yet.",
+            f"{role_people((*_glass_roles(), 'cab_chair'))} other than {g.requested_by} "
+            "(approve the review)",
+        )
+        for g in reviews
+    ]
+
+
+def _glass_roles() -> tuple[str, ...]:
+    return tuple(settings.BREAK_GLASS_ROLES)
 
 
 def window_blockers(release: Release, at: datetime) -> list[Blocker]:
@@ -407,6 +587,8 @@ def governance_rule(
     found = _gate_rule(transition, facts)
     if transition == "approve":
         found += _change_request_rule(facts, next_meeting)
+    if transition == "close":
+        found += _review_rule(facts.reviews)
     if transition == "start_deployment" and freezes is not None:
         found += window_blockers(release, freezes.at)
         found += _freeze_rule(release, facts.service_ids, freezes)
@@ -455,10 +637,92 @@ def active_freezes(release: Release, at: datetime) -> list[tuple[FreezeWindow, d
     return freeze_facts([], at).covering(services[release.pk])
 
 
-def freeze_blockers(release: Release, at: datetime) -> list[Blocker]:
-    """The freezes that keep the release from deploying at ``at``."""
+def freeze_blockers(
+    release: Release, at: datetime, *, environment_id: int | None = None
+) -> list[Blocker]:
+    """The freezes that keep the release from deploying at ``at`` (to the production
+    environment ``environment_id``, where a break-glass bound to another one lifts nothing)."""
     services, _ = _links([release.pk])
-    return _freeze_rule(release, services[release.pk], freeze_facts([release.pk], at))
+    return _freeze_rule(
+        release, services[release.pk], freeze_facts([release.pk], at), environment_id
+    )
+
+
+# --- break-glass, shown wherever the freeze is -------------------------------------------------
+
+
+def break_glass_bulk(release_ids: Sequence[int], at: datetime) -> dict[int, list[GlassRow]]:
+    """Each release's break-glass worth showing at ``at``: in force, or with its review still
+    owed (one query; none without releases)."""
+    found: dict[int, list[GlassRow]] = {pk: [] for pk in release_ids}
+    if not release_ids:
+        return found
+    rows = BreakGlass.objects.filter(release_id__in=list(release_ids)).filter(
+        _in_force_at(at) | Q(review_state=BreakGlassReview.PENDING)
+    )
+    for row in _glass_rows(rows):
+        found[row.release_id].append(row)
+    return found
+
+
+def glass_note(glass: GlassRow, at: datetime, lifts: Sequence[str] = ()) -> dict:
+    """One break-glass as the pages, the board and the API show it: a sentence and its facts."""
+    active = glass.active_at(at)
+    if active:
+        what = (
+            "lifts " + ", ".join(f"freeze “{name}”" for name in lifts)
+            if lifts
+            else "lifts the freeze"
+        )
+        message = (
+            f"Break-glass ({glass.kind}) by {glass.requested_by} {what} {glass.where} until "
+            f"{glass.expires_at:%Y-%m-%d %H:%M} UTC: {glass.reason}"
+        )
+    else:
+        ended = "was revoked" if glass.state == BreakGlassState.REVOKED else "has expired"
+        message = f"Break-glass ({glass.kind}) by {glass.requested_by} {ended}."
+    if glass.review_state == BreakGlassReview.PENDING:
+        message += " Its post-implementation review is pending and blocks closing."
+    return {
+        "id": glass.id,
+        "kind": glass.kind,
+        "active": active,
+        "environment": glass.environment or None,
+        "reason": glass.reason,
+        "requested_by": glass.requested_by,
+        "expires_at": glass.expires_at.isoformat(),
+        "state": glass.state,
+        "review_state": glass.review_state,
+        "lifts": list(lifts),
+        "message": message,
+    }
+
+
+def break_glass_notes(
+    release: Release, at: datetime, *, environment_id: int | None = None
+) -> list[dict]:
+    """The release's break-glass at ``at`` (in force, or its review owed), each naming the
+    freezes it lifts now (for a deployment to ``environment_id`` when given)."""
+    rows = break_glass_bulk([release.pk], at)[release.pk]
+    if not rows:
+        return []
+    lifts: dict[int, list[str]] = {}
+    if any(g.active_at(at) for g in rows):
+        services, _ = _links([release.pk])
+        facts = freeze_facts([release.pk], at)
+        for window, _end in facts.covering(services[release.pk]):
+            glass = facts.lifted_by(release.pk, window, environment_id)
+            if glass is not None and (release.pk, window.pk) not in facts.excepted:
+                lifts.setdefault(glass.id, []).append(window.name)
+    notes = [glass_note(g, at, lifts.get(g.id, [])) for g in rows]
+    if environment_id is not None:
+        # A deployment to one environment: the break-glass in force that reach it.
+        notes = [
+            n
+            for n, g in zip(notes, rows, strict=True)
+            if n["active"] and g.environment_id in (None, environment_id)
+        ]
+    return notes
 
 
 # --- why is this blocked? ---------------------------------------------------------------------
@@ -508,4 +772,5 @@ def release_blockers(release: Release, *, at: datetime | None = None) -> dict:
         "checked_at": now.isoformat(),
         "transitions": result,
         "blocked": any(not t["ready"] for t in result),
+        "break_glass": break_glass_notes(release, now),
     }

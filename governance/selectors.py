@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from core.models import AuditEvent
 from core.roles import Role, has_role, user_roles
 from releases import risk as release_risk
 from releases.choices import TERMINAL_STATES
-from releases.models import Release
+from releases.models import Release, Service
 from releases.selectors import visible_releases
 from releases.services import TRANSITION_LABELS
 
@@ -24,6 +25,7 @@ from .domain import freeze as freeze_domain
 from .domain import quorum
 from .models import (
     AgendaItem,
+    BreakGlass,
     CABMeeting,
     ChangeRequest,
     FreezeException,
@@ -132,6 +134,60 @@ def freeze_exceptions(*, viewer) -> QuerySet[FreezeException]:
     ).select_related("freeze", "release", "requested_by", "approver")
 
 
+def break_glasses(*, viewer, release: Release | int) -> QuerySet[BreakGlass]:
+    """A release's break-glass overrides, newest first, for a viewer who may see it."""
+    pk = release.pk if isinstance(release, Release) else release
+    return BreakGlass.objects.filter(
+        release__in=visible_releases(viewer=viewer), release_id=pk
+    ).select_related("environment", "requested_by", "ended_by", "reviewed_by")
+
+
+def break_glass_lifting(windows, *, at: datetime | None = None) -> dict[int, list[dict]]:
+    """For each freeze window (prefetched ``services`` and ``environments``), the break-glass
+    in force at ``at`` (now) that lift it for a release it covers: the freeze windows API
+    shows them beside the freeze. Two queries whatever the number of windows."""
+    at = at or timezone.now()
+    windows = list(windows)
+    found: dict[int, list[dict]] = {w.pk: [] for w in windows}
+    if not windows:
+        return found
+    glasses = list(
+        BreakGlass.objects.filter(created_at__lte=at, expires_at__gt=at)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
+        .select_related("release", "requested_by", "environment")
+        .prefetch_related(Prefetch("release__services", queryset=Service.objects.only("id")))
+        .order_by("created_at", "id")
+    )
+    for window in windows:
+        window_services = {s.pk for s in window.services.all()}
+        window_envs = list(window.environments.all())
+        if window_envs and not any(e.is_production for e in window_envs):
+            continue  # freezes block production only; nothing to lift
+        for glass in glasses:
+            release_services = {s.pk for s in glass.release.services.all()}
+            if window_services and not window_services & release_services:
+                continue
+            if (
+                glass.environment_id
+                and window_envs
+                and (glass.environment_id not in {e.pk for e in window_envs})
+            ):
+                continue
+            found[window.pk].append(
+                {
+                    "id": glass.pk,
+                    "release": glass.release_id,
+                    "release_name": str(glass.release),
+                    "kind": glass.kind,
+                    "environment": glass.environment.slug if glass.environment_id else None,
+                    "requested_by": glass.requested_by.get_username(),
+                    "reason": glass.reason,
+                    "expires_at": glass.expires_at.isoformat(),
+                }
+            )
+    return found
+
+
 # --- approvals inbox --------------------------------------------------------------------------
 
 
@@ -141,10 +197,17 @@ class Inbox:
     votes: list[ChangeRequest]
     exceptions: list[FreezeException] = field(default_factory=list)
     reviews: list[ChangeRequest] = field(default_factory=list)
+    break_glass_reviews: list[BreakGlass] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.sign_offs) + len(self.votes) + len(self.exceptions) + len(self.reviews)
+        return (
+            len(self.sign_offs)
+            + len(self.votes)
+            + len(self.exceptions)
+            + len(self.reviews)
+            + len(self.break_glass_reviews)
+        )
 
 
 def _release_evidence_prefetch() -> list:
@@ -206,11 +269,22 @@ def inbox(*, viewer) -> Inbox:
             .select_related("freeze", "release", "release__risk_assessment", "requested_by")
             .prefetch_related("release__services")
         )
+    glass_reviews: list[BreakGlass] = []
+    if has_role(viewer, *settings.BREAK_GLASS_ROLES, Role.CAB_CHAIR):
+        # Break-glass reviews someone other than the requester approves (separation of
+        # duties), on the release page; closed releases cannot owe one.
+        glass_reviews = list(
+            BreakGlass.objects.filter(review_state="pending", release__in=releases)
+            .exclude(requested_by=viewer)
+            .select_related("release", "requested_by", "environment")
+            .order_by("created_at", "id")
+        )
     return Inbox(
         sign_offs=sign_offs,
         votes=votes,
         exceptions=exceptions,
         reviews=pending_reviews(viewer=viewer),
+        break_glass_reviews=glass_reviews,
     )
 
 

@@ -36,4 +36,15 @@ urlpatterns = [
         views.release_exception_request,
         name="release_exception_request",
     ),
+    path("releases/<int:pk>/break-glass/", views.release_break_glass, name="release_break_glass"),
+    path(
+        "releases/<int:pk>/break-glass/<int:glass_pk>/review/",
+        views.release_break_glass_review,
+        name="release_break_glass_review",
+    ),
+    path(
+        "releases/<int:pk>/break-glass/<int:glass_pk>/revoke/",
+        views.release_break_glass_revoke,
+        name="release_break_glass_revoke",
+    ),
 ]

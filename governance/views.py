@@ -25,6 +25,9 @@ from . import selectors, services
 from .choices import MeetingState
 from .forms import (
     AgendaCloseForm,
+    BreakGlassForm,
+    BreakGlassReviewForm,
+    BreakGlassRevokeForm,
     CommentForm,
     FreezeExceptionForm,
     GateDecisionForm,
@@ -510,11 +513,26 @@ def _release_panel(request: HttpRequest, pk: int, status: int = 200, **extra) ->
         )
         gate.can_waive = live and services.may_waive(user, gate) and release.owner_id != user.pk
     manages = live and user.has_perm("releases.transition_release", release)
+    notes = {n["id"]: n for n in context["blockers"]["break_glass"]}
+    glasses = list(selectors.break_glasses(viewer=user, release=release))
+    for glass in glasses:
+        glass.note = notes.get(glass.pk)
+        glass.can_review = services.may_review_break_glass(user, glass)
+        glass.can_revoke = (
+            live
+            and glass.note is not None
+            and glass.note["active"]
+            and (glass.requested_by_id == user.pk or services.may_break_glass(user))
+        )
+    may_break = live and services.may_break_glass(user)
     context.update(
         release=release,
         manages=manages,
         override_form=RiskOverrideForm() if manages else None,
         freezes=[w for w, _ in _release_freezes(release)],
+        break_glasses=glasses,
+        break_glass_form=extra.pop("break_glass_form", None)
+        or (BreakGlassForm() if may_break else None),
         **extra,
     )
     return render(request, "governance/partials/release_panel.html", context, status=status)
@@ -587,4 +605,66 @@ def release_exception_request(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except DomainError as exc:
         return _release_panel(request, pk, status=exc.status_code, freeze_error=exc.message)
+    return _release_panel(request, pk)
+
+
+# --- break-glass on the release page -----------------------------------------------------------
+
+
+@login_required
+@require_POST
+def release_break_glass(request: HttpRequest, pk: int) -> HttpResponse:
+    """Break the glass on a freeze for this release (the same service as the API); field
+    errors are shown next to the fields with a 422, a refusal with its 4xx."""
+    release = _release_or_404(request, pk)
+    form = BreakGlassForm(request.POST)
+    if form.is_valid():
+        try:
+            services.break_glass_create(release=release, actor=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            apply_domain_error(form, exc)
+            status = 422 if isinstance(exc.details, dict) else exc.status_code
+            return _release_panel(request, pk, status=status, break_glass_form=form)
+        return _release_panel(request, pk)
+    return _release_panel(request, pk, status=422, break_glass_form=form)
+
+
+def _glass_or_404(request: HttpRequest, pk: int, glass_pk: int):
+    glass = selectors.break_glasses(viewer=request.user, release=pk).filter(pk=glass_pk).first()
+    if glass is None:
+        raise Http404("No such break-glass.")
+    return glass
+
+
+@login_required
+@require_POST
+def release_break_glass_review(request: HttpRequest, pk: int, glass_pk: int) -> HttpResponse:
+    """Approve a break-glass's post-implementation review, with a note (not its requester)."""
+    glass = _glass_or_404(request, pk, glass_pk)
+    form = BreakGlassReviewForm(request.POST)
+    if not form.is_valid():
+        return _release_panel(request, pk, status=422, break_glass_error=_error_text(form))
+    try:
+        services.break_glass_review_approve(
+            glass=glass, actor=request.user, note=form.cleaned_data["note"]
+        )
+    except DomainError as exc:
+        return _release_panel(request, pk, status=exc.status_code, break_glass_error=exc.message)
+    return _release_panel(request, pk)
+
+
+@login_required
+@require_POST
+def release_break_glass_revoke(request: HttpRequest, pk: int, glass_pk: int) -> HttpResponse:
+    """Revoke a break-glass before its expiry, with a reason."""
+    glass = _glass_or_404(request, pk, glass_pk)
+    form = BreakGlassRevokeForm(request.POST)
+    if not form.is_valid():
+        return _release_panel(request, pk, status=422, break_glass_error=_error_text(form))
+    try:
+        services.break_glass_revoke(
+            glass=glass, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+    except DomainError as exc:
+        return _release_panel(request, pk, status=exc.status_code, break_glass_error=exc.message)
     return _release_panel(request, pk)

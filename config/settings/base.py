@@ -326,8 +326,32 @@ SPECTACULAR_SETTINGS = {
         "MeetingStateEnum": "governance.choices.MeetingState",
         "FreezeExceptionStateEnum": "governance.choices.ExceptionState",
         "PolicyChangeRequestEnum": "governance.choices.PolicyChangeRequest",
+        "BreakGlassKindEnum": "governance.choices.BreakGlassKind",
     },
 }
+
+# Break-glass (docs/break-glass.md): the roles that may override a freeze for a rollback or a
+# hotfix, the longest override, and the shortest reason accepted.
+BREAK_GLASS_ROLES = env_list("BREAK_GLASS_ROLES", ["release_manager", "administrator"])
+BREAK_GLASS_MAX_HOURS = env_int("BREAK_GLASS_MAX_HOURS", 4)
+BREAK_GLASS_MIN_REASON_LENGTH = env_int("BREAK_GLASS_MIN_REASON_LENGTH", 20)
+_known_roles = {
+    "release_manager",
+    "qa_lead",
+    "security_lead",
+    "operations",
+    "product_owner",
+    "cab_member",
+    "cab_chair",
+    "stakeholder",
+    "administrator",
+}
+if not BREAK_GLASS_ROLES or set(BREAK_GLASS_ROLES) - _known_roles:
+    raise ImproperlyConfigured(
+        "BREAK_GLASS_ROLES must list roles among: " + ", ".join(sorted(_known_roles)) + "."
+    )
+if BREAK_GLASS_MAX_HOURS < 1 or BREAK_GLASS_MIN_REASON_LENGTH < 1:
+    raise ImproperlyConfigured("BREAK_GLASS_MAX_HOURS and …_MIN_REASON_LENGTH must be ≥ 1.")
 
 # Machine ingestion (pipelines app): the largest body a CI/CD system may post, the requests
 # one token may make per window (HTTP 429 beyond), and how long a token lookup is cached.

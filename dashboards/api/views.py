@@ -124,7 +124,8 @@ class CalendarEventsView(APIView):
                 "state": "",
                 "services": [],
                 "url": "",
-                "description": f"{b.description}. Covers {b.scope}. {b.reason}".strip(),
+                "description": f"{b.description}. Covers {b.scope}. {b.reason}".strip()
+                + (f" {b.break_glass_text}" if b.break_glass else ""),
                 "conflicts": [],
             }
             for b in bands

@@ -32,6 +32,7 @@ from django.utils.dates import MONTHS_3
 
 from governance.choices import GATE_DONE
 from governance.models import GateCheck
+from governance.readiness import GlassRow, break_glass_bulk, glass_note
 from releases import readiness
 from releases.choices import ReleaseState, ScopeStatus
 from releases.models import Release, ScopeItem, has_rollback_plan, has_scope
@@ -133,6 +134,9 @@ class Card:
     next_transition: str
     top_blocker: str
     blocker_count: int
+    # Break-glass shown where the freeze is: one sentence per override in force or review
+    # owed (``governance.readiness.glass_note``), never a blocker of its own.
+    break_glass: list[str] = field(default_factory=list)
     # What the card prints, as strings made once here rather than filter chains and
     # related-manager reads per card in the template.
     key: str = ""  # the release id, for the card's element ids
@@ -329,13 +333,16 @@ def board_columns(*, viewer, filters: BoardFilters, per_column: int = 12) -> lis
     for release in releases:
         release.gates_total, release.gates_done = progress.get(release.pk, (0, 0))
     blockers = _blockers(releases)
+    glass = break_glass_bulk([release.pk for release in releases], timezone.now())
     today = timezone.localdate()
     columns = {
         state: Column(state=state, label=ReleaseState(state).label, total=totals.get(state, 0))
         for state in COLUMNS
     }
     for release in releases:
-        card = card_for(release, today=today, blockers=blockers.get(release.pk, []))
+        card = card_for(
+            release, today=today, blockers=blockers.get(release.pk, []), glass=glass[release.pk]
+        )
         card.moves = board_moves(release=release, actor=viewer)
         columns[release.state].cards.append(card)
     for state in RECENT_ONLY:  # finished work: the most recent first
@@ -379,14 +386,19 @@ def card_for(
     *,
     today: date | None = None,
     blockers: list[readiness.Blocker] | None = None,
+    glass: list[GlassRow] | None = None,
 ) -> Card:
-    """One card. Its blockers are those of the next forward transition: given when the
-    board asked for all its cards at once (``_blockers``), else asked for this release."""
+    """One card. Its blockers are those of the next forward transition, and its break-glass:
+    given when the board asked for all its cards at once (``_blockers``,
+    ``break_glass_bulk``), else asked for this release."""
     delay, delay_reason = _delay(release, today or timezone.localdate())
     name = NEXT_TRANSITION.get(release.state, "")
     if blockers is None:
         blockers = readiness.blockers_for(release, name) if name else []
     messages = [b.message for b in blockers]
+    now = timezone.now()
+    if glass is None:
+        glass = break_glass_bulk([release.pk], now)[release.pk]
     return Card(
         release=release,
         delay=delay,
@@ -396,6 +408,7 @@ def card_for(
         next_transition=name,
         top_blocker=messages[0] if messages else "",
         blocker_count=len(messages),
+        break_glass=[glass_note(g, now)["message"] for g in glass],
         key=str(release.pk),
         name=release.name,
         version=release.version,

@@ -15,7 +15,7 @@ releases with a deployment to that environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -35,7 +35,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from governance.domain import freeze as freeze_rules
-from governance.models import CABMeeting, FreezeWindow
+from governance.models import BreakGlass, CABMeeting, FreezeWindow
 from releases.choices import ReleaseState
 from releases.models import Deployment, Environment, Release, Service, Team
 from releases.selectors import visible_releases
@@ -100,6 +100,14 @@ class FreezeBand:
     # covers a production environment (release windows are production windows).
     service_ids: frozenset[int] = frozenset()
     covers_production: bool = True
+    environment_ids: frozenset[int] = frozenset()
+    # The break-glass overrides that lift this occurrence for a release, in sentences: the
+    # calendar shows them wherever it shows the freeze (tooltip, list, iCal, API).
+    break_glass: tuple[str, ...] = ()
+
+    @property
+    def break_glass_text(self) -> str:
+        return " ".join(self.break_glass)
 
 
 def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
@@ -365,11 +373,54 @@ def freeze_bands(*, start: datetime, end: datetime, filters: CalendarFilters) ->
                 scope=scope,
                 service_ids=service_ids,
                 covers_production=covers_production,
+                environment_ids=frozenset(e.pk for e in environments),
             )
             for s, e in spans
         )
     bands.sort(key=lambda b: (b.start, b.name))
-    return bands
+    return _with_break_glass(bands, start, end)
+
+
+def _with_break_glass(bands: list[FreezeBand], start: datetime, end: datetime) -> list[FreezeBand]:
+    """Each band with the break-glass overrides in force during it for a release it covers
+    (two queries, only when there are bands): the same coverage rule as the deployment guard
+    (services, production, the break-glass's environment)."""
+    if not bands:
+        return bands
+    glasses = list(
+        BreakGlass.objects.filter(created_at__lt=end, expires_at__gt=start)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=start))
+        .select_related("release", "requested_by", "environment")
+        .prefetch_related(Prefetch("release__services", queryset=Service.objects.only("id")))
+        .order_by("created_at", "id")
+    )
+    if not glasses:
+        return bands
+    tz = timezone.get_current_timezone()
+    found = []
+    for band in bands:
+        sentences = []
+        for glass in glasses:
+            until = min(glass.expires_at, glass.ended_at or glass.expires_at)
+            services = {s.pk for s in glass.release.services.all()}
+            if not (glass.created_at < band.end and until > band.start):
+                continue
+            if not band.covers_production or (band.service_ids and not band.service_ids & services):
+                continue
+            if (
+                glass.environment_id
+                and band.environment_ids
+                and (glass.environment_id not in band.environment_ids)
+            ):
+                continue
+            where = f" in {glass.environment.name}" if glass.environment_id else ""
+            sentences.append(
+                f"Lifted for {glass.release} by break-glass ({glass.get_kind_display().lower()}, "
+                f"{glass.requested_by.get_username()}){where} until "
+                f"{until.astimezone(tz):%a %d %b %H:%M}."
+            )
+        found.append(replace(band, break_glass=tuple(sentences)) if sentences else band)
+    return found
 
 
 def cab_meetings(*, start: datetime, end: datetime) -> list[Any]:

@@ -112,6 +112,8 @@ def card_html(
             + (f' <span class="muted">(+{more} more)</span>' if more else "")
             + "</p>"
         )
+    for note in card.break_glass:
+        extra += f'\n  <p class="card-break-glass">🔨 {esc(note)}</p>'
     if move_error:
         extra += _move_error(move_error, list(move_blockers))
     if card.moves:

@@ -4,15 +4,19 @@ state; views pass validated input to a service."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.dates import in_date_range
 from releases.choices import RiskLevel
 from releases.models import Environment, Release, Service
 
-from ..choices import AgendaOutcome, ChangeType, FreezeKind, VoteChoice
+from .. import selectors
+from ..choices import AgendaOutcome, BreakGlassKind, ChangeType, FreezeKind, VoteChoice
 from ..models import (
     AgendaItem,
+    BreakGlass,
     CABMeeting,
     ChangeRequest,
     FreezeException,
@@ -245,6 +249,17 @@ class AgendaCloseSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class FreezeBreakGlassSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    release = serializers.IntegerField()
+    release_name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=BreakGlassKind.choices)
+    environment = serializers.CharField(allow_null=True)
+    requested_by = serializers.CharField()
+    reason = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
 class FreezeWindowSerializer(serializers.ModelSerializer):
     environments = serializers.SlugRelatedField(
         slug_field="slug", many=True, queryset=Environment.objects.all(), required=False
@@ -254,6 +269,9 @@ class FreezeWindowSerializer(serializers.ModelSerializer):
     )
     description = serializers.CharField(read_only=True)
     kind = serializers.ChoiceField(choices=FreezeKind.choices)
+    break_glass = serializers.SerializerMethodField(
+        help_text="The break-glass overrides lifting this freeze now, each for one release."
+    )
 
     class Meta:
         model = FreezeWindow
@@ -274,11 +292,19 @@ class FreezeWindowSerializer(serializers.ModelSerializer):
             "services",
             "is_active",
             "description",
+            "break_glass",
         ]
         extra_kwargs = {
             "start": {"validators": [in_date_range]},
             "end": {"validators": [in_date_range]},
         }
+
+    @extend_schema_field(FreezeBreakGlassSerializer(many=True))
+    def get_break_glass(self, window: FreezeWindow) -> list[dict]:
+        lifting = self.context.get("break_glass")
+        if lifting is None:  # one window (create, update): read for it alone
+            lifting = selectors.break_glass_lifting([window])
+        return lifting.get(window.pk, [])
 
 
 class FreezeExceptionSerializer(serializers.ModelSerializer):
@@ -350,9 +376,88 @@ class TransitionBlockersSerializer(serializers.Serializer):
     blockers = BlockerSerializer(many=True)
 
 
+class BreakGlassNoteSerializer(serializers.Serializer):
+    """A break-glass where the freeze is shown: in force (``active``, the freezes it
+    ``lifts`` now) or with its post-implementation review still owed. Never a blocker."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=BreakGlassKind.choices)
+    active = serializers.BooleanField()
+    environment = serializers.CharField(allow_null=True, help_text="None: every production one.")
+    reason = serializers.CharField()
+    requested_by = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    state = serializers.CharField()
+    review_state = serializers.CharField()
+    lifts = serializers.ListField(child=serializers.CharField(), help_text="Freeze names.")
+    message = serializers.CharField()
+
+
 class ReleaseBlockersSerializer(serializers.Serializer):
     release = serializers.IntegerField()
     state = serializers.CharField()
     checked_at = serializers.DateTimeField()
     blocked = serializers.BooleanField()
     transitions = TransitionBlockersSerializer(many=True)
+    break_glass = BreakGlassNoteSerializer(many=True)
+
+
+class BreakGlassSerializer(serializers.ModelSerializer):
+    """A break-glass and its post-implementation review."""
+
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    requested_by = Username(slug_field="username", read_only=True)
+    ended_by = Username(slug_field="username", read_only=True)
+    reviewed_by = Username(slug_field="username", read_only=True)
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BreakGlass
+        fields = [
+            "id",
+            "release",
+            "environment",
+            "kind",
+            "reason",
+            "expires_at",
+            "state",
+            "active",
+            "requested_by",
+            "created_at",
+            "ended_at",
+            "ended_by",
+            "end_reason",
+            "review_state",
+            "reviewed_by",
+            "reviewed_at",
+            "review_note",
+        ]
+        read_only_fields = fields
+
+    def get_active(self, glass: BreakGlass) -> bool:
+        return glass.is_active_at(timezone.now())
+
+
+class BreakGlassInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=BreakGlassKind.choices)
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why the freeze must be broken (BREAK_GLASS_MIN_REASON_LENGTH)."
+    )
+    expires_at = serializers.DateTimeField(
+        validators=[in_date_range], help_text="In the future, at most BREAK_GLASS_MAX_HOURS ahead."
+    )
+    environment = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Environment.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="A production environment's slug; omitted: every production environment.",
+    )
+
+
+class BreakGlassReviewInputSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=5000, help_text="What happened and what follows.")
+
+
+class BreakGlassRevokeInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)

@@ -25,5 +25,25 @@ urlpatterns = [
         views.ReleaseRiskOverrideView.as_view(),
         name="release-risk-override",
     ),
+    path(
+        "releases/<int:pk>/break-glass/",
+        views.ReleaseBreakGlassListView.as_view(),
+        name="release-break-glass",
+    ),
+    path(
+        "releases/<int:pk>/break-glass/<int:glass_pk>/",
+        views.ReleaseBreakGlassDetailView.as_view(),
+        name="release-break-glass-detail",
+    ),
+    path(
+        "releases/<int:pk>/break-glass/<int:glass_pk>/review/",
+        views.ReleaseBreakGlassReviewView.as_view(),
+        name="release-break-glass-review",
+    ),
+    path(
+        "releases/<int:pk>/break-glass/<int:glass_pk>/revoke/",
+        views.ReleaseBreakGlassRevokeView.as_view(),
+        name="release-break-glass-revoke",
+    ),
     *router.urls,
 ]

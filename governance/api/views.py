@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +16,15 @@ from releases.selectors import visible_releases
 
 from .. import selectors, services
 from ..choices import ChangeState, GateStage, GateStatus
-from ..models import AgendaItem, FreezeException, GateCheck, GatePolicy, RiskAssessment, Vote
+from ..models import (
+    AgendaItem,
+    BreakGlass,
+    FreezeException,
+    GateCheck,
+    GatePolicy,
+    RiskAssessment,
+    Vote,
+)
 from ..readiness import release_blockers
 from ..selectors import tally
 from . import serializers as s
@@ -400,6 +408,12 @@ class FreezeWindowViewSet(
     def get_queryset(self):
         return selectors.freeze_windows(viewer=self.request.user)
 
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        lifting = selectors.break_glass_lifting(page)
+        data = s.FreezeWindowSerializer(page, many=True, context={"break_glass": lifting}).data
+        return self.get_paginated_response(data)
+
     def create(self, request, *args, **kwargs):
         data = s.FreezeWindowSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -534,3 +548,138 @@ class ReleaseRiskOverrideView(APIView):
             release=release, actor=request.user, **data.validated_data
         )
         return _ok(s.RiskAssessmentSerializer, assessment)
+
+
+# --- break-glass -------------------------------------------------------------------------------
+
+BREAK_GLASS_ERRORS = {
+    400: OpenApiResponse(
+        s.GovernanceErrorSerializer,
+        description="A reason too short, an expiry not in the future or beyond "
+        "BREAK_GLASS_MAX_HOURS, a kind or environment not accepted (``errors`` per field).",
+    ),
+    403: OpenApiResponse(
+        s.GovernanceErrorSerializer,
+        description="Not a person holding a role the action needs, or the requester "
+        "approving their own review (separation of duties).",
+    ),
+    404: OpenApiResponse(
+        s.GovernanceErrorSerializer, description="No such release or break-glass, or not visible."
+    ),
+    409: OpenApiResponse(
+        s.GovernanceErrorSerializer,
+        description="A break-glass is already active for the release, the release is final, "
+        "the break-glass is no longer active, or its review is already approved.",
+    ),
+}
+
+
+class ReleaseBreakGlassListView(generics.ListAPIView):
+    """A release's break-glass overrides of the freeze (GET), or break the glass (POST)."""
+
+    serializer_class = s.BreakGlassSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator's pass
+            return BreakGlass.objects.none()
+        get_object_or_404(visible_releases(viewer=self.request.user), pk=self.kwargs["pk"])
+        return selectors.break_glasses(viewer=self.request.user, release=self.kwargs["pk"])
+
+    @extend_schema(
+        operation_id="releases_break_glass_list",
+        summary="A release's break-glass overrides, newest first",
+        tags=["break-glass"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="releases_break_glass_create",
+        summary="Break the glass: override the freeze for a rollback or a hotfix",
+        description=(
+            "Lifts the freeze blocker of the release's production deployments (only in "
+            "``environment`` when given) until ``expires_at``, for the release page, the board, "
+            "the transition and ``POST /api/v1/deployment-checks/`` alike. Requires a person "
+            "holding one of BREAK_GLASS_ROLES, a reason and an expiry. Opens a mandatory "
+            "post-implementation review that blocks closing the release until someone other "
+            "than the requester approves it. Audited (``break_glass.create``)."
+        ),
+        request=s.BreakGlassInputSerializer,
+        responses={201: s.BreakGlassSerializer, **BREAK_GLASS_ERRORS},
+        tags=["break-glass"],
+    )
+    def post(self, request, pk: int):
+        release = get_object_or_404(visible_releases(viewer=request.user), pk=pk)
+        data = s.BreakGlassInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        glass = services.break_glass_create(
+            release=release, actor=request.user, **data.validated_data
+        )
+        return _ok(s.BreakGlassSerializer, glass, status.HTTP_201_CREATED)
+
+
+class _OneBreakGlass:
+    def _glass(self, request, pk: int, glass_pk: int):
+        return get_object_or_404(
+            selectors.break_glasses(viewer=request.user, release=pk), pk=glass_pk
+        )
+
+
+class ReleaseBreakGlassDetailView(_OneBreakGlass, APIView):
+    """One break-glass of a release."""
+
+    @extend_schema(
+        operation_id="releases_break_glass_retrieve",
+        summary="One break-glass and its review",
+        responses={200: s.BreakGlassSerializer},
+        tags=["break-glass"],
+    )
+    def get(self, request, pk: int, glass_pk: int):
+        return _ok(s.BreakGlassSerializer, self._glass(request, pk, glass_pk))
+
+
+class ReleaseBreakGlassReviewView(_OneBreakGlass, APIView):
+    """Approve the post-implementation review of a break-glass."""
+
+    @extend_schema(
+        operation_id="releases_break_glass_review",
+        summary="Approve a break-glass's post-implementation review (not its requester)",
+        description=(
+            "Someone other than the requester, holding one of BREAK_GLASS_ROLES or the CAB "
+            "chair role, approves the review with a note; the release may close again once "
+            "every review is approved. Audited (``break_glass.review_approve``)."
+        ),
+        request=s.BreakGlassReviewInputSerializer,
+        responses={200: s.BreakGlassSerializer, **BREAK_GLASS_ERRORS},
+        tags=["break-glass"],
+    )
+    def post(self, request, pk: int, glass_pk: int):
+        glass = self._glass(request, pk, glass_pk)
+        data = s.BreakGlassReviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        glass = services.break_glass_review_approve(
+            glass=glass, actor=request.user, note=data.validated_data["note"]
+        )
+        return _ok(s.BreakGlassSerializer, glass)
+
+
+class ReleaseBreakGlassRevokeView(_OneBreakGlass, APIView):
+    """Revoke a break-glass."""
+
+    @extend_schema(
+        operation_id="releases_break_glass_revoke",
+        summary="Revoke a break-glass before its expiry (the freeze applies again)",
+        description="The requester or a holder of BREAK_GLASS_ROLES, with a reason. The "
+        "review stays owed. Audited (``break_glass.revoke``).",
+        request=s.BreakGlassRevokeInputSerializer,
+        responses={200: s.BreakGlassSerializer, **BREAK_GLASS_ERRORS},
+        tags=["break-glass"],
+    )
+    def post(self, request, pk: int, glass_pk: int):
+        glass = self._glass(request, pk, glass_pk)
+        data = s.BreakGlassRevokeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        glass = services.break_glass_revoke(
+            glass=glass, actor=request.user, reason=data.validated_data["reason"]
+        )
+        return _ok(s.BreakGlassSerializer, glass)

@@ -4,6 +4,7 @@ lives in core.models.)"""
 
 from __future__ import annotations
 
+from .breakglass import BreakGlass
 from .changes import (
     AgendaItem,
     CABMeeting,
@@ -27,6 +28,7 @@ from .risk import (
 
 __all__ = [
     "AgendaItem",
+    "BreakGlass",
     "CABMeeting",
     "ChangeRequest",
     "FreezeException",

@@ -10,6 +10,14 @@ side effects. Split by topic; import from here.
 from __future__ import annotations
 
 from ._common import is_live
+from .breakglass import (
+    break_glass_create,
+    break_glass_expire_due,
+    break_glass_review_approve,
+    break_glass_revoke,
+    may_break_glass,
+    may_review_break_glass,
+)
 from .cab import (
     agenda_item_add,
     agenda_item_close,
@@ -56,6 +64,10 @@ __all__ = [
     "agenda_item_add",
     "agenda_item_close",
     "agenda_item_move",
+    "break_glass_create",
+    "break_glass_expire_due",
+    "break_glass_review_approve",
+    "break_glass_revoke",
     "change_request_close",
     "change_request_create",
     "change_request_delete",
@@ -80,6 +92,8 @@ __all__ = [
     "gates_instantiate",
     "gates_invalidate",
     "is_live",
+    "may_break_glass",
+    "may_review_break_glass",
     "may_waive",
     "meeting_build_agenda",
     "meeting_close",

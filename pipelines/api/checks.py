@@ -14,12 +14,13 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from governance.api.serializers import BlockerSerializer  # the words of "why is this blocked?"
+# The words of "why is this blocked?", and the break-glass as the release page shows it.
+from governance.api.serializers import BlockerSerializer, BreakGlassNoteSerializer
 
 from .. import selectors
 from ..authentication import BearerTokenAuthentication
 from ..models import CheckDecision, DeploymentCheck
-from ..services.checks import evaluate_deployment_check
+from ..services.checks import check_break_glass, evaluate_deployment_check
 from .throttling import IngestRateThrottle
 from .views import ERRORS, READ_ERRORS, _error
 
@@ -83,6 +84,11 @@ class DeploymentCheckSerializer(serializers.Serializer):
     change_request = CheckChangeRequestSerializer(allow_null=True)
     source = serializers.CharField()
     checked_at = serializers.DateTimeField()
+    break_glass = BreakGlassNoteSerializer(
+        many=True,
+        help_text="Not a blocker: the break-glass in force for this release and environment "
+        "when the check was answered, and the freezes it lifted.",
+    )
 
 
 def check_body(check: DeploymentCheck, request=None) -> dict:
@@ -112,6 +118,7 @@ def check_body(check: DeploymentCheck, request=None) -> dict:
         "change_request": {"number": cr.number, "state": cr.state} if cr else None,
         "source": check.source,
         "checked_at": check.created_at.isoformat(),
+        "break_glass": check_break_glass(check),
     }
 
 

@@ -32,7 +32,7 @@ from core.audit import audit_record
 from core.errors import PermissionDenied
 from governance.choices import CHANGE_APPROVED_STATES, ChangeState
 from governance.models import ChangeRequest
-from governance.readiness import release_blockers
+from governance.readiness import break_glass_notes, freeze_blockers, release_blockers
 from releases.choices import ReleaseState
 from releases.models import Environment, Release, Service
 from releases.readiness import Blocker
@@ -72,6 +72,7 @@ class DeploymentCheckResult:
     release: Release | None = None
     change_request: ChangeRequest | None = None
     check: DeploymentCheck | None = None
+    break_glass: list[dict] = field(default_factory=list)
 
     @property
     def allowed(self) -> bool:
@@ -144,10 +145,14 @@ def deployment_blockers(
                     f"to {environment.name}.",
                     "the release manager and the approvers",
                 ),
-                *page_blockers(release, at=now),
+                *environment_freeze_blockers(
+                    release, environment, page_blockers(release, at=now), now
+                ),
             ]
         if state == ReleaseState.APPROVED:
-            return page_blockers(release, at=now)
+            return environment_freeze_blockers(
+                release, environment, page_blockers(release, at=now), now
+            )
         # Deploying or deployed: the release has passed its deployment's governance already
         # (another service of it, a retry, a re-sync of the same version).
         return []
@@ -160,6 +165,18 @@ def deployment_blockers(
             )
         ]
     return promotion.promotion_blockers(release, environment, at=now)
+
+
+def environment_freeze_blockers(
+    release: Release, environment: Environment, found: list[Blocker], at: datetime
+) -> list[Blocker]:
+    """The page's blockers, plus the freezes that a break-glass bound to another production
+    environment lifts on the page but not in this one (the same freeze rule, asked for this
+    environment; identical to the page's when no break-glass is bound to an environment)."""
+    if not release.break_glasses.filter(environment__isnull=False).exists():
+        return found
+    extra = freeze_blockers(release, at, environment_id=environment.pk)
+    return found + [b for b in extra if b not in found]
 
 
 def decide(blockers: list[Blocker]) -> tuple[str, datetime | None]:
@@ -312,6 +329,7 @@ def evaluate_deployment_check(
                 service_obj, service_slug, environment_obj, environment_slug, version, commit_sha
             )
         decision, resume_at = decide(blockers)
+        glass = _glass_notes(release, environment_obj, timezone.now())
     except Exception:
         # Fail closed: whatever went wrong, the answer is no.
         logger.exception(
@@ -328,7 +346,7 @@ def evaluate_deployment_check(
                 "an administrator (see the server log)",
             )
         ]
-        decision, resume_at = CheckDecision.DENY, None
+        decision, resume_at, glass = CheckDecision.DENY, None, []
     with transaction.atomic():
         check = DeploymentCheck.objects.create(
             service=service_obj,
@@ -360,6 +378,7 @@ def evaluate_deployment_check(
                 "resume_at": resume_at.isoformat() if resume_at else None,
                 "commit_sha": commit_sha or "",
                 "external_id": external_id or "",
+                **({"break_glass": [g["id"] for g in glass]} if glass else {}),
             },
         )
     return DeploymentCheckResult(
@@ -369,4 +388,17 @@ def evaluate_deployment_check(
         release=release,
         change_request=change_request,
         check=check,
+        break_glass=glass,
     )
+
+
+def check_break_glass(check: DeploymentCheck) -> list[dict]:
+    """The break-glass in force for the check's release and environment when it was answered
+    (a non-blocking note of the answer: the freezes it lifted), read back the same later."""
+    return _glass_notes(check.release, check.environment, check.created_at)
+
+
+def _glass_notes(release: Release | None, environment: Environment | None, at) -> list[dict]:
+    if release is None or environment is None or not environment.is_production:
+        return []
+    return break_glass_notes(release, at, environment_id=environment.pk)

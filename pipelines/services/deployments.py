@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from core.audit import audit_record
-from core.errors import Conflict, DomainError, TransitionNotAllowed
+from core.errors import Conflict, DomainError, RequirementsNotMet, TransitionNotAllowed
 from releases import services as release_services
 from releases.choices import DeploymentState, DeploymentStrategy, ReleaseState
 from releases.models import Deployment, Environment, Release, Service
+from releases.readiness import blockers_text
 
 from .. import cdevents
 from ..authentication import DeploymentReporter
@@ -21,6 +23,7 @@ from ..models import (
 )
 from ..reports import DeploymentReport
 from ._common import audit_actor, authorise_report, on_commit_enqueue, service_id_of, via
+from .checks import environment_freeze_blockers
 
 # --- deployments reported by CD systems -------------------------------------------------------
 
@@ -205,6 +208,18 @@ def _rollout_update(deployment: Deployment, report: DeploymentReport) -> dict:
     return changed
 
 
+def _refuse_outside_break_glass(release: Release, environment: Environment) -> None:
+    """A break-glass bound to one production environment lifts the freeze only there: a
+    deployment to another one is refused as the deployment check refuses it (the release's
+    own readiness is asked for production as a whole)."""
+    blockers = environment_freeze_blockers(release, environment, [], timezone.now())
+    if blockers:
+        raise RequirementsNotMet(
+            "Cannot start deployment. " + blockers_text(blockers),
+            details=[b.as_dict() for b in blockers],
+        )
+
+
 def _sync_release(actor, deployment, environment, *, record_refusal: bool) -> DomainError | None:
     """Move the release along with its production deployment, through the release services
     (which check permission, readiness and governance: freeze windows, the window)."""
@@ -230,6 +245,8 @@ def _sync_release(actor, deployment, environment, *, record_refusal: bool) -> Do
         steps.append(release_services.release_roll_back)
     for step in steps:
         try:
+            if step is release_services.release_start_deployment:
+                _refuse_outside_break_glass(release, environment)
             release = step(
                 release=release.pk,
                 actor=reporter,
