@@ -10,6 +10,7 @@ these files; .ci/run installs kubectl where a package source offers it.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -333,7 +334,7 @@ def test_the_config_map_and_secret_start_the_production_settings(tmp_path):
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DATABASE_URL": "postgres://releasegate_app:x@db.invalid:5432/releasegate",
         "REDIS_URL": "redis://redis.invalid:6379/0",
-        "AUDIT_CHAIN_KEYS": "k1:" + secrets.token_urlsafe(32),
+        "AUDIT_CHAIN_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "RELEASEGATE_VAR_DIR": str(tmp_path),
         "HOME": str(tmp_path),
     }

@@ -87,6 +87,7 @@ def test_production_with_single_sign_on_passes_the_deploy_checks_and_lets_the_id
         "OIDC_CLIENT_ID": "releasegate",
         "OIDC_GROUP_ROLE_MAP": '{"rg-cab": ["cab_member"]}',
         "LOCAL_PASSWORDS_ENABLED": "false",
+        "AUDIT_CHAIN_KEYS": AUDIT_KEYS,
     }
     result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
     assert result.returncode == 0, result.stdout + result.stderr
