@@ -31,3 +31,9 @@ class PipelinesConfig(AppConfig):
         from .queueing import queue_notification_delivery
 
         notifications.register_delivery(queue_notification_delivery)
+        # Poller health and the gate evaluation backlog on /metrics.
+        from core.metrics import register_gauges
+
+        from .gauges import poller_gauges
+
+        register_gauges("pipelines", poller_gauges)

@@ -18,3 +18,9 @@ class ReleasesConfig(AppConfig):
         # the window when it moves.
         readiness.register_transition_listener(communications.on_release_transition)
         readiness.register_change_listener(communications.on_release_change)
+        # Releases by state on /metrics.
+        from core.metrics import register_gauges
+
+        from .gauges import release_gauges
+
+        register_gauges("releases", release_gauges)

@@ -10,6 +10,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_networks, env_str
+from core.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("RELEASEGATE_VAR_DIR", str(BASE_DIR / "var")))
@@ -44,6 +45,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: HTTP metrics around everything else (docs/operations.md, "Metrics").
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # The request id (X-Request-ID) on every log line and answer, and one line per request.
+    "core.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -57,8 +62,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "core.middleware.AuditContextMiddleware",
-    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    # Last but one, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -319,9 +325,20 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "releasegate@localhost")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# Prometheus /metrics (docs/operations.md, "Metrics"): off (404) unless a bearer token and/or
+# the networks allowed to scrape are set; with both, a scrape needs both. Gauges read from the
+# database are cached this many seconds per process.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
+METRICS_GAUGES_CACHE_SECONDS = env_float("METRICS_GAUGES_CACHE_SECONDS", 10.0)
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long.")
+
+# Logs (docs/operations.md, "Logs"): LOG_FORMAT=json writes one JSON object per line with the
+# request id, task id and acting user; text (the default here, `make run`) is for people.
+# Production defaults to json.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}.")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
