@@ -6,11 +6,32 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client.core import GaugeMetricFamily
 
 # The classic text format every Prometheus version reads (2.x included).
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 
+from config.health import run_checks
 from core import metrics
+
+
+def readiness_gauges():
+    """/readyz's checks as gauges, so an alert on readiness needs no blackbox prober: 1 when
+    a check is ok (or skipped: the per-process cache), 0 when it failed or timed out."""
+    family = GaugeMetricFamily(
+        "releasegate_readiness_check_ok",
+        "1 when the /readyz check passes, else 0 (database and migrations: the app cannot "
+        "serve; cache and broker: it serves degraded).",
+        labels=["check"],
+    )
+    for name, check in run_checks().items():
+        family.add_metric([name], 0 if check["status"] == "failed" else 1)
+    return [family]
+
+
+# Registered here, with the view, rather than in an AppConfig: the checks are config's, and
+# the URLconf (hence this module) is loaded before the first scrape is answered.
+metrics.register_gauges("readiness", readiness_gauges)
 
 
 @never_cache
