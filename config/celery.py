@@ -20,3 +20,24 @@ def _django_logging(**_):
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.worker_init.connect
+def _worker_metrics(**_):
+    """CELERY_METRICS_PORT: this worker serves its own /metrics (gate verdicts and their
+    latency, task failures and retries; docs/operations.md, "Metrics")."""
+    from django.conf import settings
+
+    from core import metrics
+
+    metrics.clear_multiprocess_dir()  # with PROMETHEUS_MULTIPROC_DIR: created, emptied
+    if settings.CELERY_METRICS_PORT:
+        metrics.serve_worker_metrics(settings.CELERY_METRICS_ADDRESS, settings.CELERY_METRICS_PORT)
+
+
+@signals.worker_process_shutdown.connect
+def _worker_process_gone(**_):
+    # A prefork pool process that exits: its counters stay in the sum, its gauges go.
+    from core import metrics
+
+    metrics.mark_this_process_dead()

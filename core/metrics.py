@@ -137,15 +137,17 @@ _gauge_registry = CollectorRegistry(auto_describe=False)
 _gauge_registry.register(gauges)
 
 
-def exposition() -> bytes:
+def exposition(*, with_gauges: bool = True) -> bytes:
     """The text the scrape returns: this process's counters (every gunicorn worker's, in
-    multiprocess mode) followed by the gauges."""
+    multiprocess mode) followed by the gauges (the web's answer; a Celery worker's leaves
+    them out, they are the same facts)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return generate_latest(registry) + generate_latest(_gauge_registry)
+    text = generate_latest(registry)
+    return text + generate_latest(_gauge_registry) if with_gauges else text
 
 
 # --- access ---------------------------------------------------------------------------------
@@ -204,3 +206,56 @@ def connect_celery_signals() -> None:
 
     signals.task_failure.connect(_on_task_failure, weak=False, dispatch_uid="rg-metrics-failure")
     signals.task_retry.connect(_on_task_retry, weak=False, dispatch_uid="rg-metrics-retry")
+
+
+# --- a Celery worker's own /metrics -----------------------------------------------------------
+# Gate verdicts, their latency and task failures are counted where tasks run: in the workers,
+# usually other pods than the web's. A worker started with CELERY_METRICS_PORT serves its
+# counters (every pool process's, when PROMETHEUS_MULTIPROC_DIR is set for prefork) on that
+# port, behind the same token and network rule as the web's /metrics.
+
+
+def _worker_app(environ, start_response):
+    status = access_status(environ.get("REMOTE_ADDR"), environ.get("HTTP_AUTHORIZATION"))
+    if environ.get("PATH_INFO", "/") not in ("/metrics", "/metrics/"):
+        status = 404
+    if status is not None:
+        reason = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}[status]
+        headers = [("Content-Type", "text/plain; charset=utf-8")]
+        if status == 401:
+            headers.append(("WWW-Authenticate", 'Bearer realm="metrics"'))
+        start_response(f"{status} {reason}", headers)
+        return [ACCESS_MESSAGES[status].encode() + b"\n"]
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+    start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)])
+    return [exposition(with_gauges=False)]
+
+
+def serve_worker_metrics(address: str, port: int):
+    """Serve a worker's /metrics from a daemon thread; returns the server."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - the base class's name
+            pass
+
+    server = make_server(address, port, _worker_app, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    logger.info("Worker metrics on %s:%s/metrics", address, port)
+    return server
+
+
+def clear_multiprocess_dir() -> None:
+    """At a worker's start: a previous run's files would add its counts to this one's."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                os.remove(os.path.join(folder, name))
+
+
+def mark_this_process_dead() -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())

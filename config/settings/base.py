@@ -331,6 +331,10 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "releasegate@localhost")
 METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
 METRICS_GAUGES_CACHE_SECONDS = env_float("METRICS_GAUGES_CACHE_SECONDS", 10.0)
+# A Celery worker serves its own counters on this port (0: off), behind the same rule. With
+# the prefork pool, set PROMETHEUS_MULTIPROC_DIR for the worker too so its processes add up.
+CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 0)
+CELERY_METRICS_ADDRESS = env_str("CELERY_METRICS_ADDRESS", "0.0.0.0")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long.")
 
