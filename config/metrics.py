@@ -47,4 +47,24 @@ def metrics_view(request):
         if status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE)
+    body = metrics.exposition()
+    response = HttpResponse(body, content_type=CONTENT_TYPE)
+    # Answered ahead of CommonMiddleware (MetricsMiddleware), which would set it otherwise.
+    response["Content-Length"] = str(len(body))
+    return response
+
+
+class MetricsMiddleware:
+    """Answers ``/metrics`` before the host check and the HTTPS redirect: Prometheus scrapes
+    each pod by its address (``Host: 10.1.2.3:8000``, never one of ALLOWED_HOSTS) over the pod
+    network in plain HTTP, and cannot add headers to look like nginx. Nothing in the answer
+    is built from the Host header, which is what ALLOWED_HOSTS protects; the token and
+    network rule still apply. Placed right after the request-id middleware."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == "/metrics":
+            return metrics_view(request)
+        return self.get_response(request)

@@ -7,7 +7,6 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz, readyz
-from config.metrics import metrics_view
 
 
 @require_GET
@@ -28,8 +27,6 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on pages without an icon link (the admin, error pages).
     path("favicon.ico", favicon),
     path("readyz/", readyz, name="readyz"),
-    # Prometheus's default path, without a slash (docs/operations.md, "Metrics").
-    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

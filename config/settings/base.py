@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # The request id (X-Request-ID) on every log line and answer, and one line per request.
     "core.logs.RequestLogMiddleware",
+    # /metrics for Prometheus, before the host check and the HTTPS redirect (config/metrics.py).
+    "config.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -108,6 +108,17 @@ def test_with_both_set_a_scrape_needs_both():
     assert inside.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
 
 
+@override_settings(
+    METRICS_TOKEN=TOKEN, ALLOWED_HOSTS=["releasegate.example.com"], SECURE_SSL_REDIRECT=True
+)
+def test_prometheus_scrapes_a_pod_by_its_address_over_plain_http():
+    client = Client(HTTP_HOST="10.1.2.3:8000")
+    assert client.get("/healthz/").status_code in (301, 400)  # the rest of the app: no
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200 and b"releasegate_releases" in response.content
+    assert client.get("/metrics").status_code == 401  # still behind the token
+
+
 @override_settings(METRICS_TOKEN=TOKEN)
 def test_it_answers_get_only():
     response = Client().post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
