@@ -283,3 +283,33 @@ def test_task_failures_and_retries_are_counted():
         - value(before, name, task="tests.metrics_fails")
         == 1
     )
+
+
+OBSERVABILITY_MIDDLEWARE = {
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.logs.RequestLogMiddleware",
+    "config.metrics.MetricsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+}
+
+
+def test_metrics_and_logs_add_no_query_to_a_ci_report(service, settings):
+    """The ingest path costs the same queries with the metrics and log middlewares as
+    without them (first report of a run, then the same report again)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ci = CI(make_token("ci-payments", [service]))
+    ci.run(run_body(external_id="warm-up"))  # token cached, like a busy CI token
+
+    def queries(external_id: str) -> list[int]:
+        counts = []
+        for _ in range(2):  # created, then unchanged
+            with CaptureQueriesContext(connection) as captured:
+                assert ci.run(run_body(external_id=external_id)).status_code in (200, 201)
+            counts.append(len(captured))
+        return counts
+
+    with_them = queries("1")
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m not in OBSERVABILITY_MIDDLEWARE]
+    assert queries("2") == with_them
