@@ -12,14 +12,19 @@ app.autodiscover_tasks()
 
 
 @signals.setup_logging.connect
-def _django_logging(**_):
+def _django_logging(loglevel=None, **_):
     """Workers and beat log as the web does (settings.LOGGING: LOG_FORMAT, the request and
-    task ids), instead of Celery's own root handler."""
+    task ids), instead of Celery's own root handler; at the level of their ``-l`` option."""
+    import logging
     import logging.config
 
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(
+            loglevel if isinstance(loglevel, int) else str(loglevel).upper()
+        )
 
 
 @signals.worker_init.connect

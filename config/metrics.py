@@ -30,7 +30,7 @@ def readiness_gauges():
 
 
 # Registered here, with the view, rather than in an AppConfig: the checks are config's, and
-# the URLconf (hence this module) is loaded before the first scrape is answered.
+# this module is loaded with MIDDLEWARE (MetricsMiddleware), before the first scrape.
 metrics.register_gauges("readiness", readiness_gauges)
 
 

@@ -161,10 +161,6 @@ def logging_config(log_format: str, level: str) -> dict:
             }
         },
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {
-            # Celery's own loggers propagate to the root handler (no second copy).
-            "celery": {"level": level},
-        },
     }
 
 
