@@ -12,19 +12,26 @@ app.autodiscover_tasks()
 
 
 @signals.setup_logging.connect
-def _django_logging(loglevel=None, **_):
-    """Workers and beat log as the web does (settings.LOGGING: LOG_FORMAT, the request and
-    task ids), instead of Celery's own root handler; at the level of their ``-l`` option."""
+def _logging(loglevel=None, logfile=None, format=None, colorize=None, **_):
+    """LOG_FORMAT=json: workers and beat log as the web does (settings.LOGGING, with the
+    request and task ids). Text: Celery's own lines, as it sets them up when nobody handles
+    this signal (people and scripts read its format). Either way at their ``-l`` level."""
     import logging
     import logging.config
 
     from django.conf import settings
 
-    logging.config.dictConfig(settings.LOGGING)
-    if loglevel:
-        logging.getLogger().setLevel(
-            loglevel if isinstance(loglevel, int) else str(loglevel).upper()
-        )
+    root = logging.getLogger()
+    if settings.LOG_FORMAT == "json":
+        logging.config.dictConfig(settings.LOGGING)
+        if loglevel:
+            root.setLevel(loglevel if isinstance(loglevel, int) else str(loglevel).upper())
+        return
+    if app.conf.worker_hijack_root_logger:
+        for logger in (root, *map(logging.getLogger, ("celery", "celery.task"))):
+            logger.handlers = []
+    app.log._configure_logger(root, logfile, loglevel, format, colorize)
+    app.log.setup_task_loggers(loglevel, logfile, colorize=colorize)
 
 
 @signals.worker_init.connect

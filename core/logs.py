@@ -183,7 +183,12 @@ class RequestLogMiddleware:
     (method, path, status, duration, user) when it is answered."""
 
     def __init__(self, get_response):
+        from django.conf import settings
+
         self.get_response = get_response
+        # Text logs sit beside runserver's and gunicorn's own access lines: this one is then
+        # a debug line, not a second copy of each request.
+        self.level = logging.INFO if settings.LOG_FORMAT == "json" else logging.DEBUG
 
     def __call__(self, request):
         request_id = sane_request_id(request.META.get("HTTP_X_REQUEST_ID"))
@@ -193,7 +198,8 @@ class RequestLogMiddleware:
         try:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
-            request_logger.info(
+            request_logger.log(
+                self.level,
                 "%s %s %s",
                 request.method,
                 _loggable_path(request),
