@@ -25,3 +25,9 @@ class GovernanceConfig(AppConfig):
 
         register_risk_source(RISK_SOURCE)
         evidence.register()
+        # Sign-offs waiting and freeze exceptions on /metrics.
+        from core.metrics import register_gauges
+
+        from .gauges import approval_gauges
+
+        register_gauges("governance", approval_gauges)

@@ -42,3 +42,9 @@ class PipelinesConfig(AppConfig):
         from .services.scm import on_gate_changed
 
         gate_listeners.register(on_gate_changed)
+        # Poller health and the gate evaluation backlog on /metrics.
+        from core.metrics import register_gauges
+
+        from .gauges import poller_gauges
+
+        register_gauges("pipelines", poller_gauges)

@@ -14,7 +14,9 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
+from core import metrics
 from governance.choices import RUN_KINDS, GateKind, GateStatus
 from governance.models import GateCheck
 from governance.services import gate_record_result, gates_evaluate_for_release, gates_invalidate
@@ -135,6 +137,7 @@ def gates_evaluate_for_run(*, run_id: int, actor=None) -> int:
         return 0
     changed = 0
     for release in releases_for_run(run):
+        verdicts: list[tuple[str, str, bool]] = []  # counted once the transaction committed
         with transaction.atomic():
             release = Release.objects.select_for_update().get(pk=release.pk)
             if release.state in TERMINAL_STATES:
@@ -163,7 +166,7 @@ def gates_evaluate_for_run(*, run_id: int, actor=None) -> int:
                 result = run_result(gate, run)
                 if result is None:
                     continue
-                before = gate.status
+                before, before_run = gate.status, gate.run_id
                 updated = gate_record_result(
                     gate=gate,
                     status=result[0],
@@ -173,7 +176,22 @@ def gates_evaluate_for_run(*, run_id: int, actor=None) -> int:
                     detail=result[1],
                 )
                 changed += int(updated.status != before)
+                decided = updated.status == result[0] and (
+                    updated.status != before or before_run != run.pk
+                )
+                verdicts.append((gate.kind, result[0], decided))
+        _count_verdicts(run, verdicts)
     return changed
+
+
+def _count_verdicts(run: PipelineRun, verdicts: list[tuple[str, str, bool]]) -> None:
+    """Metrics of one release's evaluation: every verdict, and for each one this run newly
+    decided, the time from the CI report that changed the run to now (the verdict)."""
+    latency = max(0.0, (timezone.now() - run.updated_at).total_seconds())
+    for kind, verdict, decided in verdicts:
+        metrics.GATE_EVALUATIONS.labels(kind, verdict, "true" if decided else "false").inc()
+        if decided:
+            metrics.GATE_VERDICT_LATENCY.labels(kind).observe(latency)
 
 
 def gates_evaluate_for_deployment(*, deployment_id: int, actor=None) -> int:

@@ -26,3 +26,9 @@ class ReleasesConfig(AppConfig):
         register_head_source("releases.evidence_pack", frozen_heads)
         # Single sign-on maps IdP groups to teams as well as roles.
         register_login_listener(team_memberships_sync)
+        # Releases by state on /metrics.
+        from core.metrics import register_gauges
+
+        from .gauges import release_gauges
+
+        register_gauges("releases", release_gauges)

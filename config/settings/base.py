@@ -20,6 +20,7 @@ from config.env import (
     env_secret_keys,
     env_str,
 )
+from core.logs import logging_config
 from core.roles import ALL_ROLES, Role
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -63,7 +64,14 @@ INSTALLED_APPS = [
 # config/middleware.py, "the machine path". CSRF and frame options stay as they are (cheap,
 # and what `check --deploy` looks for by name).
 MIDDLEWARE = [
+    # Marks a cookieless call under /api/v1/ (config/middleware.py, "the machine path").
     "config.middleware.MachinePathMiddleware",
+    # First and last: HTTP metrics around everything else (docs/operations.md, "Metrics").
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # The request id (X-Request-ID) on every log line and answer, and one line per request.
+    "core.logs.RequestLogMiddleware",
+    # /metrics for Prometheus, before the host check and the HTTPS redirect (config/metrics.py).
+    "config.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.BrowserOnlyPermissionsPolicyMiddleware",
     "config.middleware.BrowserOnlyCSPMiddleware",
@@ -83,8 +91,9 @@ MIDDLEWARE = [
     "core.middleware.AuditContextMiddleware",
     # Pages render in the viewer's time zone (their profile's; the API stays in UTC).
     "core.profiles.TimeZoneMiddleware",
-    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    # Last but one, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -520,9 +529,24 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "releasegate@localhost")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# Prometheus /metrics (docs/operations.md, "Metrics"): off (404) unless a bearer token and/or
+# the networks allowed to scrape are set; with both, a scrape needs both. Gauges read from the
+# database are cached this many seconds per process.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
+METRICS_GAUGES_CACHE_SECONDS = env_float("METRICS_GAUGES_CACHE_SECONDS", 10.0)
+# A Celery worker serves its own counters on this port (0: off), behind the same rule. With
+# the prefork pool, set PROMETHEUS_MULTIPROC_DIR for the worker too so its processes add up.
+CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 0)
+CELERY_METRICS_ADDRESS = env_str("CELERY_METRICS_ADDRESS", "0.0.0.0")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long.")
+
+# Logs (docs/operations.md, "Logs"): LOG_FORMAT=json writes one JSON object per line with the
+# request id, task id and acting user; text (the default here, `make run`) is for people.
+# Production defaults to json.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}.")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)

@@ -7,9 +7,10 @@ to start.
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_required, env_secret_keys, env_str
+from core.logs import logging_config
 
 from .base import *  # noqa: F403
-from .base import DATABASES
+from .base import DATABASES, LOG_LEVEL
 
 SECRET_KEY = env_required("DJANGO_SECRET_KEY")
 DEBUG = False
@@ -42,3 +43,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# One JSON object per line for the log pipeline (docs/operations.md, "Logs").
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}.")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core import metrics
 from core.audit import audit_record
 from core.errors import Conflict, InvalidInput, TransitionNotAllowed
 from releases.models import Service
@@ -334,6 +335,17 @@ def pipeline_run_upsert(
     Raises PermissionDenied, Conflict (run of another service) or ArtefactTampered (409, whose
     audit event is committed on its own).
     """
+    try:
+        result = _pipeline_run_upsert(actor, service, event, checks, artefacts)
+    except Exception:
+        metrics.RUNS_INGESTED.labels(event.provider, event.status, "refused").inc()
+        raise
+    outcome = "created" if result.created else ("updated" if result.changed else "unchanged")
+    metrics.RUNS_INGESTED.labels(event.provider, event.status, outcome).inc()
+    return result
+
+
+def _pipeline_run_upsert(actor, service, event, checks, artefacts) -> RunUpsertResult:
     service_id = service_id_of(service)
     authorise_report(actor, service_id, TokenScope.RUNS_WRITE, getattr(service, "slug", ""))
     reported, event = event, _storable(event)
