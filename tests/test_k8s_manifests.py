@@ -36,6 +36,7 @@ SECRET_SETTINGS = {
     "DATABASE_OWNER_URL",
     "REDIS_URL",
     "AUDIT_CHAIN_KEYS",
+    "METRICS_TOKEN",  # optional: /metrics stays off (404) without it
 }
 POD_OWNERS = {"Deployment", "Job"}
 
@@ -266,8 +267,18 @@ def test_network_policies_deny_by_default_and_open_only_what_is_needed(objects):
     ingress_rules = [
         (name, rule) for name, p in policies.items() for rule in p["spec"].get("ingress", [])
     ]
-    assert [name for name, _ in ingress_rules] == ["releasegate-web-ingress"]
-    (_, rule) = ingress_rules[0]
+    assert sorted(name for name, _ in ingress_rules) == [
+        "releasegate-metrics-ingress",
+        "releasegate-web-ingress",
+    ]
+    # Prometheus, from its own namespace, reaches the web port and the workers' metrics port.
+    (metrics_rule,) = policies["releasegate-metrics-ingress"]["spec"]["ingress"]
+    (scraper,) = metrics_rule["from"]
+    assert scraper["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+    assert {p["port"] for p in metrics_rule["ports"]} == {8000, 9808}
+    (rule,) = policies["releasegate-web-ingress"]["spec"]["ingress"]
     assert (
         policies["releasegate-web-ingress"]["spec"]["podSelector"]["matchLabels"][
             "app.kubernetes.io/component"
