@@ -10,7 +10,7 @@ import json
 import pytest
 
 from core.tests.test_logs import json_lines, request_lines  # noqa: F401 (a fixture)
-from pipelines.tests.conftest import CI, make_token, run_body
+from pipelines.tests.conftest import CI, make_token, open_release, run_body
 from pipelines.tests.worker_support import (
     WorkerProcess,
     redis_url_or_skip,
@@ -51,6 +51,7 @@ def test_the_request_id_reaches_the_task_log_lines(
     json_lines,  # noqa: F811
 ):
     settings.PIPELINES_GATE_BATCH_SECONDS = 0  # the request publishes the task itself
+    open_release(service)  # gate work is queued only for a run of an open release
     log_path = tmp_path / "worker.log"
     worker = WorkerProcess(broker, log_path, LOG_FORMAT="json").start()
     try:

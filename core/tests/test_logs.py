@@ -4,6 +4,7 @@ worker's side is tests/test_logs_celery.py."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -16,7 +17,7 @@ import pytest
 from django.test import Client
 
 from core import logs
-from pipelines.tests.conftest import CI, make_token, run_body
+from pipelines.tests.conftest import CI, make_token, open_release, run_body
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +139,7 @@ def test_a_published_task_carries_the_request_id_and_logs_it(settings, service, 
 
     before_task_publish.connect(capture, weak=False)
     settings.PIPELINES_GATE_BATCH_SECONDS = 0  # publish on commit, in the request
+    open_release(service)  # a run queues gate work only for an open release of its version
     try:
         response = CI(make_token("ci", [service])).run(
             run_body(), HTTP_X_REQUEST_ID="req-from-ci-0001"
@@ -193,6 +195,7 @@ def test_production_logs_json_by_default():
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
             "DJANGO_SECRET_KEY": "k" * 50,
             "ALLOWED_HOSTS": "releasegate.example.com",
+            "AUDIT_CHAIN_KEYS": "k1:" + base64.b64encode(b"x" * 32).decode(),
         },
         capture_output=True,
         text=True,
