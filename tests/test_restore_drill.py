@@ -94,9 +94,11 @@ print(json.dumps({
 }))
 """
 
+# The minute sweep (recent runs), then the daily one (all runs: the demo's are backdated).
 SWEEP = """
 from pipelines.tasks import evaluate_pending_gates
-print(evaluate_pending_gates(older_than_seconds=0))
+recent = evaluate_pending_gates(older_than_seconds=0)
+print(recent + evaluate_pending_gates(older_than_seconds=0, horizon_hours=0))
 """
 
 
@@ -256,6 +258,9 @@ class Drill:
             "REDIS_URL": self.redis_url,
             "CELERY_BROKER_URL": self.redis_url,
             "RELEASEGATE_VAR_DIR": str(self.tmp / "var"),
+            # The audit checkpoints exported outside the database: one directory for every
+            # process of the drill, kept across the restore as a deployment keeps it.
+            "AUDIT_CHECKPOINT_DIR": str(self.tmp / "audit-checkpoints"),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
