@@ -74,7 +74,10 @@ def _inbox_context(request: HttpRequest) -> dict[str, Any]:
         sorts=selectors.INBOX_SORTS,
     )
     filters = form.filters() if request.GET else {}
+    query = request.GET.copy()
+    query.pop("part", None)
     return {
+        "count_query": query.urlencode(),
         "inbox": box,
         "can_vote": has_role(request.user, Role.CAB_MEMBER, Role.CAB_CHAIR),
         "filter_form": form,
@@ -90,9 +93,17 @@ def inbox(request: HttpRequest) -> HttpResponse:
     compact row each, filtered by kind, release and service and sorted by due date, age or
     risk; a row opens in place. htmx asks for the rows alone when a filter changes."""
     context = _inbox_context(request)
+    if request.htmx and request.GET.get("part") == "count":
+        return render(request, "governance/partials/inbox_count.html", context)
     if request.htmx and request.htmx.target == "inbox-list":
         return render(request, "governance/partials/inbox_list.html", context)
     return render(request, "governance/inbox.html", context)
+
+
+def _inbox_changed(response: HttpResponse) -> HttpResponse:
+    """An item was decided in place: the inbox's count asks for itself again (htmx event)."""
+    response["HX-Trigger"] = "inbox-changed"
+    return response
 
 
 def _signoff_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> HttpResponse:
@@ -144,7 +155,8 @@ def gate_decide(request: HttpRequest, pk: int) -> HttpResponse:
         if error:
             messages.error(request, error)
         return redirect("governance:inbox")
-    return _signoff_item(request, pk, status=status, error=error, done=not error)
+    response = _signoff_item(request, pk, status=status, error=error, done=not error)
+    return response if error else _inbox_changed(response)
 
 
 def _vote_item(request: HttpRequest, pk: int, status: int = 200, **extra) -> HttpResponse:
@@ -190,7 +202,8 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
         if error:
             messages.error(request, error)
         return redirect("governance:inbox")
-    return _vote_item(request, pk, status=status, error=error, done=not error)
+    response = _vote_item(request, pk, status=status, error=error, done=not error)
+    return response if error else _inbox_changed(response)
 
 
 @login_required
@@ -242,12 +255,13 @@ def exception_decide(request: HttpRequest, pk: int, decision: str) -> HttpRespon
         if error:
             messages.error(request, error)
         return redirect("governance:inbox")
-    return render(
+    response = render(
         request,
         "governance/partials/inbox_exception.html",
         {"exception": exception, "error": error, "done": not error},
         status=status,
     )
+    return response if error else _inbox_changed(response)
 
 
 # --- CAB workbench ----------------------------------------------------------------------------
@@ -273,7 +287,9 @@ def _workbench(request: HttpRequest, meeting_form=None, status: int = 200) -> Ht
         request,
         "governance/cab.html",
         {
-            "meetings": meetings,
+            # Scheduled meetings first; the ones closed this week under their own heading.
+            "upcoming": [m for m in meetings if m.state == MeetingState.SCHEDULED],
+            "recently_closed": [m for m in meetings if m.state != MeetingState.SCHEDULED],
             "is_chair": is_chair,
             "meeting_form": (meeting_form or MeetingForm()) if is_chair else None,
             "unscheduled": list(selectors.unscheduled_change_requests()) if is_chair else [],

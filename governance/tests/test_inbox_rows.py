@@ -138,3 +138,32 @@ def test_the_query_count_does_not_grow_with_the_rows(
         _cr(release_manager, days=n)
     assert len(_rows(client, query)) >= 5
     assert count() <= few
+
+
+def test_deciding_an_item_in_place_refreshes_the_count(waiting, approver):
+    """The count asks for itself again after an item is decided in place (issue 15, item 10):
+    the decision answers with the htmx event, the count's own request is fresh."""
+    client = Client()
+    client.force_login(approver)
+    page = client.get("/governance/inbox/?sort=risk").content.decode()
+    assert "3 of 3 items shown" in page
+    assert 'hx-trigger="inbox-changed from:body"' in page
+    assert "sort=risk&amp;part=count" in page  # the count keeps the filters it was drawn with
+    gate = GateCheck.objects.filter(release=waiting["soon"], role=Role.SECURITY_LEAD).first()
+    decided = client.post(
+        f"/governance/gates/{gate.pk}/decide/",
+        {"decision": "sign_off", "comment": "Scanned.", "panel": "inbox"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert decided.status_code == 200 and decided["HX-Trigger"] == "inbox-changed"
+    count = client.get("/governance/inbox/?sort=risk&part=count", HTTP_HX_REQUEST="true")
+    body = count.content.decode()
+    assert "<html" not in body and "2 of 2 items shown" in body
+    assert "part=count&amp;part=count" not in body
+    # A refused decision changes nothing and sends no event.
+    refused = client.post(
+        f"/governance/gates/{gate.pk}/decide/",
+        {"decision": "sign_off", "comment": "Again.", "panel": "inbox"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "HX-Trigger" not in refused

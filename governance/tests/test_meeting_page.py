@@ -167,3 +167,14 @@ def test_the_page_reads_a_fixed_number_of_queries(
     for n in range(3):
         meeting.attendees.add(UserFactory(username=f"guest{n}"))
     assert count() <= one
+
+
+def test_the_workbench_lists_closed_meetings_apart_from_the_upcoming(meeting, cab_chair):
+    """Issue 15, item 10: closed meetings were listed under "Upcoming"."""
+    closed = services.meeting_create(
+        actor=cab_chair, title="Monday CAB", scheduled_at=timezone.now() + timedelta(hours=1)
+    )
+    services.meeting_close(meeting=closed, actor=cab_chair)
+    page = browser(cab_chair).get("/governance/cab/").content.decode()
+    heading = page.index("Closed in the last seven days")
+    assert page.index("Weekly CAB") < heading < page.index("Monday CAB")
