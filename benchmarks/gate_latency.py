@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dbhygiene import vacuum_analyze
-from ingest import free_port, load_average, redis_available, wait_for
+from ingest import free_port, gunicorn_argv, load_average, redis_available, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -312,22 +312,7 @@ def main() -> int:
     port = free_port()
     bin_dir = Path(PYTHON).parent
     web = subprocess.Popen(
-        [
-            str(bin_dir / "gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--keep-alive",
-            "30",
-            "--log-level",
-            "warning",
-        ],
+        gunicorn_argv("config.wsgi:application", port),
         cwd=ROOT,
         env=env,
         start_new_session=True,

@@ -179,6 +179,28 @@ def drive(
     return result
 
 
+def gunicorn_argv(app: str, port: int, *, workers: int = 2, threads: int = 4) -> list[str]:
+    """gunicorn as the benchmarks run it: gthread, keep-alive clients, loopback only."""
+    return [
+        str(Path(PYTHON).parent / "gunicorn"),
+        app,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--keep-alive",
+        "30",
+        "--backlog",
+        "256",
+        "--log-level",
+        "warning",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -278,24 +300,7 @@ def main() -> int:
     # --- the servers: the app, and the bare app beside it with the same flags -----------------
     def serve(app: str, port: int, extra_env: dict[str, str]) -> subprocess.Popen:
         return subprocess.Popen(
-            [
-                str(Path(PYTHON).parent / "gunicorn"),
-                app,
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(args.threads),
-                "--keep-alive",
-                "30",
-                "--backlog",
-                "256",
-                "--log-level",
-                "warning",
-            ],
+            gunicorn_argv(app, port, workers=args.workers, threads=args.threads),
             cwd=ROOT,
             env={**env, **extra_env},
             start_new_session=True,

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from dataclasses import dataclass, replace
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -31,6 +29,7 @@ from ..models import (
 from ..reports import ArtefactReport, CheckReport, report_hash
 from ..verdicts import RUN_RELEVANCE_SQL, run_may_affect_gates
 from ._common import audit_actor, authorise_report, service_id_of, via
+from ._prepared import execute_planned_once
 from .artefacts import (
     ArtefactTampered,
     artefacts_register,
@@ -159,39 +158,6 @@ def _run_params(values: dict) -> list:
     return params
 
 
-_prepared: dict[tuple, tuple[str, str, int]] = {}
-_prepared_lock = threading.Lock()
-
-
-def _execute_planned_once(cursor, shape: tuple, sql: str, params: list) -> None:
-    """Run ``sql`` as a server-side prepared statement, prepared once per connection for its
-    shape (the run's fields, the number of checks and of artefacts): planning the create
-    statement took about as long as running it (docs/benchmarks-ingest.md). Off with
-    ``INGEST_PREPARED_STATEMENTS=false``, for a pooler in transaction mode that cannot keep
-    prepared statements."""
-    if not settings.INGEST_PREPARED_STATEMENTS:
-        cursor.execute(sql, params)
-        return
-    entry = _prepared.get(shape)
-    if entry is None:
-        with _prepared_lock:
-            entry = _prepared.get(shape)
-            if entry is None:
-                name = f"releasegate_ingest_{len(_prepared)}"
-                head, *rest = sql.split("%s")
-                body = head + "".join(f"${i}{part}" for i, part in enumerate(rest, 1))
-                entry = _prepared[shape] = (name, f"PREPARE {name} AS {body}", len(rest))
-    name, prepare, count = entry
-    raw = connection.connection
-    known = getattr(connection, "releasegate_prepared", None)
-    if known is None or known[0] is not raw:  # a new connection knows none of them
-        known = connection.releasegate_prepared = (raw, set())
-    if name not in known[1]:
-        cursor.execute(prepare)
-        known[1].add(name)
-    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * count)})", params)
-
-
 def _insert_run_tree_postgresql(
     values: dict,
     checks: tuple[CheckReport, ...],
@@ -292,9 +258,9 @@ def _insert_run_tree_postgresql(
             # Inside a caller's transaction (a webhook), a failed statement must not doom
             # it: a savepoint. Alone (the REST endpoint) the statement is its own transaction.
             with transaction.atomic():
-                _execute_planned_once(cursor, shape, "".join(sql), params)
+                execute_planned_once(cursor, shape, "".join(sql), params)
         else:
-            _execute_planned_once(cursor, shape, "".join(sql), params)
+            execute_planned_once(cursor, shape, "".join(sql), params)
         run_id, pending, inserted, known = cursor.fetchone()
     return run_id, bool(pending), inserted, known or []
 
